@@ -1,0 +1,418 @@
+//! The simulated kernel: one [`Kernel`] value owns the machine and every subsystem.
+//!
+//! There is no global state. Booting builds, in order: the firmware memory map (e820) with the
+//! command line's `mem=`/`memmap=` edits, simulated RAM, the iomem resource tree, memblock's view
+//! (memory and boot reservations), the mem_map and zones, and the buddy free lists — the order
+//! of `setup_arch()`, `mm_core_init()` and `memblock_free_all()` in Linux.
+
+pub mod cmdline;
+pub mod errno;
+pub mod resource;
+
+use crate::addr::{PAGE_SIZE, Pfn, PfnRange, PhysAddr, VirtAddr};
+use crate::arch::{self, Arch};
+use crate::hw::e820::{E820Table, E820Type};
+use crate::hw::ram::{Ram, RamError};
+use crate::mm::gfp::Gfp;
+use crate::mm::page_alloc::{AllocError, FreeError, Inconsistency, PageAlloc};
+use cmdline::Cmdline;
+pub use errno::Errno;
+use resource::Resource;
+
+/// Smallest machine mmlab boots (Linux needs more, but the allocator is happy).
+pub const MIN_RAM: u64 = 16 << 20;
+/// Largest RAM size accepted (the x86-64 direct map is 64 TiB; 4 TiB keeps host reservations sane).
+pub const MAX_RAM: u64 = 4 << 40;
+
+/// How to build a machine. Every field has the default `boot(#{})` uses.
+#[derive(Clone, Debug)]
+pub struct BootOptions {
+    /// Architecture name ("x86_64").
+    pub arch: String,
+    /// Bytes of RAM.
+    pub ram: u64,
+    /// Number of CPUs.
+    pub cpus: u32,
+    /// Seed for randomization (0: randomization off, like `setarch -R`).
+    pub seed: u64,
+    /// Linux boot parameters ("mem=512M memmap=64M$0x30000000").
+    pub cmdline: String,
+}
+
+impl Default for BootOptions {
+    fn default() -> Self {
+        BootOptions {
+            arch: "x86_64".into(),
+            ram: 256 << 20,
+            cpus: 1,
+            seed: 0,
+            cmdline: String::new(),
+        }
+    }
+}
+
+/// Why a machine could not boot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BootError(pub String);
+
+impl std::fmt::Display for BootError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BootError {}
+
+/// The process name used in kernel reports for requests from scripts.
+const CALLER: &str = "mmlab";
+
+/// The whole simulated system.
+#[derive(Debug)]
+pub struct Kernel {
+    arch: &'static dyn Arch,
+    opts: BootOptions,
+    cmdline: Cmdline,
+    e820: E820Table,
+    iomem: Resource,
+    ram: Ram,
+    page_alloc: PageAlloc,
+    log: Vec<String>,
+}
+
+impl Kernel {
+    /// Boots a machine.
+    pub fn boot(opts: BootOptions) -> Result<Kernel, BootError> {
+        let arch = arch::by_name(&opts.arch).ok_or_else(|| {
+            BootError(format!("unknown arch {:?} (known: \"x86_64\")", opts.arch))
+        })?;
+        if opts.ram < MIN_RAM || opts.ram > MAX_RAM {
+            return Err(BootError(format!("ram {} is outside 16M..=4T", opts.ram)));
+        }
+        if !opts.ram.is_multiple_of(PAGE_SIZE) {
+            return Err(BootError(format!(
+                "ram {} is not a multiple of 4K",
+                opts.ram
+            )));
+        }
+        if opts.cpus == 0 || opts.cpus > 512 {
+            return Err(BootError(format!("cpus {} is outside 1..=512", opts.cpus)));
+        }
+        let cmdline =
+            Cmdline::parse(&opts.cmdline).map_err(|e| BootError(format!("cmdline: {e}")))?;
+        let mut log = vec![format!("Command line: {}", opts.cmdline)];
+
+        // Firmware map, then the kernel's edits: trim_bios_range() makes the first page
+        // reserved, then mem=/memmap= (parse_early_param()), then sanitize.
+        let mut e820 = E820Table::pc(opts.ram, arch.pci_hole(), arch.low_firmware_hole());
+        e820.add(0, PAGE_SIZE, E820Type::Reserved);
+        cmdline.apply(&mut e820);
+        let phys_limit = 1u64 << arch.phys_bits();
+        if e820.end() > phys_limit.min(arch.direct_map_size()) {
+            return Err(BootError(format!(
+                "memory map ends at {:#x}, beyond what {} can address",
+                e820.end(),
+                arch.name()
+            )));
+        }
+        log.push("BIOS-provided physical RAM map:".into());
+        log.extend(e820.to_string().lines().map(str::to_string));
+
+        let ram = Ram::new(e820.end()).map_err(|e| BootError(e.to_string()))?;
+
+        // /proc/iomem: one resource per e820 range (e820__reserve_resources()).
+        let mut iomem = Resource::root("PCI mem", u64::MAX);
+        for e in e820.entries() {
+            // Ranges come from a sanitized, disjoint table, so insertion cannot conflict.
+            let _ = iomem.insert(e.start, e.end, e.kind.iomem_name());
+        }
+
+        // memblock.memory: e820 RAM rounded inwards to pages; memblock.reserved: the first MiB.
+        let memory: Vec<PfnRange> = e820
+            .entries()
+            .iter()
+            .filter(|e| e.kind == E820Type::Ram)
+            .filter_map(|e| {
+                let s = e.start.div_ceil(PAGE_SIZE);
+                let t = e.end / PAGE_SIZE;
+                PfnRange::new(Pfn::new(s), Pfn::new(t)).filter(|r| !r.is_empty())
+            })
+            .collect();
+        if memory.is_empty() {
+            return Err(BootError("no usable RAM left after mem=/memmap=".into()));
+        }
+        let reserved = [
+            PfnRange::new(Pfn::new(0), Pfn::new(arch.boot_reserved_low() / PAGE_SIZE))
+                .expect("ordered"),
+        ];
+        let max_pfn = Pfn::new(e820.end_of_ram() / PAGE_SIZE);
+        let page_alloc = PageAlloc::boot(
+            arch.zone_limits_with_empty().as_slice(),
+            max_pfn,
+            &memory,
+            &reserved,
+        );
+        let total: u64 = memory.iter().map(|r| r.len()).sum();
+        log.push(format!(
+            "Memory: {}K/{}K available",
+            page_alloc.totalram_pages() * 4,
+            total * 4
+        ));
+        Ok(Kernel {
+            arch,
+            opts,
+            cmdline,
+            e820,
+            iomem,
+            ram,
+            page_alloc,
+            log,
+        })
+    }
+
+    /// The architecture.
+    pub fn arch(&self) -> &'static dyn Arch {
+        self.arch
+    }
+    /// The options the machine booted with.
+    pub fn options(&self) -> &BootOptions {
+        &self.opts
+    }
+    /// The parsed command line.
+    pub fn cmdline(&self) -> &Cmdline {
+        &self.cmdline
+    }
+    /// The sanitized e820 map.
+    pub fn e820(&self) -> &E820Table {
+        &self.e820
+    }
+    /// The iomem resource tree.
+    pub fn iomem(&self) -> &Resource {
+        &self.iomem
+    }
+    /// The page allocator (zones, mem_map, counters).
+    pub fn page_alloc(&self) -> &PageAlloc {
+        &self.page_alloc
+    }
+    /// Simulated RAM.
+    pub fn ram(&self) -> &Ram {
+        &self.ram
+    }
+    /// The kernel log (dmesg), oldest first.
+    pub fn log(&self) -> &[String] {
+        &self.log
+    }
+
+    fn printk(&mut self, text: &str) {
+        const MAX_LOG: usize = 10_000;
+        if self.log.len() >= MAX_LOG {
+            self.log.drain(..MAX_LOG / 2);
+        }
+        self.log.extend(text.lines().map(str::to_string));
+    }
+
+    // ---- page allocator ---------------------------------------------------------------
+
+    /// `alloc_pages(gfp, order)`: the first frame of a free block, or ENOMEM (EINVAL for an
+    /// order above MAX_PAGE_ORDER or contradictory zone flags). A failure is reported in the log
+    /// as `warn_alloc()` does, unless __GFP_NOWARN.
+    pub fn alloc_pages(&mut self, gfp: Gfp, order: u32) -> Result<Pfn, Errno> {
+        match self.page_alloc.alloc_pages(gfp, order, &mut self.ram) {
+            Ok(pfn) => Ok(pfn),
+            Err(e) => {
+                if !gfp.contains(Gfp::NOWARN) {
+                    self.printk(&format!("{CALLER}: {e}"));
+                }
+                Err(match e {
+                    AllocError::NoMemory { .. } => Errno::ENOMEM,
+                    AllocError::OrderTooLarge(_) | AllocError::BadGfp(_) => Errno::EINVAL,
+                })
+            }
+        }
+    }
+
+    /// `__free_pages(page, order)`. A refused free changes nothing and logs a bad_page report.
+    pub fn free_pages(&mut self, pfn: Pfn, order: u32) -> Result<(), Errno> {
+        self.page_alloc
+            .free_pages(pfn, order, &mut self.ram)
+            .map_err(|e| self.report_bad_page(e))
+    }
+
+    /// `get_page()`: takes a reference on an allocated block; returns the new refcount.
+    pub fn get_page(&mut self, pfn: Pfn) -> Result<i32, Errno> {
+        self.page_alloc
+            .get_page(pfn)
+            .map_err(|e| self.report_bad_page(e))
+    }
+
+    /// `put_page()`: drops a reference; the last one frees the block.
+    pub fn put_page(&mut self, pfn: Pfn) -> Result<(), Errno> {
+        self.page_alloc
+            .put_page(pfn, &mut self.ram)
+            .map_err(|e| self.report_bad_page(e))
+    }
+
+    fn report_bad_page(&mut self, e: FreeError) -> Errno {
+        let pfn = match &e {
+            FreeError::InvalidPfn(p) => Some(*p),
+            FreeError::NotAllocated { pfn, .. } | FreeError::WrongOrder { pfn, .. } => Some(*pfn),
+            FreeError::OrderTooLarge(_) => None,
+        };
+        let page = pfn.and_then(|p| self.page_alloc.mem_map().page(p).copied());
+        let report = e.bad_page_report(CALLER, page.as_ref());
+        self.printk(&report);
+        Errno::EINVAL
+    }
+
+    /// `__get_free_pages(gfp, order)`: like `alloc_pages()` but returns the direct-map address.
+    pub fn get_free_pages(&mut self, gfp: Gfp, order: u32) -> Result<VirtAddr, Errno> {
+        let pfn = self.alloc_pages(gfp, order)?;
+        self.page_address(pfn).ok_or(Errno::EFAULT)
+    }
+
+    /// `get_zeroed_page(gfp)`.
+    pub fn get_zeroed_page(&mut self, gfp: Gfp) -> Result<VirtAddr, Errno> {
+        self.get_free_pages(gfp | Gfp::ZERO, 0)
+    }
+
+    /// `free_pages(addr, order)`: frees by direct-map address.
+    pub fn free_pages_addr(&mut self, addr: VirtAddr, order: u32) -> Result<(), Errno> {
+        let pfn = self.virt_to_page(addr).ok_or(Errno::EINVAL)?;
+        self.free_pages(pfn, order)
+    }
+
+    // ---- address conversion -----------------------------------------------------------
+
+    /// `page_address()`: the direct-map address of a frame, or None if it has no struct page or
+    /// lies above the direct map.
+    pub fn page_address(&self, pfn: Pfn) -> Option<VirtAddr> {
+        if !self.page_alloc.mem_map().pfn_valid(pfn) {
+            return None;
+        }
+        self.phys_to_virt(pfn.checked_phys()?)
+    }
+
+    /// `__va()`: the direct-map address of a physical address.
+    pub fn phys_to_virt(&self, pa: PhysAddr) -> Option<VirtAddr> {
+        if pa.as_u64() >= self.arch.direct_map_size() {
+            return None;
+        }
+        self.arch.page_offset().checked_add(pa.as_u64())
+    }
+
+    /// `__pa()` / `virt_to_phys()`: only direct-map addresses have one.
+    pub fn virt_to_phys(&self, va: VirtAddr) -> Option<PhysAddr> {
+        let off = va.as_u64().checked_sub(self.arch.page_offset().as_u64())?;
+        (off < self.arch.direct_map_size()).then(|| PhysAddr::new(off))
+    }
+
+    /// `virt_to_page()`: the frame behind a direct-map address, if it has a struct page.
+    pub fn virt_to_page(&self, va: VirtAddr) -> Option<Pfn> {
+        let pfn = self.virt_to_phys(va)?.pfn();
+        self.page_alloc.mem_map().pfn_valid(pfn).then_some(pfn)
+    }
+
+    // ---- physical memory access -------------------------------------------------------
+
+    /// Reads RAM bytes at a physical address; refuses ranges that are not System RAM.
+    pub fn read_phys(&self, pa: PhysAddr, len: u64) -> Result<Vec<u8>, Errno> {
+        let end = pa.as_u64().checked_add(len).ok_or(Errno::EFAULT)?;
+        if len > 64 << 20 {
+            return Err(Errno::E2BIG);
+        }
+        if !self.e820.is_all(pa.as_u64(), end, E820Type::Ram) {
+            return Err(Errno::EFAULT);
+        }
+        let mut buf = vec![0; len as usize];
+        self.ram
+            .read(pa, &mut buf)
+            .map_err(|_: RamError| Errno::EFAULT)?;
+        Ok(buf)
+    }
+
+    /// Writes RAM bytes at a physical address; refuses ranges that are not System RAM.
+    pub fn write_phys(&mut self, pa: PhysAddr, data: &[u8]) -> Result<(), Errno> {
+        let end = pa
+            .as_u64()
+            .checked_add(data.len() as u64)
+            .ok_or(Errno::EFAULT)?;
+        if !self.e820.is_all(pa.as_u64(), end, E820Type::Ram) {
+            return Err(Errno::EFAULT);
+        }
+        self.ram.write(pa, data).map_err(|_| Errno::EFAULT)
+    }
+
+    // ---- views and tunables -----------------------------------------------------------
+
+    /// The text of a /proc file, or ENOENT.
+    pub fn cat(&self, path: &str) -> Result<String, Errno> {
+        crate::procfs::render(self, path)
+    }
+
+    /// /proc/vmstat as (name, value) pairs, in Linux's order.
+    pub fn vmstat(&self) -> Vec<(String, u64)> {
+        crate::procfs::vmstat::counters(self)
+    }
+
+    /// Writes a sysctl (`/proc/sys/vm/...`). Accepts "vm.min_free_kbytes",
+    /// "vm.watermark_scale_factor" and "vm.lowmem_reserve_ratio" (space-separated list).
+    pub fn sysctl(&mut self, name: &str, value: &str) -> Result<(), Errno> {
+        let name = name.trim_start_matches("/proc/sys/").replace('/', ".");
+        let num = |v: &str| v.trim().parse::<u64>().map_err(|_| Errno::EINVAL);
+        match name.as_str() {
+            "vm.min_free_kbytes" => {
+                let v = num(value)?;
+                if v == 0 || v > i32::MAX as u64 {
+                    return Err(Errno::EINVAL);
+                }
+                self.page_alloc.set_min_free_kbytes(v);
+                Ok(())
+            }
+            "vm.watermark_scale_factor" => self
+                .page_alloc
+                .set_watermark_scale_factor(num(value)?)
+                .map_err(|_| Errno::EINVAL),
+            "vm.lowmem_reserve_ratio" => {
+                let v: Result<Vec<u64>, Errno> = value.split_whitespace().map(num).collect();
+                self.page_alloc
+                    .set_lowmem_reserve_ratio(&v?)
+                    .map_err(|_| Errno::EINVAL)
+            }
+            _ => Err(Errno::ENOENT),
+        }
+    }
+
+    /// Reads a sysctl as text, as `cat /proc/sys/vm/...` prints it.
+    pub fn sysctl_read(&self, name: &str) -> Result<String, Errno> {
+        let name = name.trim_start_matches("/proc/sys/").replace('/', ".");
+        let t = self.page_alloc.tunables();
+        match name.as_str() {
+            "vm.min_free_kbytes" => Ok(format!("{}\n", t.min_free_kbytes)),
+            "vm.watermark_scale_factor" => Ok(format!("{}\n", t.watermark_scale_factor)),
+            "vm.lowmem_reserve_ratio" => {
+                let v: Vec<String> = t
+                    .lowmem_reserve_ratio
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect();
+                Ok(format!("{}\n", v.join("\t")))
+            }
+            _ => Err(Errno::ENOENT),
+        }
+    }
+
+    /// Checks every subsystem's cached counters against its structures.
+    pub fn validate(&self) -> Result<(), Inconsistency> {
+        self.page_alloc.validate()
+    }
+}
+
+impl dyn Arch {
+    /// The zones of this architecture, populated or not, in index order (for zone setup).
+    pub fn zone_limits_with_empty(&self) -> Vec<(crate::mm::zone::ZoneType, Option<Pfn>)> {
+        let mut v: Vec<_> = self.zone_limits().to_vec();
+        for &z in self.empty_zones() {
+            v.push((z, Some(Pfn::new(0))));
+        }
+        v
+    }
+}

@@ -1,0 +1,306 @@
+//! `struct page` and the mem_map, modelled on include/linux/mm_types.h and SPARSEMEM.
+//!
+//! Every frame of RAM has one [`Page`]. Like Linux with CONFIG_SPARSEMEM, the mem_map is split
+//! into sections of 128 MiB (SECTION_SIZE_BITS = 27 on x86-64); a section's array of pages is
+//! allocated on the host only when one of its pages is first written, so a 1 TiB machine boots
+//! without committing 16 GiB of metadata. A page whose section was never written is in the fresh
+//! state ([`Page::FRESH`]) — what `__init_single_page()` leaves behind.
+//!
+//! Invariants (checked by [`crate::mm::page_alloc::PageAlloc::validate`]):
+//! - `role == Buddy { order }` exactly for the first frame of each block on a zone's free list;
+//!   the other frames of that block are `None`.
+//! - `role == Allocated { order }` exactly for the first frame of each block handed out by the
+//!   page allocator; its refcount is at least 1.
+//! - `role == Reserved` for frames that never enter the page allocator (memblock reservations,
+//!   e820 holes inside a section).
+
+use crate::addr::Pfn;
+
+/// log2 of the frames in one mem_map section (SECTION_SIZE_BITS 27 - PAGE_SHIFT 12).
+pub const PFN_SECTION_SHIFT: u32 = 15;
+/// Frames in one mem_map section.
+pub const PAGES_PER_SECTION: u64 = 1 << PFN_SECTION_SHIFT;
+
+/// What a frame is being used for. Linux keeps this spread over page flags, `page_type` and
+/// unions; mmlab keeps it in one enum so a page cannot be two things at once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PageRole {
+    /// No state of its own: a fresh page, or a frame inside a block whose first frame holds
+    /// the state.
+    #[default]
+    None,
+    /// PG_reserved: never handed to the page allocator.
+    Reserved,
+    /// PageBuddy: the first frame of a free block on `free_area[order]`.
+    Buddy {
+        /// The block is `2^order` frames.
+        order: u8,
+    },
+    /// The first frame of a block handed out by `alloc_pages()` at this order.
+    Allocated {
+        /// The block is `2^order` frames.
+        order: u8,
+    },
+}
+
+/// Page flags, with Linux's names (include/linux/page-flags.h). Only the ones a modelled
+/// mechanism sets are defined; the role enum replaces PG_reserved, PageBuddy and PG_slab.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PageFlags(u32);
+
+impl PageFlags {
+    /// PG_locked.
+    pub const LOCKED: PageFlags = PageFlags(1 << 0);
+    /// PG_referenced.
+    pub const REFERENCED: PageFlags = PageFlags(1 << 2);
+    /// PG_uptodate.
+    pub const UPTODATE: PageFlags = PageFlags(1 << 3);
+    /// PG_dirty.
+    pub const DIRTY: PageFlags = PageFlags(1 << 4);
+    /// PG_lru.
+    pub const LRU: PageFlags = PageFlags(1 << 5);
+    /// PG_head: first page of a compound page (allocated with __GFP_COMP).
+    pub const HEAD: PageFlags = PageFlags(1 << 6);
+    /// PG_active.
+    pub const ACTIVE: PageFlags = PageFlags(1 << 9);
+
+    /// No flag set.
+    pub const fn empty() -> Self {
+        PageFlags(0)
+    }
+    /// The raw bits.
+    pub const fn bits(self) -> u32 {
+        self.0
+    }
+    /// True when every bit of `other` is set.
+    pub const fn contains(self, other: PageFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+    /// Sets the bits of `other`.
+    pub fn insert(&mut self, other: PageFlags) {
+        self.0 |= other.0;
+    }
+    /// Clears the bits of `other`.
+    pub fn remove(&mut self, other: PageFlags) {
+        self.0 &= !other.0;
+    }
+}
+
+/// A link in a list threaded through `struct page` (Linux's `page->lru`), by frame number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Link(u64);
+
+impl Link {
+    pub(crate) const NIL: Link = Link(u64::MAX);
+    pub(crate) fn to(pfn: Pfn) -> Link {
+        Link(pfn.as_u64())
+    }
+    pub(crate) fn get(self) -> Option<Pfn> {
+        (self != Link::NIL).then(|| Pfn::new(self.0))
+    }
+}
+
+/// The metadata of one frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Page {
+    flags: PageFlags,
+    /// `_refcount`: references to the frame; 0 while free.
+    refcount: i32,
+    /// Number of page-table entries mapping the frame (Linux stores this minus one).
+    mapcount: i32,
+    role: PageRole,
+    /// Previous and next frame on the list this page heads (free list now, LRU later).
+    pub(crate) prev: Link,
+    pub(crate) next: Link,
+    /// `page->private`: owner-defined word.
+    private: u64,
+    /// `page->mapping`: the owner (anon_vma or address_space) once those exist; 0 for none.
+    mapping: u64,
+    /// `page->index`: offset within the owner, in pages.
+    index: u64,
+}
+
+const _: () = assert!(
+    std::mem::size_of::<Page>() <= 64,
+    "struct page must stay within 64 bytes"
+);
+
+impl Default for Page {
+    fn default() -> Self {
+        Page::FRESH
+    }
+}
+
+impl Page {
+    /// The state `__init_single_page()` leaves: no role, no references, no mappings.
+    pub const FRESH: Page = Page {
+        flags: PageFlags::empty(),
+        refcount: 0,
+        mapcount: 0,
+        role: PageRole::None,
+        prev: Link::NIL,
+        next: Link::NIL,
+        private: 0,
+        mapping: 0,
+        index: 0,
+    };
+
+    /// What the frame is used for.
+    pub fn role(&self) -> PageRole {
+        self.role
+    }
+    pub(crate) fn set_role(&mut self, role: PageRole) {
+        self.role = role;
+    }
+    /// `page_ref_count()`.
+    pub fn refcount(&self) -> i32 {
+        self.refcount
+    }
+    pub(crate) fn set_refcount(&mut self, n: i32) {
+        self.refcount = n;
+    }
+    /// `get_page()`: takes a reference.
+    pub(crate) fn get(&mut self) {
+        self.refcount += 1;
+    }
+    /// `put_page_testzero()`: drops a reference, true when it was the last one.
+    pub(crate) fn put_testzero(&mut self) -> bool {
+        self.refcount -= 1;
+        self.refcount == 0
+    }
+    /// `page_mapcount()`: how many page-table entries map the frame.
+    pub fn mapcount(&self) -> i32 {
+        self.mapcount
+    }
+    /// Page flags.
+    pub fn flags(&self) -> PageFlags {
+        self.flags
+    }
+    pub(crate) fn flags_mut(&mut self) -> &mut PageFlags {
+        &mut self.flags
+    }
+    /// `page->private`.
+    pub fn private(&self) -> u64 {
+        self.private
+    }
+    /// `page->mapping` as a raw owner token (0 when none).
+    pub fn mapping(&self) -> u64 {
+        self.mapping
+    }
+    /// `page->index`.
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+}
+
+/// The array of `struct page` for all RAM: `pfn_to_page()` and `page_to_pfn()` go through it.
+#[derive(Debug)]
+pub struct MemMap {
+    /// Sections of pages, allocated on first write; `None` for sections never written.
+    sections: Vec<Option<Box<[Page]>>>,
+    /// One bit per section: true when the section holds any RAM (`valid_section()`).
+    valid: Vec<bool>,
+}
+
+impl MemMap {
+    /// A mem_map for frames below `max_pfn`, where `valid_ranges` are the frames that have
+    /// a `struct page` (whole sections around every RAM range, as SPARSEMEM gives).
+    pub fn new(max_pfn: Pfn, ram: impl IntoIterator<Item = crate::addr::PfnRange>) -> MemMap {
+        let nr = max_pfn.as_u64().div_ceil(PAGES_PER_SECTION) as usize;
+        let mut valid = vec![false; nr];
+        for r in ram {
+            if r.is_empty() {
+                continue;
+            }
+            let first = (r.start.as_u64() >> PFN_SECTION_SHIFT) as usize;
+            let last = ((r.end.as_u64() - 1) >> PFN_SECTION_SHIFT) as usize;
+            for v in &mut valid[first..=last.min(nr - 1)] {
+                *v = true;
+            }
+        }
+        MemMap {
+            sections: (0..nr).map(|_| None).collect(),
+            valid,
+        }
+    }
+
+    /// `pfn_valid()`: true when the frame has a `struct page`.
+    pub fn pfn_valid(&self, pfn: Pfn) -> bool {
+        let s = (pfn.as_u64() >> PFN_SECTION_SHIFT) as usize;
+        self.valid.get(s).copied().unwrap_or(false)
+    }
+
+    /// `pfn_to_page()`: the page of a valid frame.
+    pub fn page(&self, pfn: Pfn) -> Option<&Page> {
+        let s = (pfn.as_u64() >> PFN_SECTION_SHIFT) as usize;
+        if !*self.valid.get(s)? {
+            return None;
+        }
+        match &self.sections[s] {
+            Some(sec) => Some(&sec[(pfn.as_u64() & (PAGES_PER_SECTION - 1)) as usize]),
+            None => Some(&Page::FRESH),
+        }
+    }
+
+    /// The page of a valid frame, writable; allocates its section on first use.
+    pub(crate) fn page_mut(&mut self, pfn: Pfn) -> Option<&mut Page> {
+        let s = (pfn.as_u64() >> PFN_SECTION_SHIFT) as usize;
+        if !*self.valid.get(s)? {
+            return None;
+        }
+        let sec = self.sections[s].get_or_insert_with(|| {
+            vec![Page::FRESH; PAGES_PER_SECTION as usize].into_boxed_slice()
+        });
+        Some(&mut sec[(pfn.as_u64() & (PAGES_PER_SECTION - 1)) as usize])
+    }
+
+    /// Sections whose pages are committed on the host.
+    pub fn committed_sections(&self) -> usize {
+        self.sections.iter().filter(|s| s.is_some()).count()
+    }
+
+    /// Host bytes committed for metadata.
+    pub fn committed_bytes(&self) -> u64 {
+        self.committed_sections() as u64 * PAGES_PER_SECTION * std::mem::size_of::<Page>() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::addr::PfnRange;
+
+    #[test]
+    fn page_fits_in_64_bytes() {
+        assert!(std::mem::size_of::<Page>() <= 64);
+    }
+
+    #[test]
+    fn sections_are_lazy_and_validity_follows_ram() {
+        let ram = PfnRange::new(Pfn::new(0), Pfn::new(PAGES_PER_SECTION * 2)).unwrap();
+        let hi = PfnRange::new(
+            Pfn::new(PAGES_PER_SECTION * 8),
+            Pfn::new(PAGES_PER_SECTION * 8 + 5),
+        )
+        .unwrap();
+        let mut mm = MemMap::new(Pfn::new(PAGES_PER_SECTION * 9), [ram, hi]);
+        assert!(mm.pfn_valid(Pfn::new(1)));
+        assert!(!mm.pfn_valid(Pfn::new(PAGES_PER_SECTION * 4)));
+        assert!(mm.pfn_valid(Pfn::new(PAGES_PER_SECTION * 9 - 1)));
+        assert!(!mm.pfn_valid(Pfn::new(PAGES_PER_SECTION * 9)));
+        assert_eq!(mm.page(Pfn::new(7)), Some(&Page::FRESH));
+        assert_eq!(mm.committed_sections(), 0);
+        mm.page_mut(Pfn::new(7))
+            .unwrap()
+            .set_role(PageRole::Reserved);
+        assert_eq!(mm.committed_sections(), 1);
+        assert_eq!(mm.page(Pfn::new(7)).unwrap().role(), PageRole::Reserved);
+        assert!(mm.page_mut(Pfn::new(PAGES_PER_SECTION * 5)).is_none());
+    }
+
+    #[test]
+    fn links_round_trip() {
+        assert_eq!(Link::NIL.get(), None);
+        assert_eq!(Link::to(Pfn::new(9)).get(), Some(Pfn::new(9)));
+    }
+}

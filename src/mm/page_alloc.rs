@@ -1,0 +1,1036 @@
+//! The buddy page allocator, modelled on mm/page_alloc.c (Linux 6.18).
+//!
+//! Free memory is kept per zone in `free_area[order]` lists of naturally aligned blocks of
+//! `2^order` frames. Allocation takes the smallest block that fits (`__rmqueue_smallest()`) and
+//! splits it, returning the upper halves to lower lists (`expand()`). Freeing merges a block with
+//! its buddy (`pfn ^ (1 << order)`) while the buddy is free at the same order
+//! (`__free_one_page()`).
+//!
+//! Zone choice follows `get_page_from_freelist()`: zones from `gfp_zone()` downwards (NORMAL →
+//! DMA32 → DMA); a first pass against the low watermark, then a second against the min
+//! watermark lowered for __GFP_HIGH and atomic callers (`__alloc_pages_slowpath()` without
+//! reclaim: nothing in this model is reclaimable yet, so where Linux would reclaim, compact or
+//! invoke the OOM killer the allocation fails).
+//!
+//! Known differences, listed in docs/divergences.md: no migratetypes (one free list per order),
+//! no per-CPU page lists, no page shuffling; the merge heuristic `buddy_merge_likely()` and
+//! FPI_TO_TAIL at boot are kept, so the order of frames handed out matches a kernel booted with
+//! the same memory and `percpu_pagelist_high_fraction` irrelevant.
+
+use crate::addr::{Pfn, PfnRange};
+use crate::hw::ram::Ram;
+use crate::kernel::Errno;
+use crate::mm::gfp::Gfp;
+use crate::mm::page::{Link, MemMap, Page, PageFlags, PageRole};
+use crate::mm::zone::{MAX_PAGE_ORDER, Wmark, Zone, ZoneType};
+use std::fmt;
+
+/// Why an allocation failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllocError {
+    /// `order > MAX_PAGE_ORDER` (Linux warns and returns NULL).
+    OrderTooLarge(u32),
+    /// The GFP flags name more than one zone modifier (GFP_ZONE_BAD).
+    BadGfp(Gfp),
+    /// No zone allowed by the flags has a free block above its watermark.
+    NoMemory {
+        /// Requested order.
+        order: u32,
+        /// Requested flags.
+        gfp: Gfp,
+    },
+}
+
+impl fmt::Display for AllocError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AllocError::OrderTooLarge(o) => {
+                write!(f, "order {o} is above MAX_PAGE_ORDER ({MAX_PAGE_ORDER})")
+            }
+            AllocError::BadGfp(g) => write!(f, "GFP flags {:#x} name more than one zone", g.bits()),
+            // warn_alloc() in mm/page_alloc.c; the %pGg flag names are not reproduced.
+            AllocError::NoMemory { order, gfp } => write!(
+                f,
+                "page allocation failure: order:{order}, mode:{:#x}, nodemask=(null)",
+                gfp.bits()
+            ),
+        }
+    }
+}
+
+/// Why a free was refused. Linux would report these through `bad_page()` (or corrupt memory
+/// silently, for a wrong order); mmlab refuses the free and changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FreeError {
+    /// The frame has no `struct page` (`pfn_valid()` is false).
+    InvalidPfn(Pfn),
+    /// The order is above MAX_PAGE_ORDER.
+    OrderTooLarge(u32),
+    /// The frame is not the first frame of an allocated block.
+    NotAllocated {
+        /// Frame passed to the free.
+        pfn: Pfn,
+        /// What the frame is.
+        role: PageRole,
+        /// Its refcount.
+        refcount: i32,
+    },
+    /// The block was allocated at another order.
+    WrongOrder {
+        /// Frame passed to the free.
+        pfn: Pfn,
+        /// Order it was allocated at.
+        allocated: u32,
+        /// Order passed to the free.
+        freed: u32,
+    },
+}
+
+impl FreeError {
+    /// The report Linux's `bad_page()` would print (mm/page_alloc.c), followed by mmlab's
+    /// reason. Lines: "BUG: Bad page state in process %s  pfn:%05lx", the dump_page() summary,
+    /// "page dumped because: …".
+    pub fn bad_page_report(&self, process: &str, page: Option<&Page>) -> String {
+        let (pfn, reason) = match self {
+            FreeError::InvalidPfn(p) => (*p, "pfn has no struct page".to_string()),
+            FreeError::OrderTooLarge(o) => (Pfn::new(0), format!("order {o} > MAX_PAGE_ORDER")),
+            FreeError::NotAllocated { pfn, role, .. } => (
+                *pfn,
+                match role {
+                    PageRole::Buddy { .. } => "page is already free (PageBuddy)".to_string(),
+                    PageRole::Reserved => {
+                        "PAGE_FLAGS_CHECK_AT_FREE flag(s) set (reserved)".to_string()
+                    }
+                    _ => "page is not the head of an allocated block".to_string(),
+                },
+            ),
+            FreeError::WrongOrder {
+                pfn,
+                allocated,
+                freed,
+            } => (
+                *pfn,
+                format!("freed at order {freed}, allocated at order {allocated}"),
+            ),
+        };
+        let mut s = format!(
+            "BUG: Bad page state in process {process}  pfn:{:05x}\n",
+            pfn.as_u64()
+        );
+        if let Some(p) = page {
+            s += &format!(
+                "page: refcount:{} mapcount:{} mapping:{:016x} index:{:#x} pfn:{:#x}\n",
+                p.refcount(),
+                p.mapcount(),
+                p.mapping(),
+                p.index(),
+                pfn.as_u64()
+            );
+            s += &format!("flags: {:#x}({:?})\n", p.flags().bits(), p.role());
+        }
+        s += &format!("page dumped because: {reason}\n");
+        s
+    }
+}
+
+impl fmt::Display for FreeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FreeError::InvalidPfn(p) => write!(f, "pfn {:#x} is not valid", p.as_u64()),
+            FreeError::OrderTooLarge(o) => write!(f, "order {o} is above MAX_PAGE_ORDER"),
+            FreeError::NotAllocated {
+                pfn,
+                role,
+                refcount,
+            } => write!(
+                f,
+                "pfn {:#x} is not an allocated block ({role:?}, refcount {refcount})",
+                pfn.as_u64()
+            ),
+            FreeError::WrongOrder {
+                pfn,
+                allocated,
+                freed,
+            } => write!(
+                f,
+                "pfn {:#x} freed at order {freed} but allocated at order {allocated}",
+                pfn.as_u64()
+            ),
+        }
+    }
+}
+
+/// A discrepancy found by [`PageAlloc::validate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inconsistency(pub String);
+
+impl fmt::Display for Inconsistency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Tunables of the allocator, with Linux's defaults (sysctl vm.*).
+#[derive(Debug, Clone)]
+pub struct Tunables {
+    /// vm.min_free_kbytes (computed at boot by `calculate_min_free_kbytes()`).
+    pub min_free_kbytes: u64,
+    /// vm.watermark_scale_factor (default 10, i.e. 0.1% of the zone).
+    pub watermark_scale_factor: u64,
+    /// vm.lowmem_reserve_ratio, one per zone.
+    pub lowmem_reserve_ratio: Vec<u64>,
+}
+
+/// Event counters the allocator keeps, named as in /proc/vmstat.
+#[derive(Debug, Clone, Default)]
+pub struct AllocEvents {
+    /// pgalloc_<zone>: pages allocated from each zone, by zone index.
+    pub pgalloc: Vec<u64>,
+    /// pgfree: pages freed.
+    pub pgfree: u64,
+}
+
+/// The page allocator of one node: its zones, the mem_map and the counters.
+#[derive(Debug)]
+pub struct PageAlloc {
+    zones: Vec<Zone>,
+    mem_map: MemMap,
+    tunables: Tunables,
+    events: AllocEvents,
+    /// memblock.memory: RAM ranges (page-aligned inwards), ascending.
+    memory: Vec<PfnRange>,
+    /// Frames reserved at boot inside `memory`.
+    reserved_pages: u64,
+}
+
+/// Alloc flags derived from GFP flags (`gfp_to_alloc_flags()`), the subset that matters here.
+#[derive(Clone, Copy, Debug)]
+struct AllocFlags {
+    wmark: Wmark,
+    /// ALLOC_MIN_RESERVE: __GFP_HIGH.
+    min_reserve: bool,
+    /// ALLOC_NON_BLOCK: the caller cannot enter direct reclaim.
+    non_block: bool,
+}
+
+impl PageAlloc {
+    /// Builds the zones of one node and frees every unreserved RAM frame into them, as
+    /// `free_area_init()` and `memblock_free_all()` do. `zone_types` lists the configured zones in
+    /// index order with the first frame above each (None: unbounded); `memory` is
+    /// memblock.memory and `reserved` memblock.reserved, both in frames.
+    pub fn boot(
+        zone_types: &[(ZoneType, Option<Pfn>)],
+        max_pfn: Pfn,
+        memory: &[PfnRange],
+        reserved: &[PfnRange],
+    ) -> PageAlloc {
+        let memory: Vec<PfnRange> = {
+            let mut m: Vec<PfnRange> = memory.iter().copied().filter(|r| !r.is_empty()).collect();
+            m.sort_by_key(|r| r.start);
+            m
+        };
+        let node_start = memory.first().map(|r| r.start).unwrap_or(Pfn::new(0));
+        let node_end = memory.last().map(|r| r.end).unwrap_or(Pfn::new(0));
+        let nr_zones = zone_types.len();
+        let mut zones = Vec::with_capacity(nr_zones);
+        let mut lower = Pfn::new(0);
+        for &(zt, limit) in zone_types {
+            let upper = limit.unwrap_or(max_pfn);
+            // zone_spanned_pages_in_node(): the zone's range clamped to the node's.
+            let start = lower.max(node_start);
+            let end = upper.min(node_end);
+            let mut z = Zone::new(zt, if end > start { start } else { Pfn::new(0) }, nr_zones);
+            if end > start {
+                z.spanned_pages = end.as_u64() - start.as_u64();
+            }
+            zones.push(z);
+            lower = upper.max(lower);
+        }
+        let ratios = zone_types
+            .iter()
+            .map(|(zt, _)| match zt {
+                ZoneType::Dma | ZoneType::Dma32 => 256,
+                ZoneType::Normal | ZoneType::HighMem => 32,
+                ZoneType::Movable | ZoneType::Device => 0,
+            })
+            .collect();
+        let mem_map = MemMap::new(max_pfn, memory.iter().copied());
+        let mut pa = PageAlloc {
+            zones,
+            mem_map,
+            tunables: Tunables {
+                min_free_kbytes: 0,
+                watermark_scale_factor: 10,
+                lowmem_reserve_ratio: ratios,
+            },
+            events: AllocEvents {
+                pgalloc: vec![0; nr_zones],
+                pgfree: 0,
+            },
+            memory: memory.clone(),
+            reserved_pages: 0,
+        };
+        // Holes inside a section with RAM get reserved struct pages (init_unavailable_range()).
+        let max_section_end = max_pfn
+            .as_u64()
+            .div_ceil(crate::mm::page::PAGES_PER_SECTION)
+            * crate::mm::page::PAGES_PER_SECTION;
+        let mut cursor = 0u64;
+        let mut holes = Vec::new();
+        for r in &memory {
+            if r.start.as_u64() > cursor {
+                holes.push((cursor, r.start.as_u64()));
+            }
+            cursor = r.end.as_u64();
+        }
+        holes.push((cursor, max_section_end));
+        for (s, e) in holes {
+            for pfn in s..e {
+                if let Some(p) = pa.mem_map.page_mut(Pfn::new(pfn)) {
+                    p.set_role(PageRole::Reserved);
+                } else {
+                    // Skip the rest of an invalid section at once.
+                    let next = (pfn | (crate::mm::page::PAGES_PER_SECTION - 1)) + 1;
+                    if next >= e {
+                        break;
+                    }
+                }
+            }
+        }
+        // present_pages per zone.
+        for z in &mut pa.zones {
+            let span = z.span();
+            z.present_pages = memory
+                .iter()
+                .filter_map(|r| r.intersect(&span))
+                .map(|r| r.len())
+                .sum();
+        }
+        // memblock.reserved inside memory: PG_reserved, not managed.
+        let mut reserved: Vec<PfnRange> =
+            reserved.iter().copied().filter(|r| !r.is_empty()).collect();
+        reserved.sort_by_key(|r| r.start);
+        let mut free_ranges = Vec::new();
+        for r in &memory {
+            let mut start = r.start;
+            for res in &reserved {
+                if let Some(ov) = res.intersect(r) {
+                    if ov.start > start {
+                        free_ranges.push(PfnRange {
+                            start,
+                            end: ov.start,
+                        });
+                    }
+                    for pfn in ov.start.as_u64()..ov.end.as_u64() {
+                        if let Some(p) = pa.mem_map.page_mut(Pfn::new(pfn)) {
+                            p.set_role(PageRole::Reserved);
+                        }
+                    }
+                    pa.reserved_pages += ov.len();
+                    start = start.max(ov.end);
+                }
+            }
+            if start < r.end {
+                free_ranges.push(PfnRange { start, end: r.end });
+            }
+        }
+        // memblock_free_all() → __free_pages_memory(): largest aligned blocks, to the tail.
+        for fr in free_ranges {
+            for zi in 0..pa.zones.len() {
+                let span = pa.zones[zi].span();
+                if let Some(part) = fr.intersect(&span) {
+                    pa.free_range_at_boot(zi, part);
+                }
+            }
+        }
+        pa.tunables.min_free_kbytes = pa.calculate_min_free_kbytes();
+        pa.setup_per_zone_wmarks();
+        pa.setup_per_zone_lowmem_reserve();
+        pa
+    }
+
+    fn free_range_at_boot(&mut self, zi: usize, r: PfnRange) {
+        let mut start = r.start.as_u64();
+        let end = r.end.as_u64();
+        let max = 1u64 << MAX_PAGE_ORDER;
+        while start < end {
+            let mut order = MAX_PAGE_ORDER.min(start.trailing_zeros());
+            while start + (1u64 << order) > end {
+                order -= 1;
+            }
+            if order == MAX_PAGE_ORDER {
+                // A run of whole MAX_PAGE_ORDER blocks: deferred, threaded on first use.
+                let run_end = start + (end - start) / max * max;
+                let z = &mut self.zones[zi];
+                match z.deferred.back_mut() {
+                    Some(last) if last.end.as_u64() == start => last.end = Pfn::new(run_end),
+                    _ => z.deferred.push_back(PfnRange {
+                        start: Pfn::new(start),
+                        end: Pfn::new(run_end),
+                    }),
+                }
+                z.deferred_pages += run_end - start;
+                z.nr_free_pages += run_end - start;
+                z.managed_pages += run_end - start;
+                start = run_end;
+                continue;
+            }
+            self.zones[zi].managed_pages += 1 << order;
+            self.free_one_page(zi, Pfn::new(start), order, true, None);
+            start += 1 << order;
+        }
+    }
+
+    /// `calculate_min_free_kbytes()`: `int_sqrt(lowmem_kbytes * 16)`, clamped to
+    /// [128, 262144]; lowmem_kbytes from `nr_free_buffer_pages()` (managed pages of the zones
+    /// GFP_USER may use, above their high watermark — zero at boot).
+    fn calculate_min_free_kbytes(&self) -> u64 {
+        let lowmem_kbytes = self.nr_free_buffer_pages() * 4;
+        isqrt(lowmem_kbytes * 16).clamp(128, 262_144)
+    }
+
+    /// `nr_free_buffer_pages()`: sum over zones up to ZONE_NORMAL of managed minus high wmark.
+    pub fn nr_free_buffer_pages(&self) -> u64 {
+        let top = self
+            .zone_index(ZoneType::Normal)
+            .unwrap_or(self.zones.len() - 1);
+        self.zones[..=top]
+            .iter()
+            .map(|z| z.managed_pages.saturating_sub(z.wmark(Wmark::High)))
+            .sum()
+    }
+
+    /// `__setup_per_zone_wmarks()`.
+    fn setup_per_zone_wmarks(&mut self) {
+        let pages_min = self.tunables.min_free_kbytes >> 2;
+        let lowmem_pages: u64 = self
+            .zones
+            .iter()
+            .filter(|z| !z.ztype.is_highmem() && z.ztype != ZoneType::Movable)
+            .map(|z| z.managed_pages)
+            .sum();
+        let wsf = self.tunables.watermark_scale_factor;
+        for z in &mut self.zones {
+            let managed = z.managed_pages;
+            let mut tmp = (pages_min * managed).checked_div(lowmem_pages).unwrap_or(0);
+            if z.ztype.is_highmem() || z.ztype == ZoneType::Movable {
+                z.watermark[Wmark::Min as usize] = (managed / 1024).clamp(32, 128);
+            } else {
+                z.watermark[Wmark::Min as usize] = tmp;
+            }
+            // mult_frac(managed, watermark_scale_factor, 10000)
+            let scaled = (managed / 10000) * wsf + (managed % 10000) * wsf / 10000;
+            tmp = (tmp >> 2).max(scaled);
+            let min = z.watermark[Wmark::Min as usize];
+            z.watermark[Wmark::Low as usize] = min + tmp;
+            z.watermark[Wmark::High as usize] = min + 2 * tmp;
+            z.watermark[Wmark::Promo as usize] = min + 3 * tmp;
+        }
+    }
+
+    /// `setup_per_zone_lowmem_reserve()`.
+    fn setup_per_zone_lowmem_reserve(&mut self) {
+        let n = self.zones.len();
+        for i in 0..n.saturating_sub(1) {
+            let ratio = self.tunables.lowmem_reserve_ratio[i];
+            let clear = ratio == 0 || self.zones[i].managed_pages == 0;
+            let mut managed = 0;
+            for j in i + 1..n {
+                managed += self.zones[j].managed_pages;
+                self.zones[i].lowmem_reserve[j] = if clear { 0 } else { managed / ratio };
+            }
+        }
+    }
+
+    /// Sets vm.min_free_kbytes and recomputes watermarks and reserves, as the sysctl handler
+    /// `min_free_kbytes_sysctl_handler()` does.
+    pub fn set_min_free_kbytes(&mut self, kbytes: u64) {
+        self.tunables.min_free_kbytes = kbytes;
+        self.setup_per_zone_wmarks();
+    }
+
+    /// Sets vm.watermark_scale_factor (1..=3000, as the sysctl allows; EINVAL otherwise) and
+    /// recomputes watermarks.
+    pub fn set_watermark_scale_factor(&mut self, factor: u64) -> Result<(), Errno> {
+        if !(1..=3000).contains(&factor) {
+            return Err(Errno::EINVAL);
+        }
+        self.tunables.watermark_scale_factor = factor;
+        self.setup_per_zone_wmarks();
+        Ok(())
+    }
+
+    /// Sets vm.lowmem_reserve_ratio (one value per zone; EINVAL otherwise) and recomputes reserves.
+    pub fn set_lowmem_reserve_ratio(&mut self, ratios: &[u64]) -> Result<(), Errno> {
+        if ratios.len() != self.zones.len() {
+            return Err(Errno::EINVAL);
+        }
+        self.tunables.lowmem_reserve_ratio = ratios.to_vec();
+        self.setup_per_zone_lowmem_reserve();
+        Ok(())
+    }
+
+    /// The tunables in force.
+    pub fn tunables(&self) -> &Tunables {
+        &self.tunables
+    }
+    /// The zones, in index order.
+    pub fn zones(&self) -> &[Zone] {
+        &self.zones
+    }
+    /// The mem_map.
+    pub fn mem_map(&self) -> &MemMap {
+        &self.mem_map
+    }
+    /// The allocation counters.
+    pub fn events(&self) -> &AllocEvents {
+        &self.events
+    }
+    /// memblock.memory.
+    pub fn memory(&self) -> &[PfnRange] {
+        &self.memory
+    }
+    /// The index of a zone type, if configured.
+    pub fn zone_index(&self, zt: ZoneType) -> Option<usize> {
+        self.zones.iter().position(|z| z.ztype == zt)
+    }
+    /// The zone holding a frame (`page_zone()`), by index.
+    pub fn zone_of(&self, pfn: Pfn) -> Option<usize> {
+        self.zones.iter().position(|z| z.span().contains(pfn))
+    }
+    /// `totalram_pages()`: managed pages over all zones.
+    pub fn totalram_pages(&self) -> u64 {
+        self.zones.iter().map(|z| z.managed_pages).sum()
+    }
+    /// NR_FREE_PAGES over all zones.
+    pub fn nr_free_pages(&self) -> u64 {
+        self.zones.iter().map(|z| z.nr_free_pages).sum()
+    }
+
+    // ---- free lists -------------------------------------------------------------------
+
+    fn page_mut(&mut self, pfn: Pfn) -> &mut Page {
+        // Callers only pass frames of blocks inside a zone, which always have a struct page.
+        self.mem_map
+            .page_mut(pfn)
+            .expect("frame inside a zone has a struct page")
+    }
+
+    fn add_to_free_list(&mut self, zi: usize, pfn: Pfn, order: u32, to_tail: bool) {
+        let list = self.zones[zi].free_area[order as usize];
+        {
+            let p = self.page_mut(pfn);
+            p.set_role(PageRole::Buddy { order: order as u8 });
+            p.prev = if to_tail { list.last } else { Link::NIL };
+            p.next = if to_tail { Link::NIL } else { list.first };
+        }
+        let me = Link::to(pfn);
+        if to_tail {
+            match list.last.get() {
+                Some(last) => self.page_mut(last).next = me,
+                None => self.zones[zi].free_area[order as usize].first = me,
+            }
+            self.zones[zi].free_area[order as usize].last = me;
+        } else {
+            match list.first.get() {
+                Some(first) => self.page_mut(first).prev = me,
+                None => self.zones[zi].free_area[order as usize].last = me,
+            }
+            self.zones[zi].free_area[order as usize].first = me;
+        }
+        self.zones[zi].free_area[order as usize].len += 1;
+    }
+
+    fn del_from_free_list(&mut self, zi: usize, pfn: Pfn, order: u32) {
+        let (prev, next) = {
+            let p = self.page_mut(pfn);
+            let links = (p.prev, p.next);
+            p.prev = Link::NIL;
+            p.next = Link::NIL;
+            p.set_role(PageRole::None);
+            links
+        };
+        match prev.get() {
+            Some(pp) => self.page_mut(pp).next = next,
+            None => self.zones[zi].free_area[order as usize].first = next,
+        }
+        match next.get() {
+            Some(np) => self.page_mut(np).prev = prev,
+            None => self.zones[zi].free_area[order as usize].last = prev,
+        }
+        self.zones[zi].free_area[order as usize].len -= 1;
+    }
+
+    /// Takes the first block of `free_area[order]`: the list head, then deferred blocks.
+    fn take_first(&mut self, zi: usize, order: u32) -> Option<Pfn> {
+        if let Some(pfn) = self.zones[zi].free_area[order as usize].first.get() {
+            self.del_from_free_list(zi, pfn, order);
+            return Some(pfn);
+        }
+        if order != MAX_PAGE_ORDER {
+            return None;
+        }
+        let z = &mut self.zones[zi];
+        let r = z.deferred.front_mut()?;
+        let pfn = r.start;
+        r.start = Pfn::new(pfn.as_u64() + (1 << MAX_PAGE_ORDER));
+        if r.is_empty() {
+            z.deferred.pop_front();
+        }
+        z.deferred_pages -= 1 << MAX_PAGE_ORDER;
+        // The block's struct pages are fresh: no state to clear.
+        Some(pfn)
+    }
+
+    /// `page_is_buddy()` / `find_buddy_page_pfn()`: the buddy of the block at `pfn` if it is
+    /// free at exactly `order` in the same zone.
+    fn free_buddy(&self, zi: usize, pfn: Pfn, order: u32) -> Option<Pfn> {
+        let b = pfn.buddy(order);
+        let page = self.mem_map.page(b)?;
+        (page.role() == PageRole::Buddy { order: order as u8 } && self.zones[zi].span().contains(b))
+            .then_some(b)
+    }
+
+    /// `__free_one_page()`: merges with free buddies and puts the result on a free list.
+    /// Returns the order the block ended at.
+    fn free_one_page(
+        &mut self,
+        zi: usize,
+        mut pfn: Pfn,
+        mut order: u32,
+        fpi_to_tail: bool,
+        ram: Option<&mut Ram>,
+    ) -> u32 {
+        self.zones[zi].nr_free_pages += 1 << order;
+        while order < MAX_PAGE_ORDER {
+            let Some(b) = self.free_buddy(zi, pfn, order) else {
+                break;
+            };
+            self.del_from_free_list(zi, b, order);
+            self.page_mut(pfn).set_role(PageRole::None);
+            pfn = Pfn::new(pfn.as_u64() & b.as_u64());
+            order += 1;
+        }
+        // buddy_merge_likely(): if the block one order up would be free once our buddy is,
+        // put this block at the tail so it is not reused before that merge can happen.
+        let to_tail = fpi_to_tail
+            || (order < MAX_PAGE_ORDER - 1 && {
+                let higher = Pfn::new(pfn.as_u64() & pfn.buddy(order).as_u64());
+                self.free_buddy(zi, higher, order + 1).is_some()
+            });
+        self.add_to_free_list(zi, pfn, order, to_tail);
+        if order == MAX_PAGE_ORDER
+            && let Some(ram) = ram
+        {
+            ram.release_chunk(pfn);
+        }
+        order
+    }
+
+    // ---- allocation -------------------------------------------------------------------
+
+    /// `__zone_watermark_ok()`.
+    fn zone_watermark_ok(&self, zi: usize, order: u32, flags: AllocFlags, highest: usize) -> bool {
+        let z = &self.zones[zi];
+        let free = z.nr_free_pages as i64 - ((1i64 << order) - 1);
+        let mut min = z.wmark(flags.wmark) as i64;
+        if flags.min_reserve {
+            min -= min / 2;
+            if flags.non_block {
+                min -= min / 4;
+            }
+        }
+        if free <= min + z.lowmem_reserve[highest] as i64 {
+            return false;
+        }
+        (order..=MAX_PAGE_ORDER).any(|o| z.nr_free(o) > 0)
+    }
+
+    /// `__rmqueue_smallest()` with `expand()`.
+    fn rmqueue_smallest(&mut self, zi: usize, order: u32) -> Option<Pfn> {
+        for cur in order..=MAX_PAGE_ORDER {
+            if let Some(pfn) = self.take_first(zi, cur) {
+                let mut high = cur;
+                while high > order {
+                    high -= 1;
+                    let upper = Pfn::new(pfn.as_u64() + (1u64 << high));
+                    self.add_to_free_list(zi, upper, high, false);
+                }
+                self.zones[zi].nr_free_pages -= 1 << order;
+                return Some(pfn);
+            }
+        }
+        None
+    }
+
+    /// `__alloc_pages()`: a block of `2^order` frames, or why not.
+    pub fn alloc_pages(&mut self, gfp: Gfp, order: u32, ram: &mut Ram) -> Result<Pfn, AllocError> {
+        if order > MAX_PAGE_ORDER {
+            return Err(AllocError::OrderTooLarge(order));
+        }
+        let has_highmem = self.zone_index(ZoneType::HighMem).is_some();
+        let zt = gfp.zone(has_highmem).ok_or(AllocError::BadGfp(gfp))?;
+        let highest = self.zone_index(zt).ok_or(AllocError::BadGfp(gfp))?;
+        // Fast path: ALLOC_WMARK_LOW, no reserves (prepare_alloc_pages()).
+        let fast = AllocFlags {
+            wmark: Wmark::Low,
+            min_reserve: false,
+            non_block: false,
+        };
+        // Slow path: gfp_to_alloc_flags().
+        let slow = AllocFlags {
+            wmark: Wmark::Min,
+            min_reserve: gfp.contains(Gfp::HIGH),
+            non_block: !gfp.contains(Gfp::DIRECT_RECLAIM) && !gfp.contains(Gfp::NOMEMALLOC),
+        };
+        for flags in [fast, slow] {
+            for zi in (0..=highest).rev() {
+                if self.zones[zi].managed_pages == 0
+                    || !self.zone_watermark_ok(zi, order, flags, highest)
+                {
+                    continue;
+                }
+                if let Some(pfn) = self.rmqueue_smallest(zi, order) {
+                    self.prep_new_page(zi, pfn, order, gfp, ram);
+                    return Ok(pfn);
+                }
+            }
+        }
+        Err(AllocError::NoMemory { order, gfp })
+    }
+
+    /// `prep_new_page()`: refcount 1, zeroing for __GFP_ZERO, PG_head for __GFP_COMP.
+    fn prep_new_page(&mut self, zi: usize, pfn: Pfn, order: u32, gfp: Gfp, ram: &mut Ram) {
+        let p = self.page_mut(pfn);
+        p.set_role(PageRole::Allocated { order: order as u8 });
+        p.set_refcount(1);
+        if gfp.contains(Gfp::COMP) && order > 0 {
+            p.flags_mut().insert(PageFlags::HEAD);
+        }
+        if gfp.contains(Gfp::ZERO) {
+            // Frames of a zone are inside RAM, so the fill cannot be refused.
+            let _ = ram.fill(pfn.phys(), crate::addr::PAGE_SIZE << order, 0);
+        }
+        self.events.pgalloc[zi] += 1 << order;
+    }
+
+    /// `__free_pages()`: drops the caller's reference to a block from `alloc_pages()`; frees the
+    /// block when it was the last. Like Linux, if others still hold a reference to the first
+    /// page of a non-compound block, the other sub-blocks are freed now and the first page
+    /// stays allocated as an order-0 page until its last `put_page()`.
+    pub fn free_pages(&mut self, pfn: Pfn, order: u32, ram: &mut Ram) -> Result<(), FreeError> {
+        if order > MAX_PAGE_ORDER {
+            return Err(FreeError::OrderTooLarge(order));
+        }
+        let zi = self.zone_of(pfn).ok_or(FreeError::InvalidPfn(pfn))?;
+        let page = *self.mem_map.page(pfn).ok_or(FreeError::InvalidPfn(pfn))?;
+        let allocated = match page.role() {
+            PageRole::Allocated { order } if page.refcount() > 0 => u32::from(order),
+            role => {
+                return Err(FreeError::NotAllocated {
+                    pfn,
+                    role,
+                    refcount: page.refcount(),
+                });
+            }
+        };
+        if allocated != order {
+            return Err(FreeError::WrongOrder {
+                pfn,
+                allocated,
+                freed: order,
+            });
+        }
+        let head = page.flags().contains(PageFlags::HEAD);
+        if self.page_mut(pfn).put_testzero() {
+            self.free_block(zi, pfn, order, ram);
+        } else if !head && order > 0 {
+            let mut o = order;
+            while o > 0 {
+                o -= 1;
+                let sub = Pfn::new(pfn.as_u64() + (1u64 << o));
+                self.free_block(zi, sub, o, ram);
+            }
+            self.page_mut(pfn)
+                .set_role(PageRole::Allocated { order: 0 });
+        }
+        Ok(())
+    }
+
+    fn free_block(&mut self, zi: usize, pfn: Pfn, order: u32, ram: &mut Ram) {
+        let p = self.page_mut(pfn);
+        p.set_role(PageRole::None);
+        p.set_refcount(0);
+        p.flags_mut().remove(PageFlags::HEAD);
+        self.events.pgfree += 1 << order;
+        self.free_one_page(zi, pfn, order, false, Some(ram));
+    }
+
+    /// `get_page()` on the first frame of an allocated block.
+    pub fn get_page(&mut self, pfn: Pfn) -> Result<i32, FreeError> {
+        let page = self.mem_map.page(pfn).ok_or(FreeError::InvalidPfn(pfn))?;
+        if !matches!(page.role(), PageRole::Allocated { .. }) || page.refcount() <= 0 {
+            return Err(FreeError::NotAllocated {
+                pfn,
+                role: page.role(),
+                refcount: page.refcount(),
+            });
+        }
+        let p = self.page_mut(pfn);
+        p.get();
+        Ok(p.refcount())
+    }
+
+    /// `put_page()`: drops a reference; frees the block (at its own order) on the last one.
+    pub fn put_page(&mut self, pfn: Pfn, ram: &mut Ram) -> Result<(), FreeError> {
+        let page = self.mem_map.page(pfn).ok_or(FreeError::InvalidPfn(pfn))?;
+        match page.role() {
+            PageRole::Allocated { order } if page.refcount() > 0 => {
+                self.free_pages(pfn, u32::from(order), ram)
+            }
+            role => Err(FreeError::NotAllocated {
+                pfn,
+                role,
+                refcount: page.refcount(),
+            }),
+        }
+    }
+
+    /// The free blocks of one zone and order, in list order (deferred blocks last).
+    pub fn free_list(&self, zi: usize, order: u32) -> Vec<Pfn> {
+        let z = &self.zones[zi];
+        let mut out = Vec::new();
+        let mut cur = z.free_area[order as usize].first;
+        while let Some(pfn) = cur.get() {
+            out.push(pfn);
+            cur = self.mem_map.page(pfn).map(|p| p.next).unwrap_or(Link::NIL);
+        }
+        if order == MAX_PAGE_ORDER {
+            for r in &z.deferred {
+                let mut p = r.start.as_u64();
+                while p < r.end.as_u64() {
+                    out.push(Pfn::new(p));
+                    p += 1 << MAX_PAGE_ORDER;
+                }
+            }
+        }
+        out
+    }
+
+    // ---- validation -------------------------------------------------------------------
+
+    /// Recomputes every cached count from the free lists and the struct pages and checks that
+    /// they agree: list links, block alignment and zone membership, nr_free per order,
+    /// NR_FREE_PAGES, and that every managed frame is covered by exactly one free block, one
+    /// allocated block or a reservation.
+    pub fn validate(&self) -> Result<(), Inconsistency> {
+        let err = |s: String| Err(Inconsistency(s));
+        for z in &self.zones {
+            let span = z.span();
+            let mut free_pages = 0u64;
+            let mut listed = std::collections::HashSet::new();
+            for order in 0..=MAX_PAGE_ORDER {
+                let fl = z.free_area[order as usize];
+                let mut prev = Link::NIL;
+                let mut cur = fl.first;
+                let mut n = 0u64;
+                while let Some(pfn) = cur.get() {
+                    let Some(p) = self.mem_map.page(pfn) else {
+                        return err(format!(
+                            "zone {} order {order}: listed pfn {pfn:?} has no struct page",
+                            z.ztype.name()
+                        ));
+                    };
+                    if p.role() != (PageRole::Buddy { order: order as u8 }) {
+                        return err(format!(
+                            "zone {} order {order}: listed pfn {pfn:?} has role {:?}",
+                            z.ztype.name(),
+                            p.role()
+                        ));
+                    }
+                    if p.prev != prev {
+                        return err(format!(
+                            "zone {} order {order}: broken prev link at {pfn:?}",
+                            z.ztype.name()
+                        ));
+                    }
+                    if !pfn.is_aligned_order(order) || !span.contains(pfn) {
+                        return err(format!(
+                            "zone {} order {order}: block {pfn:?} misaligned or outside the zone",
+                            z.ztype.name()
+                        ));
+                    }
+                    if !listed.insert(pfn) {
+                        return err(format!(
+                            "zone {} order {order}: {pfn:?} listed twice",
+                            z.ztype.name()
+                        ));
+                    }
+                    n += 1;
+                    if n > z.spanned_pages {
+                        return err(format!(
+                            "zone {} order {order}: free list loops",
+                            z.ztype.name()
+                        ));
+                    }
+                    prev = cur;
+                    cur = p.next;
+                }
+                if fl.last != prev {
+                    return err(format!(
+                        "zone {} order {order}: list tail is stale",
+                        z.ztype.name()
+                    ));
+                }
+                if n != fl.len {
+                    return err(format!(
+                        "zone {} order {order}: nr_free {} but {n} listed",
+                        z.ztype.name(),
+                        fl.len
+                    ));
+                }
+                free_pages += n << order;
+            }
+            let deferred: u64 = z.deferred.iter().map(|r| r.len()).sum();
+            if deferred != z.deferred_pages || !deferred.is_multiple_of(1 << MAX_PAGE_ORDER) {
+                return err(format!(
+                    "zone {}: deferred count {} vs ranges {deferred}",
+                    z.ztype.name(),
+                    z.deferred_pages
+                ));
+            }
+            free_pages += deferred;
+            if free_pages != z.nr_free_pages {
+                return err(format!(
+                    "zone {}: NR_FREE_PAGES {} but free lists hold {free_pages}",
+                    z.ztype.name(),
+                    z.nr_free_pages
+                ));
+            }
+            // Coverage: walk the zone's RAM frame by frame, block by block.
+            let mut covered_free = 0u64;
+            let mut covered_alloc = 0u64;
+            let mut covered_reserved = 0u64;
+            let mut deferred_iter = z.deferred.iter().peekable();
+            for r in self.memory.iter().filter_map(|r| r.intersect(&span)) {
+                let mut pfn = r.start.as_u64();
+                while pfn < r.end.as_u64() {
+                    if let Some(d) = deferred_iter.peek()
+                        && d.start.as_u64() == pfn
+                    {
+                        if d.end > r.end {
+                            return err(format!(
+                                "zone {}: deferred range {d:?} leaves RAM",
+                                z.ztype.name()
+                            ));
+                        }
+                        for q in pfn..d.end.as_u64() {
+                            if self.mem_map.page(Pfn::new(q)).map(|p| p.role())
+                                != Some(PageRole::None)
+                            {
+                                return err(format!(
+                                    "zone {}: deferred frame {q:#x} has state",
+                                    z.ztype.name()
+                                ));
+                            }
+                        }
+                        pfn = d.end.as_u64();
+                        deferred_iter.next();
+                        continue;
+                    }
+                    let p = self
+                        .mem_map
+                        .page(Pfn::new(pfn))
+                        .copied()
+                        .unwrap_or(Page::FRESH);
+                    let (len, kind) = match p.role() {
+                        PageRole::Reserved => (1, 2),
+                        PageRole::Buddy { order } => (1u64 << order, 0),
+                        PageRole::Allocated { order } => (1u64 << order, 1),
+                        PageRole::None => {
+                            return err(format!(
+                                "zone {}: frame {pfn:#x} belongs to no block (lost page)",
+                                z.ztype.name()
+                            ));
+                        }
+                    };
+                    if pfn + len > r.end.as_u64() {
+                        return err(format!(
+                            "zone {}: block at {pfn:#x} runs past RAM",
+                            z.ztype.name()
+                        ));
+                    }
+                    for q in pfn + 1..pfn + len {
+                        let role = self.mem_map.page(Pfn::new(q)).map(|p| p.role());
+                        if role != Some(PageRole::None) {
+                            return err(format!(
+                                "zone {}: frame {q:#x} inside block {pfn:#x} has role {role:?}",
+                                z.ztype.name()
+                            ));
+                        }
+                    }
+                    match kind {
+                        0 => covered_free += len,
+                        1 => {
+                            if p.refcount() <= 0 {
+                                return err(format!(
+                                    "zone {}: allocated block {pfn:#x} has refcount {}",
+                                    z.ztype.name(),
+                                    p.refcount()
+                                ));
+                            }
+                            covered_alloc += len
+                        }
+                        _ => covered_reserved += len,
+                    }
+                    pfn += len;
+                }
+            }
+            if deferred_iter.next().is_some() {
+                return err(format!(
+                    "zone {}: deferred range outside RAM",
+                    z.ztype.name()
+                ));
+            }
+            if covered_free + deferred != z.nr_free_pages {
+                return err(format!(
+                    "zone {}: {} frames in free blocks, NR_FREE_PAGES {}",
+                    z.ztype.name(),
+                    covered_free + deferred,
+                    z.nr_free_pages
+                ));
+            }
+            if covered_free + deferred + covered_alloc != z.managed_pages {
+                return err(format!(
+                    "zone {}: free {} + allocated {covered_alloc} != managed {}",
+                    z.ztype.name(),
+                    covered_free + deferred,
+                    z.managed_pages
+                ));
+            }
+            if covered_reserved + z.managed_pages != z.present_pages {
+                return err(format!(
+                    "zone {}: reserved {covered_reserved} + managed != present {}",
+                    z.ztype.name(),
+                    z.present_pages
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `int_sqrt()`: the integer square root, rounded down.
+pub fn isqrt(x: u64) -> u64 {
+    if x < 2 {
+        return x;
+    }
+    let mut r = (x as f64).sqrt() as u64;
+    while r * r > x {
+        r -= 1;
+    }
+    while (r + 1) * (r + 1) <= x {
+        r += 1;
+    }
+    r
+}

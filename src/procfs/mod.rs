@@ -1,0 +1,27 @@
+//! /proc files, one renderer per file, each byte for byte in Linux 6.18's format.
+
+pub mod buddyinfo;
+pub mod iomem;
+pub mod meminfo;
+pub mod vmstat;
+pub mod zoneinfo;
+
+use crate::kernel::{Errno, Kernel};
+
+/// Renders the file at `path`, or ENOENT for a file mmlab does not provide.
+pub fn render(k: &Kernel, path: &str) -> Result<String, Errno> {
+    match path {
+        "/proc/buddyinfo" => Ok(buddyinfo::render(k)),
+        "/proc/zoneinfo" => Ok(zoneinfo::render(k)),
+        "/proc/meminfo" => Ok(meminfo::render(k)),
+        "/proc/iomem" => Ok(iomem::render(k)),
+        "/proc/vmstat" => Ok(vmstat::render(k)),
+        "/proc/cmdline" => Ok(format!("{}\n", k.options().cmdline)),
+        _ => {
+            if let Some(rest) = path.strip_prefix("/proc/sys/") {
+                return k.sysctl_read(rest);
+            }
+            Err(Errno::ENOENT)
+        }
+    }
+}
