@@ -12,10 +12,10 @@
 
 pub mod addr;
 pub mod arch;
-#[allow(unsafe_code)]
 pub mod hw;
 pub mod kernel;
 pub mod mm;
 pub mod procfs;
+pub mod script;
 
 pub use kernel::{BootOptions, Errno, Kernel};

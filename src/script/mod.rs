@@ -1,0 +1,1 @@
+//! The Rhai scenario API (DESIGN.md section 4).
