@@ -12,6 +12,8 @@ use std::collections::VecDeque;
 pub const MAX_PAGE_ORDER: u32 = 10;
 /// NR_PAGE_ORDERS: orders `0..=MAX_PAGE_ORDER`.
 pub const NR_PAGE_ORDERS: usize = MAX_PAGE_ORDER as usize + 1;
+/// pageblock_order on x86-64 (`HUGETLB_PAGE_ORDER`): a pageblock is `2^9` frames (2 MiB).
+pub const PAGEBLOCK_ORDER: u32 = 9;
 
 /// The zone types Linux knows, in `enum zone_type` order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -164,5 +166,19 @@ impl Zone {
     /// NR_FREE_PAGES: free frames in the zone.
     pub fn free_pages(&self) -> u64 {
         self.nr_free_pages
+    }
+    /// NR_FREE_PAGES_BLOCKS: free frames in blocks of at least `PAGEBLOCK_ORDER`, the sum that
+    /// `__add_to_free_list()` and `__del_page_from_free_list()` keep (no isolated blocks here).
+    pub fn free_pages_blocks(&self) -> u64 {
+        (PAGEBLOCK_ORDER..=MAX_PAGE_ORDER)
+            .map(|order| self.nr_free(order) << order)
+            .sum()
+    }
+    /// The zone's share of `totalreserve_pages`, as `calculate_totalreserve_pages()` computes
+    /// it: the largest lowmem reserve plus the high watermark, capped at the managed pages.
+    pub fn reserve_pages(&self) -> u64 {
+        let max = self.lowmem_reserve.iter().copied().max().unwrap_or(0);
+        max.saturating_add(self.wmark(Wmark::High))
+            .min(self.managed_pages)
     }
 }

@@ -1,17 +1,80 @@
-//! /proc/meminfo: `meminfo_proc_show()` in fs/proc/meminfo.c (placeholder; see docs).
+//! /proc/meminfo: `meminfo_proc_show()` in fs/proc/meminfo.c.
+//!
+//! Lines keep Linux's order and layout: a label padded to 16 columns, the value in kB
+//! right-aligned in 8 columns (wider numbers just grow), then " kB". mmlab prints a line only
+//! when the model fully determines its value: the totals and free count of the page
+//! allocator, MemAvailable from them, the lines Linux itself hard-codes, and the vmalloc area's
+//! size, a layout constant. docs/procfs.md lists the lines left out and why.
 
+use super::zoneinfo::WATERMARK_BOOST;
 use crate::kernel::Kernel;
+use crate::mm::page_alloc::PageAlloc;
+use crate::mm::zone::Wmark;
 use std::fmt::Write;
 
+/// `show_val_kb()`: the label, the page count in kB as "%8lu", then " kB".
 fn show_val_kb(s: &mut String, label: &str, pages: u64) {
-    let _ = writeln!(s, "{label}{:>8} kB", pages * 4);
+    // num << (PAGE_SHIFT - 10), as Linux shifts (bits shifted out are lost, never a panic).
+    let _ = writeln!(s, "{label}{:>8} kB", pages << 2);
 }
 
-/// Renders /proc/meminfo.
+/// `totalreserve_pages` as `calculate_totalreserve_pages()` leaves it: over every zone, the
+/// largest lowmem reserve plus the high watermark, capped at the zone's managed pages.
+pub fn totalreserve_pages(pa: &PageAlloc) -> u64 {
+    pa.zones().iter().map(|z| z.reserve_pages()).sum()
+}
+
+/// `si_mem_available()` (mm/show_mem.c): free pages minus the reserve, plus the page cache and
+/// reclaimable kernel memory that could be freed without swapping, in pages.
+pub fn si_mem_available(pa: &PageAlloc) -> u64 {
+    // for_each_zone(): every zone, populated or not.
+    let wmark_low: i128 = pa
+        .zones()
+        .iter()
+        .map(|z| i128::from(z.wmark(Wmark::Low)) + i128::from(WATERMARK_BOOST))
+        .sum();
+    let mut available = i128::from(pa.nr_free_pages()) - i128::from(totalreserve_pages(pa));
+    // NR_ACTIVE_FILE + NR_INACTIVE_FILE: mmlab has no page cache yet.
+    let mut pagecache: i128 = 0;
+    pagecache -= (pagecache / 2).min(wmark_low);
+    available += pagecache;
+    // NR_SLAB_RECLAIMABLE_B + NR_KERNEL_MISC_RECLAIMABLE: no reclaimable slab or kernel memory.
+    let mut reclaimable: i128 = 0;
+    reclaimable -= (reclaimable / 2).min(wmark_low);
+    available += reclaimable;
+    u64::try_from(available.max(0)).unwrap_or(u64::MAX)
+}
+
+/// `VMALLOC_TOTAL` in bytes (`VMALLOC_END - VMALLOC_START`): on x86-64 the vmalloc area is
+/// `VMALLOC_SIZE_TB_L4` = 32 TiB with 4-level paging, `VMALLOC_SIZE_TB_L5` = 12800 TiB with 5.
+fn vmalloc_total(k: &Kernel) -> Option<u64> {
+    let arch = k.arch();
+    if arch.name() != "x86_64" {
+        return None;
+    }
+    let size_tb: u64 = match arch.levels() {
+        4 => 32,
+        5 => 12800,
+        _ => return None,
+    };
+    Some((size_tb << 40) - 1)
+}
+
+/// Renders /proc/meminfo as `meminfo_proc_show()` does, for the lines mmlab determines.
 pub fn render(k: &Kernel) -> String {
     let pa = k.page_alloc();
     let mut s = String::new();
+    // si_meminfo(): totalram_pages() and NR_FREE_PAGES.
     show_val_kb(&mut s, "MemTotal:       ", pa.totalram_pages());
     show_val_kb(&mut s, "MemFree:        ", pa.nr_free_pages());
+    show_val_kb(&mut s, "MemAvailable:   ", si_mem_available(pa));
+    // Hard-coded zeros in meminfo_proc_show() since the counters were removed.
+    show_val_kb(&mut s, "NFS_Unstable:   ", 0);
+    show_val_kb(&mut s, "Bounce:         ", 0);
+    show_val_kb(&mut s, "WritebackTmp:   ", 0);
+    if let Some(total) = vmalloc_total(k) {
+        let _ = writeln!(s, "VmallocTotal:   {:>8} kB", total >> 10);
+    }
+    show_val_kb(&mut s, "VmallocChunk:   ", 0);
     s
 }

@@ -1,4 +1,7 @@
 //! /proc files, one renderer per file, each byte for byte in Linux 6.18's format.
+//!
+//! A renderer prints a line only when the model determines its value; the lines left out, and
+//! why, are listed per file in docs/procfs.md.
 
 pub mod buddyinfo;
 pub mod iomem;

@@ -1,25 +1,48 @@
-//! /proc/vmstat: `vmstat_show()` in mm/vmstat.c (placeholder; see docs).
+//! /proc/vmstat: `vmstat_start()` and `vmstat_show()` in mm/vmstat.c.
+//!
+//! Each line is "name value", in `vmstat_text[]` order: zone stats (summed over zones), NUMA
+//! events, node stats, vm_stat items, then vm events; after the last item Linux appends the
+//! deprecated constant "nr_unstable 0". Only counters mmlab maintains are printed; the rest are
+//! listed in docs/procfs.md.
 
+use super::zoneinfo::{NODE_STATS, ZONE_STATS};
 use crate::kernel::Kernel;
 
-/// The counters, in Linux's order.
+/// The counters /proc/vmstat prints, as (name, value) in Linux's order.
 pub fn counters(k: &Kernel) -> Vec<(String, u64)> {
     let pa = k.page_alloc();
-    let mut v = vec![("nr_free_pages".to_string(), pa.nr_free_pages())];
-    for (i, z) in pa.zones().iter().enumerate() {
+    let zones = pa.zones();
+    let events = pa.events();
+    let mut v = Vec::with_capacity(ZONE_STATS.len() + NODE_STATS.len() + zones.len() + 2);
+    // zone_stat_item: global_zone_page_state(), the sum over every zone.
+    for (name, value) in ZONE_STATS {
+        v.push((name.to_string(), zones.iter().map(value).sum()));
+    }
+    // node_stat_item: global_node_page_state() (one node).
+    for (name, value) in NODE_STATS {
+        v.push((name.to_string(), value(k)));
+    }
+    // vm_event_item: PGALLOC per zone (TEXTS_FOR_ZONES), then PGFREE.
+    for (i, z) in zones.iter().enumerate() {
         v.push((
             format!("pgalloc_{}", z.ztype.vmstat_suffix()),
-            pa.events().pgalloc[i],
+            events.pgalloc.get(i).copied().unwrap_or(0),
         ));
     }
-    v.push(("pgfree".to_string(), pa.events().pgfree));
+    v.push(("pgfree".to_string(), events.pgfree));
+    // The deprecated counter vmstat_show() prints after the last item.
+    v.push(("nr_unstable".to_string(), 0));
     v
 }
 
-/// Renders /proc/vmstat.
+/// Renders /proc/vmstat as `vmstat_show()` does: "%s %lu\n" per counter.
 pub fn render(k: &Kernel) -> String {
-    counters(k)
-        .into_iter()
-        .map(|(n, v)| format!("{n} {v}\n"))
-        .collect()
+    let mut s = String::new();
+    for (name, value) in counters(k) {
+        s.push_str(&name);
+        s.push(' ');
+        s.push_str(&value.to_string());
+        s.push('\n');
+    }
+    s
 }

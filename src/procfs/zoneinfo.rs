@@ -1,21 +1,136 @@
-//! /proc/zoneinfo: `zoneinfo_show_print()` in mm/vmstat.c (placeholder; see docs).
+//! /proc/zoneinfo: `zoneinfo_show()` and `zoneinfo_show_print()` in mm/vmstat.c.
+//!
+//! Every configured zone is printed, populated or not (`walk_zones_in_node(...,
+//! assert_populated = false, ...)`), in Linux's order and spacing:
+//!
+//! ```text
+//! Node 0, zone      DMA              "Node %d, zone %8s"
+//!   per-node stats                   first populated zone only, then "      %-12s %lu" items
+//!   pages free     3840              "  pages free     %lu"
+//!         boost    0                 "        boost    %lu", then min low high promo
+//!         spanned  4095                spanned present managed cma, each "        %-8s %lu"
+//!         protection: (0, 3019, ...) "(%ld" then ", %ld" per zone, then ")"
+//!       nr_free_pages 3840           populated zones only: "      %-12s %lu" per zone stat
+//!   start_pfn:           1           "  start_pfn:           %lu"
+//! ```
+//!
+//! An unpopulated zone ends after its protection line, as Linux's does. Lines of subsystems
+//! mmlab does not model yet (the per-node items, most zone items, NUMA events, pagesets,
+//! `node_unreclaimable`) are left out; docs/procfs.md lists them.
 
+use super::buddyinfo::NODE_ID;
 use crate::kernel::Kernel;
-use crate::mm::zone::Wmark;
+use crate::mm::zone::{Wmark, Zone};
 use std::fmt::Write;
 
-/// Renders /proc/zoneinfo.
+/// `zone->watermark_boost`: always 0, because `boost_watermark()` runs only when a block is
+/// stolen from another migratetype, and mmlab has no migratetypes.
+pub(crate) const WATERMARK_BOOST: u64 = 0;
+
+/// `zone_cma_pages()`: 0, because CONFIG_CMA is off (as on the reference host).
+pub(crate) const ZONE_CMA_PAGES: u64 = 0;
+
+/// A per-zone counter: its `vmstat_text[]` name and how to read it from a zone.
+pub(crate) type ZoneStat = (&'static str, fn(&Zone) -> u64);
+
+/// A per-node counter: its `vmstat_text[]` name and how to read it from the kernel.
+pub(crate) type NodeStat = (&'static str, fn(&Kernel) -> u64);
+
+/// The `zone_stat_item` counters mmlab maintains, in `vmstat_text[]` order.
+pub(crate) const ZONE_STATS: &[ZoneStat] = &[
+    ("nr_free_pages", Zone::free_pages),
+    ("nr_free_pages_blocks", Zone::free_pages_blocks),
+];
+
+/// The `node_stat_item` counters mmlab maintains, in `vmstat_text[]` order (none yet).
+pub(crate) const NODE_STATS: &[NodeStat] = &[];
+
+/// `wmark_pages()`: a watermark plus the zone's boost.
+fn wmark_pages(z: &Zone, w: Wmark) -> u64 {
+    z.wmark(w).saturating_add(WATERMARK_BOOST)
+}
+
+/// Appends one "\n      %-12s %lu" stat line.
+fn stat_line(s: &mut String, name: &str, value: u64) {
+    let _ = write!(s, "\n      {name:<12} {value}");
+}
+
+/// Renders /proc/zoneinfo as `zoneinfo_show()` does.
 pub fn render(k: &Kernel) -> String {
+    let zones = k.page_alloc().zones();
+    // is_zone_first_populated(): the lowest-index zone with present pages.
+    let first_populated = zones.iter().position(Zone::is_populated);
     let mut s = String::new();
-    for z in k.page_alloc().zones() {
-        let _ = writeln!(s, "Node 0, zone {:>8}", z.ztype.name());
-        let _ = writeln!(s, "  pages free     {}", z.free_pages());
-        let _ = writeln!(s, "        min      {}", z.wmark(Wmark::Min));
-        let _ = writeln!(s, "        low      {}", z.wmark(Wmark::Low));
-        let _ = writeln!(s, "        high     {}", z.wmark(Wmark::High));
-        let _ = writeln!(s, "        spanned  {}", z.spanned_pages);
-        let _ = writeln!(s, "        present  {}", z.present_pages);
-        let _ = writeln!(s, "        managed  {}", z.managed_pages);
+    for (i, z) in zones.iter().enumerate() {
+        let _ = write!(s, "Node {NODE_ID}, zone {:>8}", z.ztype.name());
+        if first_populated == Some(i) {
+            s.push_str("\n  per-node stats");
+            for (name, value) in NODE_STATS {
+                stat_line(&mut s, name, value(k));
+            }
+        }
+        let _ = write!(
+            s,
+            "\n  pages free     {}\
+             \n        boost    {}\
+             \n        min      {}\
+             \n        low      {}\
+             \n        high     {}\
+             \n        promo    {}\
+             \n        spanned  {}\
+             \n        present  {}\
+             \n        managed  {}\
+             \n        cma      {}",
+            z.free_pages(),
+            WATERMARK_BOOST,
+            wmark_pages(z, Wmark::Min),
+            wmark_pages(z, Wmark::Low),
+            wmark_pages(z, Wmark::High),
+            wmark_pages(z, Wmark::Promo),
+            z.spanned_pages,
+            z.present_pages,
+            z.managed_pages,
+            ZONE_CMA_PAGES,
+        );
+        let mut reserve = z.lowmem_reserve.iter();
+        let _ = write!(
+            s,
+            "\n        protection: ({}",
+            reserve.next().copied().unwrap_or(0)
+        );
+        for r in reserve {
+            let _ = write!(s, ", {r}");
+        }
+        s.push(')');
+        // "If unpopulated, no other information is useful".
+        if !z.is_populated() {
+            s.push('\n');
+            continue;
+        }
+        for (name, value) in ZONE_STATS {
+            stat_line(&mut s, name, value(z));
+        }
+        let _ = write!(s, "\n  start_pfn:           {}", z.zone_start_pfn.as_u64());
+        s.push('\n');
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_lines_pad_short_names_to_twelve_columns_as_the_host_does() {
+        let host = include_str!("../../tests/fixtures/linux-6.18/zoneinfo.txt");
+        for (name, value) in [
+            ("nr_mlock", 2247),
+            ("nr_zspages", 0),
+            ("nr_free_pages", 173671),
+        ] {
+            let mut s = String::new();
+            stat_line(&mut s, name, value);
+            assert!(host.contains(&format!("{s}\n")), "{s:?}");
+        }
+    }
 }
