@@ -193,13 +193,37 @@ impl Page {
     }
 }
 
+/// One mem_map section: `PAGES_PER_SECTION` pages, committed on the host on first write.
+#[derive(Debug)]
+enum Section {
+    /// No RAM in the section: its frames have no `struct page` (`!valid_section()`).
+    Invalid,
+    /// RAM, but no page written yet: every page reads as [`Page::FRESH`].
+    Fresh,
+    /// The section's pages, committed.
+    Committed(Box<[Page; PAGES_PER_SECTION as usize]>),
+}
+
 /// The array of `struct page` for all RAM: `pfn_to_page()` and `page_to_pfn()` go through it.
+///
+/// Lookups are on the allocator's hot path: one load of the section descriptor and one of the
+/// page, with the index masked to the section so it needs no bounds check.
 #[derive(Debug)]
 pub struct MemMap {
-    /// Sections of pages, allocated on first write; `None` for sections never written.
-    sections: Vec<Option<Box<[Page]>>>,
-    /// One bit per section: true when the section holds any RAM (`valid_section()`).
-    valid: Vec<bool>,
+    /// One entry per section of the frames below `max_pfn`.
+    sections: Vec<Section>,
+}
+
+/// Index of the section holding `pfn`; `usize::MAX` (never a valid index) if it does not fit.
+#[inline]
+fn section_of(pfn: Pfn) -> usize {
+    usize::try_from(pfn.as_u64() >> PFN_SECTION_SHIFT).unwrap_or(usize::MAX)
+}
+
+/// Index of `pfn` inside its section.
+#[inline]
+fn index_in_section(pfn: Pfn) -> usize {
+    (pfn.as_u64() & (PAGES_PER_SECTION - 1)) as usize
 }
 
 impl MemMap {
@@ -207,56 +231,73 @@ impl MemMap {
     /// a `struct page` (whole sections around every RAM range, as SPARSEMEM gives).
     pub fn new(max_pfn: Pfn, ram: impl IntoIterator<Item = crate::addr::PfnRange>) -> MemMap {
         let nr = max_pfn.as_u64().div_ceil(PAGES_PER_SECTION) as usize;
-        let mut valid = vec![false; nr];
+        let mut sections: Vec<Section> = (0..nr).map(|_| Section::Invalid).collect();
         for r in ram {
-            if r.is_empty() {
+            if r.is_empty() || nr == 0 {
                 continue;
             }
-            let first = (r.start.as_u64() >> PFN_SECTION_SHIFT) as usize;
-            let last = ((r.end.as_u64() - 1) >> PFN_SECTION_SHIFT) as usize;
-            for v in &mut valid[first..=last.min(nr - 1)] {
-                *v = true;
+            let first = section_of(r.start);
+            let last = section_of(Pfn::new(r.end.as_u64() - 1)).min(nr - 1);
+            for s in sections.iter_mut().take(last + 1).skip(first) {
+                *s = Section::Fresh;
             }
         }
-        MemMap {
-            sections: (0..nr).map(|_| None).collect(),
-            valid,
-        }
+        MemMap { sections }
     }
 
     /// `pfn_valid()`: true when the frame has a `struct page`.
+    #[inline]
     pub fn pfn_valid(&self, pfn: Pfn) -> bool {
-        let s = (pfn.as_u64() >> PFN_SECTION_SHIFT) as usize;
-        self.valid.get(s).copied().unwrap_or(false)
+        !matches!(
+            self.sections.get(section_of(pfn)),
+            None | Some(Section::Invalid)
+        )
     }
 
     /// `pfn_to_page()`: the page of a valid frame.
+    #[inline]
     pub fn page(&self, pfn: Pfn) -> Option<&Page> {
-        let s = (pfn.as_u64() >> PFN_SECTION_SHIFT) as usize;
-        if !*self.valid.get(s)? {
-            return None;
-        }
-        match &self.sections[s] {
-            Some(sec) => Some(&sec[(pfn.as_u64() & (PAGES_PER_SECTION - 1)) as usize]),
-            None => Some(&Page::FRESH),
+        match self.sections.get(section_of(pfn))? {
+            Section::Committed(sec) => Some(&sec[index_in_section(pfn)]),
+            Section::Fresh => Some(&Page::FRESH),
+            Section::Invalid => None,
         }
     }
 
-    /// The page of a valid frame, writable; allocates its section on first use.
+    /// The page of a valid frame, writable; commits its section on first use.
+    #[inline]
     pub(crate) fn page_mut(&mut self, pfn: Pfn) -> Option<&mut Page> {
-        let s = (pfn.as_u64() >> PFN_SECTION_SHIFT) as usize;
-        if !*self.valid.get(s)? {
+        let s = section_of(pfn);
+        let sec = self.sections.get_mut(s)?;
+        if !matches!(sec, Section::Committed(_)) {
+            Self::commit(sec)?;
+        }
+        match sec {
+            Section::Committed(pages) => Some(&mut pages[index_in_section(pfn)]),
+            _ => None,
+        }
+    }
+
+    /// Commits a fresh section (the first write to any of its pages); None if it is invalid.
+    #[cold]
+    #[inline(never)]
+    fn commit(sec: &mut Section) -> Option<()> {
+        if let Section::Invalid = sec {
             return None;
         }
-        let sec = self.sections[s].get_or_insert_with(|| {
-            vec![Page::FRESH; PAGES_PER_SECTION as usize].into_boxed_slice()
-        });
-        Some(&mut sec[(pfn.as_u64() & (PAGES_PER_SECTION - 1)) as usize])
+        let pages: Box<[Page]> = vec![Page::FRESH; PAGES_PER_SECTION as usize].into_boxed_slice();
+        let pages: Box<[Page; PAGES_PER_SECTION as usize]> =
+            pages.try_into().expect("the length is PAGES_PER_SECTION");
+        *sec = Section::Committed(pages);
+        Some(())
     }
 
     /// Sections whose pages are committed on the host.
     pub fn committed_sections(&self) -> usize {
-        self.sections.iter().filter(|s| s.is_some()).count()
+        self.sections
+            .iter()
+            .filter(|s| matches!(s, Section::Committed(_)))
+            .count()
     }
 
     /// Host bytes committed for metadata.
