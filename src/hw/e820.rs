@@ -183,7 +183,8 @@ impl E820Table {
 }
 
 impl fmt::Display for E820Table {
-    /// The boot log's "BIOS-e820: [mem 0x…-0x…] usable" lines (`e820__print_table()`).
+    /// The boot log's "[mem 0x…-0x…] usable" lines (`e820__print_table()`), without the
+    /// "BIOS-e820: " or "user: " prefix the kernel puts before each.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for e in &self.entries {
             let name = match e.kind {
@@ -192,11 +193,12 @@ impl fmt::Display for E820Table {
                 E820Type::Acpi => "ACPI data",
                 E820Type::Nvs => "ACPI NVS",
                 E820Type::Unusable => "unusable",
-                E820Type::Pmem | E820Type::Pram => "persistent (type 12)",
+                E820Type::Pmem => "persistent (type 7)",
+                E820Type::Pram => "persistent (type 12)",
             };
             writeln!(
                 f,
-                "BIOS-e820: [mem {:#018x}-{:#018x}] {name}",
+                "[mem {:#018x}-{:#018x}] {name}",
                 e.start,
                 e.end - 1
             )?;

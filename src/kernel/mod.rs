@@ -104,8 +104,16 @@ impl Kernel {
         // Firmware map, then the kernel's edits: trim_bios_range() makes the first page
         // reserved, then mem=/memmap= (parse_early_param()), then sanitize.
         let mut e820 = E820Table::pc(opts.ram, arch.pci_hole(), arch.low_firmware_hole());
+        // e820__memory_setup() prints the firmware's map as it came.
+        log.push("BIOS-provided physical RAM map:".into());
+        log.extend(e820.to_string().lines().map(|l| format!("BIOS-e820: {l}")));
         e820.add(0, PAGE_SIZE, E820Type::Reserved);
-        cmdline.apply(&mut e820);
+        if !cmdline.mem_ops.is_empty() {
+            cmdline.apply(&mut e820);
+            // The edits of parse_early_param(); e820__finish_early_params() prints the result.
+            log.push("user-defined physical RAM map:".into());
+            log.extend(e820.to_string().lines().map(|l| format!("user: {l}")));
+        }
         let phys_limit = 1u64 << arch.phys_bits();
         if e820.end() > phys_limit.min(arch.direct_map_size()) {
             return Err(BootError(format!(
@@ -114,8 +122,6 @@ impl Kernel {
                 arch.name()
             )));
         }
-        log.push("BIOS-provided physical RAM map:".into());
-        log.extend(e820.to_string().lines().map(str::to_string));
 
         let ram = Ram::new(e820.end()).map_err(|e| BootError(e.to_string()))?;
 
