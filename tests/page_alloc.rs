@@ -931,3 +931,121 @@ fn mem_limit_shrinks_managed_memory() {
     refused(&mut k, "first frame above mem=", Pfn::new(end), 0);
     validate(&k);
 }
+
+// ---- reserves of last resort and reports -----------------------------------------------------
+
+/// Drains ZONE_DMA of a 16 MiB machine with `gfp` and returns how many pages stay free.
+fn drain_dma_with(k: &mut Kernel, gfp: Gfp) -> u64 {
+    while k.alloc_pages(gfp | Gfp::NOWARN, 0).is_ok() {}
+    free_pages(k, DMA)
+}
+
+#[test]
+fn memalloc_ignores_watermarks_and_nofail_gets_the_min_reserve() {
+    let mut k = boot(16 << 20, "");
+    let min = zone(&k, DMA).wmark(Wmark::Min);
+    assert!(
+        min >= 8,
+        "the test needs a visible min watermark, got {min}"
+    );
+    // An order-0 allocation needs free > mark (__zone_watermark_ok()), so GFP_KERNEL leaves
+    // exactly the min watermark free.
+    assert_eq!(drain_dma_with(&mut k, Gfp::KERNEL), min);
+    // __GFP_NOFAIL's last resort, ALLOC_MIN_RESERVE, reaches min - min/2.
+    assert_eq!(
+        drain_dma_with(&mut k, Gfp::KERNEL | Gfp::NOFAIL),
+        min - min / 2
+    );
+    // __GFP_MEMALLOC (ALLOC_NO_WATERMARKS) takes everything, unless __GFP_NOMEMALLOC.
+    assert_eq!(
+        drain_dma_with(&mut k, Gfp::KERNEL | Gfp::MEMALLOC | Gfp::NOMEMALLOC),
+        min - min / 2
+    );
+    assert_eq!(drain_dma_with(&mut k, Gfp::KERNEL | Gfp::MEMALLOC), 0);
+    validate(&k);
+}
+
+fn last_report(k: &Kernel) -> Vec<String> {
+    let log = k.log();
+    let start = log
+        .iter()
+        .rposition(|l| l.starts_with("BUG: Bad page state"))
+        .expect("a report");
+    log[start..].to_vec()
+}
+
+#[test]
+fn bad_page_reports_follow_dump_page() {
+    let mut k = boot(16 << 20, "");
+    let pfn = k.alloc_pages(Gfp::KERNEL, 0).unwrap();
+    k.free_pages(pfn, 0).unwrap();
+    // A double free: the page merged back and heads a free block again (PageBuddy).
+    let _ = k.free_pages(pfn, 0);
+    let r = last_report(&k);
+    assert_eq!(
+        r[0],
+        format!(
+            "BUG: Bad page state in process mmlab  pfn:{:05x}",
+            pfn.as_u64()
+        )
+    );
+    assert_eq!(
+        r[1],
+        format!(
+            "page: refcount:0 mapcount:0 mapping:0000000000000000 index:0x0 pfn:{:#x}",
+            pfn.as_u64()
+        )
+    );
+    assert_eq!(r[2], "flags: 0x0(node=0|zone=0)");
+    assert_eq!(r[3], "page_type: f0(buddy)");
+    assert_eq!(r[4], "page dumped because: freeing a free page (PageBuddy)");
+    assert_eq!(r.len(), 5);
+
+    // A frame inside a free block has no state of its own.
+    let _ = k.free_pages(Pfn::new(pfn.as_u64() + 1), 0);
+    let r = last_report(&k);
+    assert_eq!(r[2], "flags: 0x0(node=0|zone=0)");
+    assert_eq!(
+        r[3],
+        "page dumped because: freeing a page that is not the first page of an allocated block"
+    );
+
+    // A reserved page: PG_reserved shows in %pGp and Linux's own reason is given.
+    let _ = k.free_pages(Pfn::new(0x80), 0);
+    let r = last_report(&k);
+    assert_eq!(r[2], "flags: 0x2000(reserved|node=0|zone=0)");
+    assert_eq!(
+        r[3],
+        "page dumped because: PAGE_FLAGS_CHECK_AT_FREE flag(s) set"
+    );
+
+    // A deferred MAX_PAGE_ORDER block's first frame reads as PageBuddy too.
+    let _ = k.free_pages(Pfn::new(0xc00), 10);
+    let r = last_report(&k);
+    assert_eq!(r[3], "page_type: f0(buddy)");
+}
+
+#[test]
+fn deferred_free_blocks_read_as_buddy_pages() {
+    let k = boot(64 << 20, "");
+    // 0xc00 is the last order-10 block of ZONE_DMA; boot keeps it deferred, its struct page
+    // unwritten, yet Linux would show PageBuddy at order 10.
+    for pfn in [0xc00u64, 0x1000, 0x3c00] {
+        let page = k.page_alloc().page(Pfn::new(pfn)).unwrap();
+        assert_eq!(
+            page.role(),
+            PageRole::Buddy {
+                order: MAX_PAGE_ORDER as u8
+            },
+            "pfn {pfn:#x}"
+        );
+    }
+    assert_eq!(
+        k.page_alloc().page(Pfn::new(0x1001)).unwrap().role(),
+        PageRole::None
+    );
+    assert_eq!(
+        k.page_alloc().page(Pfn::new(0x50)).unwrap().role(),
+        PageRole::Reserved
+    );
+}

@@ -196,12 +196,7 @@ impl fmt::Display for E820Table {
                 E820Type::Pmem => "persistent (type 7)",
                 E820Type::Pram => "persistent (type 12)",
             };
-            writeln!(
-                f,
-                "[mem {:#018x}-{:#018x}] {name}",
-                e.start,
-                e.end - 1
-            )?;
+            writeln!(f, "[mem {:#018x}-{:#018x}] {name}", e.start, e.end - 1)?;
         }
         Ok(())
     }

@@ -258,13 +258,9 @@ impl Kernel {
     }
 
     fn report_bad_page(&mut self, e: FreeError) -> Errno {
-        let pfn = match &e {
-            FreeError::InvalidPfn(p) => Some(*p),
-            FreeError::NotAllocated { pfn, .. } | FreeError::WrongOrder { pfn, .. } => Some(*pfn),
-            FreeError::OrderTooLarge(_) => None,
-        };
-        let page = pfn.and_then(|p| self.page_alloc.mem_map().page(p).copied());
-        let report = e.bad_page_report(CALLER, page.as_ref());
+        let page = e.pfn().and_then(|p| self.page_alloc.page(p));
+        let zone = e.pfn().and_then(|p| self.page_alloc.zone_of(p));
+        let report = e.bad_page_report(CALLER, page.as_ref(), zone);
         self.printk(&report);
         Errno::EINVAL
     }

@@ -51,6 +51,8 @@ pub struct PageFlags(u32);
 impl PageFlags {
     /// PG_locked.
     pub const LOCKED: PageFlags = PageFlags(1 << 0);
+    /// PG_writeback.
+    pub const WRITEBACK: PageFlags = PageFlags(1 << 1);
     /// PG_referenced.
     pub const REFERENCED: PageFlags = PageFlags(1 << 2);
     /// PG_uptodate.
@@ -62,7 +64,39 @@ impl PageFlags {
     /// PG_head: first page of a compound page (allocated with __GFP_COMP).
     pub const HEAD: PageFlags = PageFlags(1 << 6);
     /// PG_active.
-    pub const ACTIVE: PageFlags = PageFlags(1 << 9);
+    pub const ACTIVE: PageFlags = PageFlags(1 << 8);
+    /// PG_reserved. Never stored: [`PageRole::Reserved`] stands for it, and
+    /// [`Page::linux_flags`] adds it back for reports.
+    pub const RESERVED: PageFlags = PageFlags(1 << 13);
+
+    /// Flags by the names `%pGp` prints (include/trace/events/mmflags.h), in bit order.
+    pub const NAMES: &'static [(&'static str, PageFlags)] = &[
+        ("locked", PageFlags::LOCKED),
+        ("writeback", PageFlags::WRITEBACK),
+        ("referenced", PageFlags::REFERENCED),
+        ("uptodate", PageFlags::UPTODATE),
+        ("dirty", PageFlags::DIRTY),
+        ("lru", PageFlags::LRU),
+        ("head", PageFlags::HEAD),
+        ("active", PageFlags::ACTIVE),
+        ("reserved", PageFlags::RESERVED),
+    ];
+
+    /// The names of the set flags, in bit order; unnamed bits as one hex value at the end.
+    pub fn names(self) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut rest = self.0;
+        for (name, f) in PageFlags::NAMES {
+            if self.contains(*f) {
+                names.push((*name).to_string());
+                rest &= !f.0;
+            }
+        }
+        if rest != 0 {
+            names.push(format!("{rest:#x}"));
+        }
+        names
+    }
 
     /// No flag set.
     pub const fn empty() -> Self {
@@ -175,6 +209,15 @@ impl Page {
     /// Page flags.
     pub fn flags(&self) -> PageFlags {
         self.flags
+    }
+    /// The flags as Linux would hold them: the stored flags plus PG_reserved for a reserved
+    /// page.
+    pub fn linux_flags(&self) -> PageFlags {
+        let mut f = self.flags;
+        if self.role == PageRole::Reserved {
+            f.insert(PageFlags::RESERVED);
+        }
+        f
     }
     pub(crate) fn flags_mut(&mut self) -> &mut PageFlags {
         &mut self.flags

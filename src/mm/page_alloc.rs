@@ -75,6 +75,8 @@ pub enum FreeError {
         /// Its refcount.
         refcount: i32,
     },
+    /// `get_page()` would overflow the refcount.
+    RefcountOverflow(Pfn),
     /// The block was allocated at another order.
     WrongOrder {
         /// Frame passed to the free.
@@ -87,32 +89,42 @@ pub enum FreeError {
 }
 
 impl FreeError {
-    /// The report Linux's `bad_page()` would print (mm/page_alloc.c), followed by mmlab's
-    /// reason. Lines: "BUG: Bad page state in process %s  pfn:%05lx", the dump_page() summary,
-    /// "page dumped because: …".
-    pub fn bad_page_report(&self, process: &str, page: Option<&Page>) -> String {
-        let (pfn, reason) = match self {
-            FreeError::InvalidPfn(p) => (*p, "pfn has no struct page".to_string()),
-            FreeError::OrderTooLarge(o) => (Pfn::new(0), format!("order {o} > MAX_PAGE_ORDER")),
-            FreeError::NotAllocated { pfn, role, .. } => (
-                *pfn,
-                match role {
-                    PageRole::Buddy { .. } => "page is already free (PageBuddy)".to_string(),
-                    PageRole::Reserved => {
-                        "PAGE_FLAGS_CHECK_AT_FREE flag(s) set (reserved)".to_string()
-                    }
-                    _ => "page is not the head of an allocated block".to_string(),
-                },
-            ),
+    /// The frame the error is about, if any.
+    pub fn pfn(&self) -> Option<Pfn> {
+        match self {
+            FreeError::InvalidPfn(p) | FreeError::RefcountOverflow(p) => Some(*p),
+            FreeError::NotAllocated { pfn, .. } | FreeError::WrongOrder { pfn, .. } => Some(*pfn),
+            FreeError::OrderTooLarge(_) => None,
+        }
+    }
+
+    /// The report Linux's `bad_page()` prints (mm/page_alloc.c) with `dump_page()`'s summary
+    /// lines (mm/debug.c): "BUG: Bad page state in process %s  pfn:%05lx", "page: refcount:…",
+    /// "flags: %pGp", "page_type: …" for typed pages, "page dumped because: …". The reason is
+    /// Linux's where Linux has one (PAGE_FLAGS_CHECK_AT_FREE for a reserved page), mmlab's own
+    /// where Linux would not notice. `zone` is the page's zone index for the %pGp fields.
+    pub fn bad_page_report(
+        &self,
+        process: &str,
+        page: Option<&Page>,
+        zone: Option<usize>,
+    ) -> String {
+        let reason = match self {
+            FreeError::InvalidPfn(_) => "pfn has no struct page (pfn_valid() is false)".to_string(),
+            FreeError::OrderTooLarge(o) => format!("order {o} > MAX_PAGE_ORDER"),
+            FreeError::RefcountOverflow(_) => "refcount would overflow".to_string(),
+            FreeError::NotAllocated { role, .. } => match role {
+                PageRole::Buddy { .. } => "freeing a free page (PageBuddy)".to_string(),
+                PageRole::Reserved => "PAGE_FLAGS_CHECK_AT_FREE flag(s) set".to_string(),
+                _ => "freeing a page that is not the first page of an allocated block".to_string(),
+            },
             FreeError::WrongOrder {
-                pfn,
-                allocated,
-                freed,
-            } => (
-                *pfn,
-                format!("freed at order {freed}, allocated at order {allocated}"),
-            ),
+                allocated, freed, ..
+            } => {
+                format!("freed at order {freed}, allocated at order {allocated}")
+            }
         };
+        let pfn = self.pfn().unwrap_or(Pfn::new(0));
         let mut s = format!(
             "BUG: Bad page state in process {process}  pfn:{:05x}\n",
             pfn.as_u64()
@@ -126,7 +138,17 @@ impl FreeError {
                 p.index(),
                 pfn.as_u64()
             );
-            s += &format!("flags: {:#x}({:?})\n", p.flags().bits(), p.role());
+            let flags = p.linux_flags();
+            let mut fields = flags.names();
+            fields.push("node=0".to_string());
+            if let Some(z) = zone {
+                fields.push(format!("zone={z}"));
+            }
+            s += &format!("flags: {:#x}({})\n", flags.bits(), fields.join("|"));
+            if let PageRole::Buddy { .. } = p.role() {
+                // PGTY_buddy (0xf0) in the top byte of page_type.
+                s += "page_type: f0(buddy)\n";
+            }
         }
         s += &format!("page dumped because: {reason}\n");
         s
@@ -137,6 +159,9 @@ impl fmt::Display for FreeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FreeError::InvalidPfn(p) => write!(f, "pfn {:#x} is not valid", p.as_u64()),
+            FreeError::RefcountOverflow(p) => {
+                write!(f, "pfn {:#x}: refcount would overflow", p.as_u64())
+            }
             FreeError::OrderTooLarge(o) => write!(f, "order {o} is above MAX_PAGE_ORDER"),
             FreeError::NotAllocated {
                 pfn,
@@ -184,7 +209,7 @@ pub struct Tunables {
 /// Event counters the allocator keeps, named as in /proc/vmstat.
 #[derive(Debug, Clone, Default)]
 pub struct AllocEvents {
-    /// pgalloc_<zone>: pages allocated from each zone, by zone index.
+    /// `pgalloc_<zone>`: pages allocated from each zone, by zone index.
     pub pgalloc: Vec<u64>,
     /// pgfree: pages freed.
     pub pgfree: u64,
@@ -216,6 +241,8 @@ struct AllocFlags {
     min_reserve: bool,
     /// ALLOC_NON_BLOCK: the caller cannot enter direct reclaim.
     non_block: bool,
+    /// ALLOC_NO_WATERMARKS: __GFP_MEMALLOC; any free block will do.
+    no_watermarks: bool,
 }
 
 impl PageAlloc {
@@ -702,17 +729,37 @@ impl PageAlloc {
             wmark: Wmark::Low,
             min_reserve: false,
             non_block: false,
+            no_watermarks: false,
         };
         // Slow path: gfp_to_alloc_flags().
         let slow = AllocFlags {
             wmark: Wmark::Min,
             min_reserve: gfp.contains(Gfp::HIGH),
             non_block: !gfp.contains(Gfp::DIRECT_RECLAIM) && !gfp.contains(Gfp::NOMEMALLOC),
+            no_watermarks: false,
         };
-        for flags in [fast, slow] {
+        // __gfp_pfmemalloc_flags(): __GFP_MEMALLOC (unless __GFP_NOMEMALLOC) ignores watermarks.
+        let memalloc =
+            (gfp.contains(Gfp::MEMALLOC) && !gfp.contains(Gfp::NOMEMALLOC)).then_some(AllocFlags {
+                no_watermarks: true,
+                ..slow
+            });
+        // Where Linux would now reclaim, compact and call the OOM killer there is nothing to
+        // reclaim; __GFP_NOFAIL's last resort, __alloc_pages_cpuset_fallback() with
+        // ALLOC_MIN_RESERVE, is tried, then the allocation fails (Linux would loop forever).
+        let nofail = gfp.contains(Gfp::NOFAIL).then_some(AllocFlags {
+            wmark: Wmark::Min,
+            min_reserve: true,
+            non_block: false,
+            no_watermarks: false,
+        });
+        for flags in [Some(fast), Some(slow), memalloc, nofail]
+            .into_iter()
+            .flatten()
+        {
             for zi in (0..=highest).rev() {
                 if self.zones[zi].managed_pages == 0
-                    || !self.zone_watermark_ok(zi, order, flags, highest)
+                    || (!flags.no_watermarks && !self.zone_watermark_ok(zi, order, flags, highest))
                 {
                     continue;
                 }
@@ -750,7 +797,6 @@ impl PageAlloc {
         if order > MAX_PAGE_ORDER {
             return Err(FreeError::OrderTooLarge(order));
         }
-        let zi = self.zone_of(pfn).ok_or(FreeError::InvalidPfn(pfn))?;
         let page = *self.mem_map.page(pfn).ok_or(FreeError::InvalidPfn(pfn))?;
         let allocated = match page.role() {
             PageRole::Allocated { order } if page.refcount() > 0 => u32::from(order),
@@ -769,6 +815,8 @@ impl PageAlloc {
                 freed: order,
             });
         }
+        // An allocated block lies inside one zone, so this cannot fail.
+        let zi = self.zone_of(pfn).ok_or(FreeError::InvalidPfn(pfn))?;
         let head = page.flags().contains(PageFlags::HEAD);
         if self.page_mut(pfn).put_testzero() {
             self.free_block(zi, pfn, order, ram);
@@ -805,6 +853,10 @@ impl PageAlloc {
                 refcount: page.refcount(),
             });
         }
+        if page.refcount() == i32::MAX {
+            // try_get_page() refuses a reference that would overflow _refcount.
+            return Err(FreeError::RefcountOverflow(pfn));
+        }
         let p = self.page_mut(pfn);
         p.get();
         Ok(p.refcount())
@@ -823,6 +875,23 @@ impl PageAlloc {
                 refcount: page.refcount(),
             }),
         }
+    }
+
+    /// The struct page of a frame as Linux would show it: like `mem_map().page()`, except that
+    /// the first frame of a free block still held back by deferred init reads as
+    /// `Buddy { order: MAX_PAGE_ORDER }`, as it would once Linux's deferred init has run.
+    pub fn page(&self, pfn: Pfn) -> Option<Page> {
+        let mut page = *self.mem_map.page(pfn)?;
+        if page.role() == PageRole::None && pfn.is_aligned_order(MAX_PAGE_ORDER) {
+            let z = &self.zones[self.zone_of(pfn)?];
+            let i = z.deferred.partition_point(|r| r.end <= pfn);
+            if z.deferred.get(i).is_some_and(|r| r.contains(pfn)) {
+                page.set_role(PageRole::Buddy {
+                    order: MAX_PAGE_ORDER as u8,
+                });
+            }
+        }
+        Some(page)
     }
 
     /// The free blocks of one zone and order, in list order (deferred blocks last).
@@ -1051,15 +1120,40 @@ impl PageAlloc {
 
 /// `int_sqrt()`: the integer square root, rounded down.
 pub fn isqrt(x: u64) -> u64 {
-    if x < 2 {
-        return x;
+    x.isqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small() -> (PageAlloc, Ram) {
+        let memory = [PfnRange::new(Pfn::new(0x100), Pfn::new(0x1000)).unwrap()];
+        let zones = [
+            (ZoneType::Dma, Some(Pfn::new(0x1000))),
+            (ZoneType::Normal, None),
+        ];
+        (
+            PageAlloc::boot(&zones, Pfn::new(0x1000), &memory, &[]),
+            Ram::new(16 << 20).unwrap(),
+        )
     }
-    let mut r = (x as f64).sqrt() as u64;
-    while r * r > x {
-        r -= 1;
+
+    #[test]
+    fn get_page_refuses_to_overflow_the_refcount() {
+        let (mut pa, mut ram) = small();
+        let pfn = pa.alloc_pages(Gfp::KERNEL | Gfp::DMA, 0, &mut ram).unwrap();
+        pa.page_mut(pfn).set_refcount(i32::MAX - 1);
+        assert_eq!(pa.get_page(pfn), Ok(i32::MAX));
+        assert_eq!(pa.get_page(pfn), Err(FreeError::RefcountOverflow(pfn)));
+        assert_eq!(pa.mem_map().page(pfn).unwrap().refcount(), i32::MAX);
     }
-    while (r + 1) * (r + 1) <= x {
-        r += 1;
+
+    #[test]
+    fn isqrt_rounds_down() {
+        assert_eq!(isqrt(0), 0);
+        assert_eq!(isqrt(15), 3);
+        assert_eq!(isqrt(16), 4);
+        assert_eq!(isqrt(u64::MAX), u32::MAX as u64);
     }
-    r
 }

@@ -12,8 +12,7 @@ use super::KernelRef;
 use super::args::{self, Fallible, is_err_value, raw, throw, to_i64, to_u64};
 use crate::addr::{Pfn, PhysAddr, VirtAddr};
 use crate::kernel::{BootOptions, Errno, Kernel};
-use crate::mm::page::{Page, PageFlags, PageRole};
-use crate::mm::page_alloc::PageAlloc;
+use crate::mm::page::{Page, PageRole};
 use crate::mm::zone::{MAX_PAGE_ORDER, Wmark, Zone};
 use rhai::{Array, Dynamic, Engine, Map};
 use std::cell::RefCell;
@@ -420,32 +419,15 @@ fn register_views(engine: &mut Engine) {
                 };
                 let k = k.borrow();
                 let pa = k.page_alloc();
-                Ok(match pa.mem_map().page(pfn) {
+                Ok(match pa.page(pfn) {
                     None => Dynamic::UNIT,
                     Some(page) => {
-                        let zi = pa.zone_of(pfn);
-                        let zone = zi.map(|zi| pa.zones()[zi].ztype.name());
-                        let mut m = page_map(pfn, page, zone);
-                        if let Some(zi) = zi
-                            && deferred_free_block(pa, zi, pfn, page)
-                        {
-                            m.insert("role".into(), Dynamic::from("buddy".to_string()));
-                            m.insert("order".into(), Dynamic::from(i64::from(MAX_PAGE_ORDER)));
-                        }
-                        Dynamic::from_map(m)
+                        let zone = pa.zone_of(pfn).map(|zi| pa.zones()[zi].ztype.name());
+                        Dynamic::from_map(page_map(pfn, &page, zone))
                     }
                 })
             },
         );
-}
-
-/// True for the first frame of a free MAX_PAGE_ORDER block whose struct page boot has not
-/// written yet (deferred struct page init). Linux initialises those pages right after boot, so
-/// scripts see them as what they are: PageBuddy at MAX_PAGE_ORDER.
-fn deferred_free_block(pa: &PageAlloc, zi: usize, pfn: Pfn, page: &Page) -> bool {
-    page.role() == PageRole::None
-        && pfn.is_aligned_order(MAX_PAGE_ORDER)
-        && pa.free_list(zi, MAX_PAGE_ORDER).contains(&pfn)
 }
 
 /// The zone a script names ("DMA", "DMA32", "Normal", ...; case does not matter).
@@ -491,17 +473,6 @@ fn zone_map(z: &Zone) -> Map {
     m
 }
 
-/// Page flags by the names `%pGp` prints (include/trace/events/mmflags.h).
-const FLAG_NAMES: &[(&str, PageFlags)] = &[
-    ("locked", PageFlags::LOCKED),
-    ("referenced", PageFlags::REFERENCED),
-    ("uptodate", PageFlags::UPTODATE),
-    ("dirty", PageFlags::DIRTY),
-    ("lru", PageFlags::LRU),
-    ("head", PageFlags::HEAD),
-    ("active", PageFlags::ACTIVE),
-];
-
 /// A role's name in snake case, from its variant name: "buddy", "allocated", "reserved".
 fn role_name(role: PageRole) -> String {
     let debug = format!("{role:?}");
@@ -530,19 +501,9 @@ fn page_map(pfn: Pfn, page: &Page, zone: Option<&str>) -> Map {
     m.insert("order".into(), order);
     m.insert("refcount".into(), Dynamic::from(i64::from(page.refcount())));
     m.insert("mapcount".into(), Dynamic::from(i64::from(page.mapcount())));
-    let flags = page.flags();
+    let flags = page.linux_flags();
     m.insert("flags".into(), Dynamic::from(i64::from(flags.bits())));
-    let mut names: Array = Vec::new();
-    let mut rest = flags.bits();
-    for (name, f) in FLAG_NAMES {
-        if flags.contains(*f) {
-            names.push(Dynamic::from(name.to_string()));
-            rest &= !f.bits();
-        }
-    }
-    if rest != 0 {
-        names.push(Dynamic::from(format!("{rest:#x}")));
-    }
+    let names: Array = flags.names().into_iter().map(Dynamic::from).collect();
     m.insert("flag_names".into(), Dynamic::from_array(names));
     m.insert(
         "zone".into(),
