@@ -998,7 +998,10 @@ fn bad_page_reports_follow_dump_page() {
     );
     assert_eq!(r[2], "flags: 0x0(node=0|zone=0)");
     assert_eq!(r[3], "page_type: f0(buddy)");
-    assert_eq!(r[4], "page dumped because: freeing a free page (PageBuddy)");
+    assert_eq!(
+        r[4],
+        "page dumped because: page is already free (PageBuddy)"
+    );
     assert_eq!(r.len(), 5);
 
     // A frame inside a free block has no state of its own.
@@ -1007,7 +1010,7 @@ fn bad_page_reports_follow_dump_page() {
     assert_eq!(r[2], "flags: 0x0(node=0|zone=0)");
     assert_eq!(
         r[3],
-        "page dumped because: freeing a page that is not the first page of an allocated block"
+        "page dumped because: page is not the head of an allocated block"
     );
 
     // A reserved page: PG_reserved shows in %pGp and Linux's own reason is given.

@@ -114,9 +114,9 @@ impl FreeError {
             FreeError::OrderTooLarge(o) => format!("order {o} > MAX_PAGE_ORDER"),
             FreeError::RefcountOverflow(_) => "refcount would overflow".to_string(),
             FreeError::NotAllocated { role, .. } => match role {
-                PageRole::Buddy { .. } => "freeing a free page (PageBuddy)".to_string(),
+                PageRole::Buddy { .. } => "page is already free (PageBuddy)".to_string(),
                 PageRole::Reserved => "PAGE_FLAGS_CHECK_AT_FREE flag(s) set".to_string(),
-                _ => "freeing a page that is not the first page of an allocated block".to_string(),
+                _ => "page is not the head of an allocated block".to_string(),
             },
             FreeError::WrongOrder {
                 allocated, freed, ..
