@@ -18,6 +18,7 @@ use criterion::{Criterion, Throughput};
 use mmlab::addr::{Pfn, PfnRange};
 use mmlab::arch::{Arch, X86_64};
 use mmlab::hw::ram::Ram;
+use mmlab::kernel::random::Prng;
 use mmlab::mm::gfp::Gfp;
 use mmlab::mm::page_alloc::PageAlloc;
 use mmlab::{BootOptions, Kernel};
@@ -138,31 +139,18 @@ enum Step {
     Free(u32),
 }
 
-/// splitmix64: deterministic and dependency-free.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
-
 /// The seeded mixed sequence for a machine with `managed` frames, ending with every block
 /// freed. Order weights (per mille): small orders dominate, as in a running kernel.
 fn mixed_steps(managed: u64, seed: u64) -> Vec<Step> {
     const WEIGHTS: [u64; 11] = [450, 150, 100, 80, 60, 50, 40, 30, 20, 12, 8];
     let total: u64 = WEIGHTS.iter().sum();
     let limit = managed * MAX_LIVE_PERCENT / 100;
-    let mut rng = SplitMix(seed);
+    let mut rng = Prng::new(seed);
     let mut live: Vec<u32> = Vec::new();
     let mut live_frames = 0u64;
     let mut steps = Vec::with_capacity(STEPS * 2);
     while steps.len() < STEPS {
-        let mut pick = rng.next() % total;
+        let mut pick = rng.next_u64() % total;
         let order = WEIGHTS
             .iter()
             .position(|&w| {
@@ -172,8 +160,8 @@ fn mixed_steps(managed: u64, seed: u64) -> Vec<Step> {
             })
             .expect("weights cover the range") as u32;
         let must_free = live_frames + (1 << order) > limit;
-        if !live.is_empty() && (must_free || rng.next() % 100 < 45) {
-            let i = (rng.next() % live.len() as u64) as usize;
+        if !live.is_empty() && (must_free || rng.next_u64() % 100 < 45) {
+            let i = (rng.next_u64() % live.len() as u64) as usize;
             live_frames -= 1 << live.swap_remove(i);
             steps.push(Step::Free(i as u32));
         } else {

@@ -15,6 +15,7 @@
 //! ```
 
 use mmlab::addr::{PAGE_SIZE, Pfn, PhysAddr};
+use mmlab::kernel::random::Prng;
 use mmlab::mm::gfp::Gfp;
 use mmlab::mm::page::PageRole;
 use mmlab::mm::zone::{MAX_PAGE_ORDER, Wmark, Zone};
@@ -107,22 +108,6 @@ fn bad_page_reports(k: &Kernel) -> usize {
         .iter()
         .filter(|l| l.starts_with("BUG: Bad page state"))
         .count()
-}
-
-/// A small deterministic generator (splitmix64), so tests need no RNG crate.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 const EMPTY: &[u64] = &[];
@@ -310,7 +295,7 @@ fn freeing_everything_restores_buddyinfo() {
         let mut k = boot(ram, cmdline);
         let before = k.cat("/proc/buddyinfo").unwrap();
         let free_before = k.page_alloc().nr_free_pages();
-        let mut rng = SplitMix(seed as u64);
+        let mut rng = Prng::new(seed as u64);
         let gfps = [
             Gfp::KERNEL,
             Gfp::ATOMIC,

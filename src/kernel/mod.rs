@@ -7,6 +7,7 @@
 
 pub mod cmdline;
 pub mod errno;
+pub mod random;
 pub mod resource;
 
 use crate::addr::{PAGE_SIZE, Pfn, PfnRange, PhysAddr, VirtAddr};
