@@ -1,6 +1,7 @@
-//! The simulated hardware: RAM and the firmware memory map.
+//! The simulated hardware: RAM, the firmware memory map and the MMU.
 
 pub mod e820;
+pub mod mmu;
 // The one module allowed `unsafe`: it maps host memory for simulated RAM.
 #[allow(unsafe_code)]
 pub mod ram;

@@ -3,4 +3,5 @@
 pub mod gfp;
 pub mod page;
 pub mod page_alloc;
+pub mod tlbflush;
 pub mod zone;

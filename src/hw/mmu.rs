@@ -1,0 +1,272 @@
+//! The x86-64 MMU's page walk: reads entries from simulated RAM, checks present, write,
+//! user/supervisor and NX along the way, sets the Accessed and Dirty bits in RAM as the hardware
+//! does, and on failure reports a page fault with the x86 error code and CR2.
+//!
+//! Rules (Intel SDM vol. 3, 4.5-4.8; AMD APM vol. 2, 5.3-5.6), with Linux's settings: CR0.WP=1,
+//! EFER.NXE=1, CR4.SMEP=1 and CR4.SMAP=1 (Linux turns both on where the CPU has them):
+//! - write permission is the AND of RW over all levels, user permission the AND of US, and
+//!   execute is refused if any level has NX;
+//! - a supervisor write to a read-only page faults (CR0.WP);
+//! - a supervisor data access to a user page faults unless EFLAGS.AC is set (SMAP, which
+//!   `stac()`/`clac()` toggle around uaccess), a supervisor fetch from a user page always (SMEP);
+//! - the Accessed flag of each entry is set when the walk uses it; the leaf's Accessed flag and,
+//!   for a write, its Dirty flag are set only when the access is allowed;
+//! - PS in a PGD entry, and low address bits set in a 2 MiB or 1 GiB leaf, are reserved: RSVD.
+
+use crate::addr::{PageSize, PhysAddr, VirtAddr};
+use crate::arch::x86_64::pgtable_types::{CacheMode, Pte, PteFlags};
+use crate::hw::ram::Ram;
+
+/// X86_PF_PROT: the fault was a protection violation (the page was present).
+pub const X86_PF_PROT: u32 = 1 << 0;
+/// X86_PF_WRITE: the access was a write.
+pub const X86_PF_WRITE: u32 = 1 << 1;
+/// X86_PF_USER: the access came from user mode.
+pub const X86_PF_USER: u32 = 1 << 2;
+/// X86_PF_RSVD: a reserved bit was set in a paging-structure entry.
+pub const X86_PF_RSVD: u32 = 1 << 3;
+/// X86_PF_INSTR: the access was an instruction fetch.
+pub const X86_PF_INSTR: u32 = 1 << 4;
+
+/// What kind of access is being translated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Access {
+    /// A write (else a read or fetch).
+    pub write: bool,
+    /// An instruction fetch.
+    pub exec: bool,
+    /// From user mode (CPL 3).
+    pub user: bool,
+    /// EFLAGS.AC: SMAP is suspended for supervisor data accesses (inside `stac()`).
+    pub ac: bool,
+}
+
+impl Access {
+    /// A supervisor data read.
+    pub const KERNEL_READ: Access = Access {
+        write: false,
+        exec: false,
+        user: false,
+        ac: false,
+    };
+    /// A supervisor data write.
+    pub const KERNEL_WRITE: Access = Access {
+        write: true,
+        exec: false,
+        user: false,
+        ac: false,
+    };
+    /// A user data read.
+    pub const USER_READ: Access = Access {
+        write: false,
+        exec: false,
+        user: true,
+        ac: false,
+    };
+    /// A user data write.
+    pub const USER_WRITE: Access = Access {
+        write: true,
+        exec: false,
+        user: true,
+        ac: false,
+    };
+
+    /// The error-code bits the access itself contributes (W/R, U/S, I/D).
+    pub fn error_bits(self) -> u32 {
+        (if self.write { X86_PF_WRITE } else { 0 })
+            | (if self.user { X86_PF_USER } else { 0 })
+            | (if self.exec { X86_PF_INSTR } else { 0 })
+    }
+}
+
+/// Why a translation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// #PF with CR2 and the error code.
+    PageFault {
+        /// CR2: the faulting linear address.
+        addr: VirtAddr,
+        /// The X86_PF_* bits.
+        error_code: u32,
+    },
+    /// #GP: the address is not canonical.
+    NonCanonical(VirtAddr),
+}
+
+/// One entry read by a walk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WalkStep {
+    /// Paging level: 4 = PGD, 3 = PUD, 2 = PMD, 1 = PTE.
+    pub level: u32,
+    /// Physical address of the table read.
+    pub table: PhysAddr,
+    /// Index of the entry within the table.
+    pub index: u32,
+    /// The entry as read (before any Accessed/Dirty update).
+    pub entry: Pte,
+}
+
+/// A successful translation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Translation {
+    /// The physical address of the byte translated.
+    pub phys: PhysAddr,
+    /// Size of the page the leaf maps.
+    pub page_size: PageSize,
+    /// The leaf entry's flags after the walk's A/D updates.
+    pub flags: PteFlags,
+    /// Writable at every level.
+    pub writable: bool,
+    /// User-accessible at every level.
+    pub user: bool,
+    /// Executable at every level.
+    pub executable: bool,
+    /// The cache type the leaf selects.
+    pub cache: CacheMode,
+}
+
+impl Translation {
+    /// The first physical byte of the page.
+    pub fn page_base(&self) -> PhysAddr {
+        PhysAddr::new(self.phys.as_u64() & !(self.page_size.bytes() - 1))
+    }
+}
+
+/// What a walk cost: entries read and Accessed/Dirty writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct WalkCost {
+    /// Paging-structure entries read from memory.
+    pub references: u32,
+    /// Entries written back to set Accessed or Dirty.
+    pub ad_updates: u32,
+}
+
+/// True when `va` is canonical for 48-bit virtual addresses.
+pub fn is_canonical(va: VirtAddr) -> bool {
+    let top = va.as_u64() >> 47;
+    top == 0 || top == (1 << 17) - 1
+}
+
+fn read_entry(ram: &Ram, at: PhysAddr) -> Option<Pte> {
+    let mut b = [0u8; 8];
+    ram.read(at, &mut b).ok()?;
+    Some(Pte::from_raw(u64::from_le_bytes(b)))
+}
+
+fn write_entry(ram: &mut Ram, at: PhysAddr, e: Pte) {
+    // The entry was just read from the same address, so the write cannot be refused.
+    let _ = ram.write(at, &e.raw().to_le_bytes());
+}
+
+/// Walks the 4-level tables rooted at `cr3` for `va` and checks `access`. Steps are pushed
+/// to `steps` when given. A/D bits are updated in RAM as the hardware would.
+pub fn walk(
+    ram: &mut Ram,
+    cr3: PhysAddr,
+    va: VirtAddr,
+    access: Access,
+    mut steps: Option<&mut Vec<WalkStep>>,
+    cost: &mut WalkCost,
+) -> Result<Translation, Fault> {
+    if !is_canonical(va) {
+        return Err(Fault::NonCanonical(va));
+    }
+    let fault = |extra: u32| Fault::PageFault {
+        addr: va,
+        error_code: access.error_bits() | extra,
+    };
+    let mut table = PhysAddr::new(cr3.as_u64() & crate::arch::x86_64::pgtable_types::PFN_MASK);
+    let (mut writable, mut user, mut executable) = (true, true, true);
+    for level in (1..=4u32).rev() {
+        let shift = 12 + 9 * (level - 1);
+        let index = ((va.as_u64() >> shift) & 511) as u32;
+        let at = PhysAddr::new(table.as_u64() + u64::from(index) * 8);
+        // A table outside RAM reads as a machine check on hardware; here it is a reserved-bit
+        // fault so that a corrupt table never panics the model.
+        let Some(entry) = read_entry(ram, at) else {
+            return Err(fault(X86_PF_PROT | X86_PF_RSVD));
+        };
+        cost.references += 1;
+        if let Some(s) = steps.as_deref_mut() {
+            s.push(WalkStep {
+                level,
+                table,
+                index,
+                entry,
+            });
+        }
+        if !entry.is_present() {
+            return Err(fault(0));
+        }
+        let f = entry.flags();
+        writable &= f.contains(PteFlags::RW);
+        user &= f.contains(PteFlags::USER);
+        executable &= !f.contains(PteFlags::NX);
+        let leaf = level == 1 || f.contains(PteFlags::PSE);
+        if f.contains(PteFlags::PSE) && level == 4 {
+            return Err(fault(X86_PF_PROT | X86_PF_RSVD));
+        }
+        if !leaf {
+            // Paging-structure entries are marked Accessed as the walk uses them.
+            if !f.contains(PteFlags::ACCESSED) {
+                write_entry(ram, at, entry.with(PteFlags::ACCESSED));
+                cost.ad_updates += 1;
+            }
+            table = entry.pfn(false).phys();
+            continue;
+        }
+        let page_size = match level {
+            3 => PageSize::SIZE_1G,
+            2 => PageSize::SIZE_2M,
+            _ => PageSize::SIZE_4K,
+        };
+        let large = level > 1;
+        if large {
+            // Frame bits below the page size (other than PAT in bit 12) are reserved.
+            let low = entry.raw()
+                & (page_size.bytes() - 1)
+                & !0x1fff
+                & crate::arch::x86_64::pgtable_types::PFN_MASK;
+            if low != 0 {
+                return Err(fault(X86_PF_PROT | X86_PF_RSVD));
+            }
+        }
+        // Permission checks, in the order the hardware reports them (all give PROT).
+        if access.user && !user {
+            return Err(fault(X86_PF_PROT));
+        }
+        if access.exec && !executable {
+            return Err(fault(X86_PF_PROT));
+        }
+        if !access.user && user {
+            // SMEP always; SMAP unless EFLAGS.AC.
+            if access.exec || !access.ac {
+                return Err(fault(X86_PF_PROT));
+            }
+        }
+        if access.write && !writable {
+            // CR0.WP=1: supervisor writes honour RW too.
+            return Err(fault(X86_PF_PROT));
+        }
+        let mut updated = entry.with(PteFlags::ACCESSED);
+        if access.write {
+            updated = updated.with(PteFlags::DIRTY);
+        }
+        if updated != entry {
+            write_entry(ram, at, updated);
+            cost.ad_updates += 1;
+        }
+        let base = entry.pfn(large).phys().as_u64();
+        let phys = PhysAddr::new(base + (va.as_u64() & (page_size.bytes() - 1)));
+        return Ok(Translation {
+            phys,
+            page_size,
+            flags: updated.flags(),
+            writable,
+            user,
+            executable,
+            cache: CacheMode::from_entry(entry, large),
+        });
+    }
+    unreachable!("level 1 is always a leaf")
+}
