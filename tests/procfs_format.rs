@@ -118,6 +118,7 @@ fn zoneinfo_label(line: &str) -> &str {
 /// The zoneinfo lines mmlab prints, by label.
 const ZONEINFO_LABELS: &[&str] = &[
     "  per-node stats",
+    "      nr_page_table_pages ",
     "  pages free     ",
     "        boost    ",
     "        min      ",
@@ -481,11 +482,15 @@ fn meminfo_layout_matches_the_host() {
                 "MemTotal:       ",
                 "MemFree:        ",
                 "MemAvailable:   ",
+                "PageTables:     ",
                 "NFS_Unstable:   ",
                 "Bounce:         ",
                 "WritebackTmp:   ",
                 "VmallocTotal:   ",
-                "VmallocChunk:   "
+                "VmallocChunk:   ",
+                "DirectMap4k:    ",
+                "DirectMap2M:    ",
+                "DirectMap1G:    "
             ]
         );
         for l in &host {
@@ -495,7 +500,11 @@ fn meminfo_layout_matches_the_host() {
             );
         }
         // Lines whose value does not depend on the machine are the host's, byte for byte.
-        for l in host.iter().filter(|l| !l.starts_with("Mem")) {
+        for l in host
+            .iter()
+            .filter(|l| !l.starts_with("Mem") && !l.starts_with("DirectMap"))
+            .filter(|l| !l.starts_with("PageTables"))
+        {
             assert!(text.contains(&format!("{l}\n")), "missing host line {l:?}");
         }
         assert!(text.contains("VmallocTotal:   34359738367 kB\n"));
@@ -609,6 +618,7 @@ fn vmstat_names_follow_the_hosts_order() {
         [
             "nr_free_pages",
             "nr_free_pages_blocks",
+            "nr_page_table_pages",
             "pgalloc_dma",
             "pgalloc_dma32",
             "pgalloc_normal",
@@ -633,6 +643,66 @@ fn vmstat_names_follow_the_hosts_order() {
         zones.iter().filter_map(|z| z.nr_free_pages_blocks).sum()
     );
     assert_eq!(stat["pgalloc_dma"], 1);
+    // Nothing but the boot tables exists yet, and they are not in NR_PAGETABLE.
+    assert_eq!(stat["nr_page_table_pages"], 0);
+    assert_eq!(
+        meminfo_kb(&k, "PageTables"),
+        k.page_alloc().nr_page_table_pages() * 4
+    );
+    // A new address space's PGD is one page table, in the node stats of every view.
+    let pgd = k.pgtable().pgd_alloc().unwrap();
+    assert_eq!(vmstat(&k)["nr_page_table_pages"], 1);
+    assert_eq!(meminfo_kb(&k, "PageTables"), 4);
+    assert!(
+        cat(&k, "/proc/zoneinfo").contains("\n  per-node stats\n      nr_page_table_pages 1\n")
+    );
+    k.pgtable().pgd_free(pgd).unwrap();
+    assert_eq!(vmstat(&k)["nr_page_table_pages"], 0);
+    k.validate().unwrap();
+}
+
+/// DirectMap lines of /proc/meminfo, in kB: (4k, 2M, 1G).
+fn direct_map_kb(k: &Kernel) -> (u64, u64, u64) {
+    (
+        meminfo_kb(k, "DirectMap4k"),
+        meminfo_kb(k, "DirectMap2M"),
+        meminfo_kb(k, "DirectMap1G"),
+    )
+}
+
+#[test]
+fn direct_map_lines_add_up_as_on_the_host() {
+    // The host is a 24 GiB guest with this very memory map: RAM below 640K, [1M, 3G) and
+    // [4G, 25G).
+    let host = |label: &str| {
+        HOST_MEMINFO
+            .lines()
+            .find_map(|l| parse_meminfo_line(l).filter(|(lb, _)| lb.starts_with(label)))
+            .unwrap()
+            .1
+    };
+    let host_kb = (
+        host("DirectMap4k:"),
+        host("DirectMap2M:"),
+        host("DirectMap1G:"),
+    );
+    assert_eq!(host_kb, (28672, 2068480, 25165824));
+    let k = boot(24 * GIB);
+    let ours = direct_map_kb(&k);
+    // What init_mem_mapping() counts at boot: [0, 2M) in 4K pages (the ISA range and the head
+    // of [1M, 3G)), [2M, 1G) in 2M pages, the rest in 1G pages — with [24G, 25G), mapped by
+    // one 1G leaf in the first top-down step, counted again by the second and third steps.
+    assert_eq!(ours, (512 * 4, 511 * 2048, (2 + 20 + 3) << 20));
+    // The sum is the host's to the kB: 26 GiB "mapped" for 24 GiB of RAM.
+    assert_eq!(ours.0 + ours.1 + ours.2, host_kb.0 + host_kb.1 + host_kb.2);
+    assert_eq!(ours.0 + ours.1 + ours.2, 26 << 20);
+    // The rest is what the running host's set_memory_*() calls did after boot: one 1G page split
+    // into 512 2M pages, and 13 2M pages split into 4K pages (split_large_page() moves the
+    // counts from one size to the next, keeping the sum).
+    assert_eq!(host_kb.2, ours.2 - (1 << 20));
+    assert_eq!(host_kb.1, ours.1 + 512 * 2048 - 13 * 2048);
+    assert_eq!(host_kb.0, ours.0 + 13 * 512 * 4);
+    k.validate().unwrap();
 }
 
 // ---- /proc/iomem ----------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 //! The simulated kernel: one [`Kernel`] value owns the machine and every subsystem.
 //!
 //! There is no global state. Booting builds, in order: the firmware memory map (e820) with the
-//! command line's `mem=`/`memmap=` edits, simulated RAM, the iomem resource tree, memblock's view
-//! (memory and boot reservations), the mem_map and zones, and the buddy free lists — the order
-//! of `setup_arch()`, `mm_core_init()` and `memblock_free_all()` in Linux.
+//! command line's `mem=`/`memmap=` edits, simulated RAM, the iomem resource tree, memblock
+//! (memory and boot reservations), init_mm's page tables with the direct map of all RAM
+//! (`init_mem_mapping()`, whose tables memblock supplies), the mem_map and zones, and the buddy
+//! free lists — the order of `setup_arch()`, `mm_core_init()` and `memblock_free_all()` in
+//! Linux.
 
 pub mod cmdline;
 pub mod errno;
@@ -11,11 +13,15 @@ pub mod random;
 pub mod resource;
 
 use crate::addr::{PAGE_SIZE, Pfn, PfnRange, PhysAddr, VirtAddr};
+use crate::arch::x86_64::init::{self as x86_init, DirectMap};
 use crate::arch::{self, Arch};
 use crate::hw::e820::{E820Table, E820Type};
+use crate::hw::mmu::{self, Access, Fault, Translation, WalkCost, WalkStep};
 use crate::hw::ram::{Ram, RamError};
 use crate::mm::gfp::Gfp;
+use crate::mm::memblock::Memblock;
 use crate::mm::page_alloc::{AllocError, FreeError, Inconsistency, PageAlloc};
+use crate::mm::pgtable::{PageTables, Pgt};
 use cmdline::Cmdline;
 pub use errno::Errno;
 use resource::Resource;
@@ -77,6 +83,10 @@ pub struct Kernel {
     iomem: Resource,
     ram: Ram,
     page_alloc: PageAlloc,
+    /// init_mm's PGD, `pgd_list` and the boot tables.
+    pgtables: PageTables,
+    /// `direct_pages_count[]` and `direct_gbpages`.
+    direct_map: DirectMap,
     log: Vec<String>,
 }
 
@@ -124,7 +134,7 @@ impl Kernel {
             )));
         }
 
-        let ram = Ram::new(e820.end()).map_err(|e| BootError(e.to_string()))?;
+        let mut ram = Ram::new(e820.end()).map_err(|e| BootError(e.to_string()))?;
 
         // /proc/iomem: one resource per e820 range (e820__reserve_resources()).
         let mut iomem = Resource::root("PCI mem", u64::MAX);
@@ -147,17 +157,40 @@ impl Kernel {
         if memory.is_empty() {
             return Err(BootError("no usable RAM left after mem=/memmap=".into()));
         }
-        let reserved = [
+        let mut memblock = Memblock::new(&memory);
+        memblock.reserve(
             PfnRange::new(Pfn::new(0), Pfn::new(arch.boot_reserved_low() / PAGE_SIZE))
                 .expect("ordered"),
-        ];
+        );
         let max_pfn = Pfn::new(e820.end_of_ram() / PAGE_SIZE);
-        let page_alloc = PageAlloc::boot(
+
+        // init_mem_mapping(): init_mm's PGD and the direct map, its tables from the kernel
+        // image's BRK buffer and then memblock. "gbpages"/"nogbpages": the last one wins.
+        let gbpages = cmdline
+            .other
+            .iter()
+            .rev()
+            .find(|p| *p == "gbpages" || *p == "nogbpages")
+            .is_none_or(|p| p == "gbpages");
+        let boot_map = x86_init::init_mem_mapping(&mut ram, &mut memblock, max_pfn, gbpages)
+            .map_err(BootError)?;
+
+        // memblock_free_all(): what memblock did not reserve goes to the buddy allocator.
+        let mut page_alloc = PageAlloc::boot(
             arch.zone_limits_with_empty().as_slice(),
             max_pfn,
-            &memory,
-            &reserved,
+            memblock.memory(),
+            memblock.reserved(),
         );
+        for &(pfn, level) in &boot_map.tables {
+            if !page_alloc.mark_boot_pagetable(pfn, level.number()) {
+                return Err(BootError(format!(
+                    "boot page table at pfn {:#x} is not reserved RAM",
+                    pfn.as_u64()
+                )));
+            }
+        }
+        let pgtables = PageTables::new(boot_map.pgd, boot_map.tables.len() as u64);
         let total: u64 = memory.iter().map(|r| r.len()).sum();
         log.push(format!(
             "Memory: {}K/{}K available",
@@ -172,6 +205,8 @@ impl Kernel {
             iomem,
             ram,
             page_alloc,
+            pgtables,
+            direct_map: boot_map.direct_map,
             log,
         })
     }
@@ -314,6 +349,64 @@ impl Kernel {
         self.page_alloc.mem_map().pfn_valid(pfn).then_some(pfn)
     }
 
+    // ---- page tables and the MMU ------------------------------------------------------
+
+    /// The page tables' bookkeeping: init_mm's PGD, `pgd_list`, the boot tables.
+    pub fn page_tables(&self) -> &PageTables {
+        &self.pgtables
+    }
+
+    /// init_mm's PGD (`swapper_pg_dir`): the CR3 root of every kernel translation.
+    pub fn init_pgd(&self) -> Pfn {
+        self.pgtables.init_pgd()
+    }
+
+    /// A page-table editing session (`map`, `unmap`, `pgd_alloc`, `free_pgd_range`, ...). Every
+    /// edit returns the TLB flush it needs.
+    pub fn pgtable(&mut self) -> Pgt<'_> {
+        Pgt {
+            tables: &mut self.pgtables,
+            ram: &mut self.ram,
+            page_alloc: &mut self.page_alloc,
+        }
+    }
+
+    /// `direct_pages_count[]`: the direct map's pages by size, as /proc/meminfo's DirectMap
+    /// lines show them.
+    pub fn direct_map(&self) -> DirectMap {
+        self.direct_map
+    }
+
+    /// A supervisor access to a kernel address through init_mm's page tables, as the MMU
+    /// performs it (Accessed/Dirty set in RAM as the hardware would). The one place kernel-side
+    /// translations go through; `steps`, when given, receives each entry read.
+    fn kernel_access(
+        &mut self,
+        va: VirtAddr,
+        access: Access,
+        steps: Option<&mut Vec<WalkStep>>,
+    ) -> Result<Translation, Fault> {
+        let cr3 = self.pgtables.init_pgd().phys();
+        let mut cost = WalkCost::default();
+        mmu::walk(&mut self.ram, cr3, va, access, steps, &mut cost)
+    }
+
+    /// The translation of a kernel virtual address, as a supervisor read sees it through
+    /// init_mm's page tables; None if the read would fault (or the address is not canonical).
+    pub fn translate(&mut self, va: VirtAddr) -> Option<Translation> {
+        self.kernel_access(va, Access::KERNEL_READ, None).ok()
+    }
+
+    /// The entries a supervisor read of `va` reads on its walk through init_mm's page tables,
+    /// PGD first, up to the leaf or the first non-present entry (empty for a non-canonical
+    /// address).
+    pub fn pagewalk(&mut self, va: VirtAddr) -> Vec<WalkStep> {
+        let mut steps = Vec::with_capacity(4);
+        // The outcome is in the steps: the last one is the leaf or the entry that faulted.
+        let _ = self.kernel_access(va, Access::KERNEL_READ, Some(&mut steps));
+        steps
+    }
+
     // ---- physical memory access -------------------------------------------------------
 
     /// Reads RAM bytes at a physical address; refuses ranges that are not System RAM.
@@ -403,9 +496,13 @@ impl Kernel {
         }
     }
 
-    /// Checks every subsystem's cached counters against its structures.
+    /// Checks every subsystem's cached counters against its structures: the page allocator's
+    /// free lists and counts, then the page tables (reachability, roles, NR_PAGETABLE, what
+    /// the leaves map).
     pub fn validate(&self) -> Result<(), Inconsistency> {
-        self.page_alloc.validate()
+        self.page_alloc.validate()?;
+        self.pgtables
+            .validate(&self.ram, &self.page_alloc, self.arch.direct_map_size())
     }
 }
 

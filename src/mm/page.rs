@@ -13,6 +13,11 @@
 //!   page allocator; its refcount is at least 1.
 //! - `role == Reserved` for frames that never enter the page allocator (memblock reservations,
 //!   e820 holes inside a section).
+//! - `role == PageTable { level, boot: false }` for a page-table page taken from the page
+//!   allocator (an order-0 block, refcount 1, counted in NR_PAGETABLE); `boot: true` for one
+//!   the kernel took from memblock (or its own image) before the allocator existed: reserved,
+//!   not managed, not counted — as Linux's `alloc_low_pages()` tables are. Every such page is
+//!   reachable from exactly one entry (checked by `crate::mm::pgtable::PageTables::validate`).
 
 use crate::addr::Pfn;
 
@@ -40,6 +45,15 @@ pub enum PageRole {
     Allocated {
         /// The block is `2^order` frames.
         order: u8,
+    },
+    /// A page-table page (`PGTY_table`, set by `pagetable_*_ctor()`): one table of 512
+    /// entries at `level` (4 = PGD, 3 = PUD, 2 = PMD, 1 = PTE).
+    PageTable {
+        /// Paging level of the table the frame holds.
+        level: u8,
+        /// Allocated at boot from memblock or the kernel image (`alloc_low_pages()`,
+        /// `init_top_pgt`): PG_reserved, not managed, not in NR_PAGETABLE.
+        boot: bool,
     },
 }
 
@@ -211,10 +225,13 @@ impl Page {
         self.flags
     }
     /// The flags as Linux would hold them: the stored flags plus PG_reserved for a reserved
-    /// page.
+    /// page and for a page table the kernel took from memblock at boot.
     pub fn linux_flags(&self) -> PageFlags {
         let mut f = self.flags;
-        if self.role == PageRole::Reserved {
+        if matches!(
+            self.role,
+            PageRole::Reserved | PageRole::PageTable { boot: true, .. }
+        ) {
             f.insert(PageFlags::RESERVED);
         }
         f
@@ -357,6 +374,8 @@ mod tests {
     #[test]
     fn page_fits_in_64_bytes() {
         assert!(std::mem::size_of::<Page>() <= 64);
+        // The page-table role's level and boot flag fit in the padding: still 56 bytes.
+        assert_eq!(std::mem::size_of::<Page>(), 56);
     }
 
     #[test]

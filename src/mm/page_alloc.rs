@@ -115,7 +115,12 @@ impl FreeError {
             FreeError::RefcountOverflow(_) => "refcount would overflow".to_string(),
             FreeError::NotAllocated { role, .. } => match role {
                 PageRole::Buddy { .. } => "page is already free (PageBuddy)".to_string(),
-                PageRole::Reserved => "PAGE_FLAGS_CHECK_AT_FREE flag(s) set".to_string(),
+                PageRole::Reserved | PageRole::PageTable { boot: true, .. } => {
+                    "PAGE_FLAGS_CHECK_AT_FREE flag(s) set".to_string()
+                }
+                PageRole::PageTable { .. } => {
+                    "page is in use as a page table (pagetable_dtor() not called)".to_string()
+                }
                 _ => "page is not the head of an allocated block".to_string(),
             },
             FreeError::WrongOrder {
@@ -145,9 +150,11 @@ impl FreeError {
                 fields.push(format!("zone={z}"));
             }
             s += &format!("flags: {:#x}({})\n", flags.bits(), fields.join("|"));
-            if let PageRole::Buddy { .. } = p.role() {
-                // PGTY_buddy (0xf0) in the top byte of page_type.
-                s += "page_type: f0(buddy)\n";
+            match p.role() {
+                // PGTY_buddy (0xf0) and PGTY_table (0xf2) in the top byte of page_type.
+                PageRole::Buddy { .. } => s += "page_type: f0(buddy)\n",
+                PageRole::PageTable { boot: false, .. } => s += "page_type: f2(table)\n",
+                _ => {}
             }
         }
         s += &format!("page dumped because: {reason}\n");
@@ -226,6 +233,11 @@ pub struct PageAlloc {
     memory: Vec<PfnRange>,
     /// Frames reserved at boot inside `memory`.
     reserved_pages: u64,
+    /// NR_PAGETABLE: page-table pages taken from this allocator (`pagetable_*_ctor()` adds
+    /// one, `pagetable_dtor()` removes it). Boot tables from memblock are not counted.
+    nr_pagetable: u64,
+    /// Page-table pages built at boot from memblock or the kernel image (PG_reserved).
+    boot_pagetables: u64,
     /// `zone_index()` by `ZoneType as usize`: the index of each configured zone type.
     zone_by_type: [Option<u8>; ZONE_TYPES],
 }
@@ -301,6 +313,8 @@ impl PageAlloc {
             },
             memory: memory.clone(),
             reserved_pages: 0,
+            nr_pagetable: 0,
+            boot_pagetables: 0,
             zone_by_type: [None; ZONE_TYPES],
         };
         for (i, &(zt, _)) in zone_types.iter().enumerate() {
@@ -545,6 +559,65 @@ impl PageAlloc {
     /// NR_FREE_PAGES over all zones.
     pub fn nr_free_pages(&self) -> u64 {
         self.zones.iter().map(|z| z.nr_free_pages).sum()
+    }
+    /// NR_PAGETABLE (`nr_page_table_pages`): page-table pages allocated from the buddy lists.
+    pub fn nr_page_table_pages(&self) -> u64 {
+        self.nr_pagetable
+    }
+    /// Page-table pages built at boot (reserved, not in NR_PAGETABLE).
+    pub fn boot_page_table_pages(&self) -> u64 {
+        self.boot_pagetables
+    }
+
+    // ---- page-table pages -------------------------------------------------------------
+
+    /// `pagetable_alloc()` followed by `pagetable_*_ctor()`: one zeroed page (the caller passes
+    /// GFP_PGTABLE_KERNEL or GFP_PGTABLE_USER, which include __GFP_ZERO) that becomes a
+    /// page table at `level` (PGTY_table) and counts in NR_PAGETABLE.
+    pub fn pagetable_alloc(
+        &mut self,
+        gfp: Gfp,
+        level: u8,
+        ram: &mut Ram,
+    ) -> Result<Pfn, AllocError> {
+        let pfn = self.alloc_pages(gfp, 0, ram)?;
+        self.page_mut(pfn)
+            .set_role(PageRole::PageTable { level, boot: false });
+        self.nr_pagetable += 1;
+        Ok(pfn)
+    }
+
+    /// `pagetable_dtor()` followed by `pagetable_free()`: the page stops being a page table,
+    /// leaves NR_PAGETABLE and goes back to the buddy lists. Refused (nothing changes) for a
+    /// frame that is not a page table from [`PageAlloc::pagetable_alloc`].
+    pub fn pagetable_free(&mut self, pfn: Pfn, ram: &mut Ram) -> Result<(), FreeError> {
+        let page = *self.mem_map.page(pfn).ok_or(FreeError::InvalidPfn(pfn))?;
+        if !matches!(page.role(), PageRole::PageTable { boot: false, .. }) || page.refcount() != 1 {
+            return Err(FreeError::NotAllocated {
+                pfn,
+                role: page.role(),
+                refcount: page.refcount(),
+            });
+        }
+        self.page_mut(pfn)
+            .set_role(PageRole::Allocated { order: 0 });
+        self.nr_pagetable -= 1;
+        self.free_pages(pfn, 0, ram)
+    }
+
+    /// Marks a frame reserved at boot as a page table the kernel built before the allocator
+    /// existed (`alloc_low_pages()` from memblock or the kernel's BRK, or the static
+    /// `init_top_pgt`). Linux leaves such pages PG_reserved and does not count them in
+    /// NR_PAGETABLE. Returns false, changing nothing, unless the frame is reserved.
+    pub(crate) fn mark_boot_pagetable(&mut self, pfn: Pfn, level: u8) -> bool {
+        match self.mem_map.page_mut(pfn) {
+            Some(p) if p.role() == PageRole::Reserved => {
+                p.set_role(PageRole::PageTable { level, boot: true });
+                self.boot_pagetables += 1;
+                true
+            }
+            _ => false,
+        }
     }
 
     // ---- free lists -------------------------------------------------------------------
@@ -919,10 +992,13 @@ impl PageAlloc {
 
     /// Recomputes every cached count from the free lists and the struct pages and checks that
     /// they agree: list links, block alignment and zone membership, nr_free per order,
-    /// NR_FREE_PAGES, and that every managed frame is covered by exactly one free block, one
-    /// allocated block or a reservation.
+    /// NR_FREE_PAGES, that every managed frame is covered by exactly one free block, one
+    /// allocated block (a page table being one) or a reservation (a boot page table being
+    /// one), and that the page-table pages number NR_PAGETABLE and the boot tables made.
     pub fn validate(&self) -> Result<(), Inconsistency> {
         let err = |s: String| Err(Inconsistency(s));
+        let mut page_tables = 0u64;
+        let mut boot_tables = 0u64;
         for z in &self.zones {
             let span = z.span();
             let mut free_pages = 0u64;
@@ -1043,8 +1119,16 @@ impl PageAlloc {
                         .unwrap_or(Page::FRESH);
                     let (len, kind) = match p.role() {
                         PageRole::Reserved => (1, 2),
+                        PageRole::PageTable { boot: true, .. } => {
+                            boot_tables += 1;
+                            (1, 2)
+                        }
                         PageRole::Buddy { order } => (1u64 << order, 0),
                         PageRole::Allocated { order } => (1u64 << order, 1),
+                        PageRole::PageTable { boot: false, .. } => {
+                            page_tables += 1;
+                            (1, 1)
+                        }
                         PageRole::None => {
                             return err(format!(
                                 "zone {}: frame {pfn:#x} belongs to no block (lost page)",
@@ -1113,6 +1197,18 @@ impl PageAlloc {
                     z.present_pages
                 ));
             }
+        }
+        if page_tables != self.nr_pagetable {
+            return err(format!(
+                "NR_PAGETABLE is {} but {page_tables} allocated pages are page tables",
+                self.nr_pagetable
+            ));
+        }
+        if boot_tables != self.boot_pagetables {
+            return err(format!(
+                "{} boot page tables were made but {boot_tables} reserved pages are page tables",
+                self.boot_pagetables
+            ));
         }
         Ok(())
     }

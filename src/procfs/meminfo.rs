@@ -3,8 +3,9 @@
 //! Lines keep Linux's order and layout: a label padded to 16 columns, the value in kB
 //! right-aligned in 8 columns (wider numbers just grow), then " kB". mmlab prints a line only
 //! when the model fully determines its value: the totals and free count of the page
-//! allocator, MemAvailable from them, the lines Linux itself hard-codes, and the vmalloc area's
-//! size, a layout constant. docs/procfs.md lists the lines left out and why.
+//! allocator, MemAvailable from them, PageTables (NR_PAGETABLE), the lines Linux itself
+//! hard-codes, the vmalloc area's size (a layout constant), and the direct map's page sizes
+//! that `arch_report_meminfo()` appends. docs/procfs.md lists the lines left out and why.
 
 use super::zoneinfo::WATERMARK_BOOST;
 use crate::kernel::Kernel;
@@ -68,6 +69,8 @@ pub fn render(k: &Kernel) -> String {
     show_val_kb(&mut s, "MemTotal:       ", pa.totalram_pages());
     show_val_kb(&mut s, "MemFree:        ", pa.nr_free_pages());
     show_val_kb(&mut s, "MemAvailable:   ", si_mem_available(pa));
+    // global_node_page_state(NR_PAGETABLE).
+    show_val_kb(&mut s, "PageTables:     ", pa.nr_page_table_pages());
     // Hard-coded zeros in meminfo_proc_show() since the counters were removed.
     show_val_kb(&mut s, "NFS_Unstable:   ", 0);
     show_val_kb(&mut s, "Bounce:         ", 0);
@@ -76,5 +79,11 @@ pub fn render(k: &Kernel) -> String {
         let _ = writeln!(s, "VmallocTotal:   {:>8} kB", total >> 10);
     }
     show_val_kb(&mut s, "VmallocChunk:   ", 0);
+    // arch_report_meminfo() (arch/x86/mm/pat/set_memory.c), last: "%8lu kB" like the others.
+    if k.arch().name() == "x86_64" {
+        for (label, kb) in k.direct_map().meminfo_lines() {
+            let _ = writeln!(s, "{label}{kb:>8} kB");
+        }
+    }
     s
 }

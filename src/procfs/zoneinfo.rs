@@ -15,8 +15,8 @@
 //! ```
 //!
 //! An unpopulated zone ends after its protection line, as Linux's does. Lines of subsystems
-//! mmlab does not model yet (the per-node items, most zone items, NUMA events, pagesets,
-//! `node_unreclaimable`) are left out; docs/procfs.md lists them.
+//! mmlab does not model yet (the per-node items other than `nr_page_table_pages`, most zone
+//! items, NUMA events, pagesets, `node_unreclaimable`) are left out; docs/procfs.md lists them.
 
 use super::buddyinfo::NODE_ID;
 use crate::kernel::Kernel;
@@ -42,8 +42,13 @@ pub(crate) const ZONE_STATS: &[ZoneStat] = &[
     ("nr_free_pages_blocks", Zone::free_pages_blocks),
 ];
 
-/// The `node_stat_item` counters mmlab maintains, in `vmstat_text[]` order (none yet).
-pub(crate) const NODE_STATS: &[NodeStat] = &[];
+/// The `node_stat_item` counters mmlab maintains, in `vmstat_text[]` order.
+pub(crate) const NODE_STATS: &[NodeStat] = &[
+    // NR_PAGETABLE: page-table pages from the buddy allocator (`pagetable_*_ctor()`).
+    ("nr_page_table_pages", |k| {
+        k.page_alloc().nr_page_table_pages()
+    }),
+];
 
 /// `wmark_pages()`: a watermark plus the zone's boost.
 fn wmark_pages(z: &Zone, w: Wmark) -> u64 {

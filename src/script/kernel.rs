@@ -11,8 +11,10 @@
 use super::KernelRef;
 use super::args::{self, Fallible, is_err_value, raw, throw, to_i64, to_u64};
 use crate::addr::{Pfn, PhysAddr, VirtAddr};
+use crate::hw::mmu::{Translation, WalkStep};
 use crate::kernel::{BootOptions, Errno, Kernel};
 use crate::mm::page::{Page, PageRole};
+use crate::mm::pgtable::{Level, flag_names};
 use crate::mm::zone::{MAX_PAGE_ORDER, Wmark, Zone};
 use rhai::{Array, Dynamic, Engine, Map};
 use std::cell::RefCell;
@@ -39,6 +41,7 @@ pub(crate) fn register(engine: &mut Engine) {
         });
     register_page_alloc(engine);
     register_addresses(engine);
+    register_page_tables(engine);
     register_views(engine);
 }
 
@@ -326,6 +329,57 @@ fn register_addresses(engine: &mut Engine) {
         );
 }
 
+// ---- page tables and the MMU ------------------------------------------------------------
+
+/// `#{ phys, pfn, page_size, flags }` for a translation (flags: the leaf's flag names).
+fn translation_map(t: &Translation) -> Map {
+    let level = Level::for_leaf_size(t.page_size).unwrap_or(Level::Pte);
+    let mut m = Map::new();
+    m.insert("phys".into(), int_of(t.phys.as_u64()));
+    m.insert("pfn".into(), int_of(t.phys.pfn().as_u64()));
+    m.insert("page_size".into(), int_of(t.page_size.bytes()));
+    let leaf = crate::arch::x86_64::pgtable_types::Pte::from_raw(t.flags.bits());
+    m.insert("flags".into(), Dynamic::from(flag_names(leaf, level)));
+    m
+}
+
+/// `#{ level, name, table, index, entry, flags }` for one step of a walk.
+fn step_map(s: &WalkStep) -> Map {
+    let level = Level::from_number(s.level).unwrap_or(Level::Pte);
+    let mut m = Map::new();
+    m.insert("level".into(), Dynamic::from(i64::from(s.level)));
+    m.insert("name".into(), Dynamic::from(level.name().to_string()));
+    m.insert("table".into(), int_of(s.table.as_u64()));
+    m.insert("index".into(), Dynamic::from(i64::from(s.index)));
+    m.insert("entry".into(), int_of(s.entry.raw()));
+    m.insert("flags".into(), Dynamic::from(flag_names(s.entry, level)));
+    m
+}
+
+fn register_page_tables(engine: &mut Engine) {
+    engine
+        .register_fn(
+            "translate",
+            |k: &mut KernelRef, a: Dynamic| -> Fallible<Dynamic> {
+                let va = VirtAddr::new(to_u64(args::int("translate", "address", &a)?));
+                Ok(k.borrow_mut()
+                    .translate(va)
+                    .map_or(Dynamic::UNIT, |t| Dynamic::from_map(translation_map(&t))))
+            },
+        )
+        .register_fn(
+            "pagewalk",
+            |k: &mut KernelRef, a: Dynamic| -> Fallible<Array> {
+                let va = VirtAddr::new(to_u64(args::int("pagewalk", "address", &a)?));
+                Ok(k.borrow_mut()
+                    .pagewalk(va)
+                    .iter()
+                    .map(|s| Dynamic::from_map(step_map(s)))
+                    .collect())
+            },
+        );
+}
+
 // ---- views, tunables and inspection -----------------------------------------------------
 
 fn register_views(engine: &mut Engine) {
@@ -496,9 +550,15 @@ fn page_map(pfn: Pfn, page: &Page, zone: Option<&str>) -> Map {
         PageRole::Buddy { order } | PageRole::Allocated { order } => {
             Dynamic::from(i64::from(order))
         }
+        PageRole::PageTable { .. } => Dynamic::from(0_i64),
         _ => Dynamic::UNIT,
     };
     m.insert("order".into(), order);
+    let level = match role {
+        PageRole::PageTable { level, .. } => Dynamic::from(i64::from(level)),
+        _ => Dynamic::UNIT,
+    };
+    m.insert("level".into(), level);
     m.insert("refcount".into(), Dynamic::from(i64::from(page.refcount())));
     m.insert("mapcount".into(), Dynamic::from(i64::from(page.mapcount())));
     let flags = page.linux_flags();
@@ -525,6 +585,13 @@ mod tests {
         assert_eq!(role_name(PageRole::Reserved), "reserved");
         assert_eq!(role_name(PageRole::Buddy { order: 3 }), "buddy");
         assert_eq!(role_name(PageRole::Allocated { order: 0 }), "allocated");
+        assert_eq!(
+            role_name(PageRole::PageTable {
+                level: 4,
+                boot: true
+            }),
+            "page_table"
+        );
     }
 
     #[test]

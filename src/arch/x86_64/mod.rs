@@ -1,5 +1,6 @@
 //! x86-64 with 4-level paging, as Linux 6.18 lays it out (Documentation/arch/x86/x86_64/mm.rst).
 
+pub mod init;
 pub mod pgtable_types;
 
 use super::Arch;
