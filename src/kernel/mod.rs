@@ -15,13 +15,17 @@ pub mod resource;
 use crate::addr::{PAGE_SIZE, Pfn, PfnRange, PhysAddr, VirtAddr};
 use crate::arch::x86_64::init::{self as x86_init, DirectMap};
 use crate::arch::{self, Arch};
+use crate::hw::cost::CostTable;
+use crate::hw::cpu::{Cpu, Shootdown, shootdown};
 use crate::hw::e820::{E820Table, E820Type};
 use crate::hw::mmu::{self, Access, Fault, Translation, WalkCost, WalkStep};
 use crate::hw::ram::{Ram, RamError};
+use crate::hw::tlb::{Pcid, TlbConfig};
 use crate::mm::gfp::Gfp;
 use crate::mm::memblock::Memblock;
 use crate::mm::page_alloc::{AllocError, FreeError, Inconsistency, PageAlloc};
 use crate::mm::pgtable::{PageTables, Pgt};
+use crate::mm::tlbflush::TlbFlush;
 use cmdline::Cmdline;
 pub use errno::Errno;
 use resource::Resource;
@@ -44,6 +48,8 @@ pub struct BootOptions {
     pub seed: u64,
     /// Linux boot parameters ("mem=512M memmap=64M$0x30000000").
     pub cmdline: String,
+    /// TLB geometry of every CPU (default: Intel Golden Cove).
+    pub tlb: TlbConfig,
 }
 
 impl Default for BootOptions {
@@ -54,6 +60,7 @@ impl Default for BootOptions {
             cpus: 1,
             seed: 0,
             cmdline: String::new(),
+            tlb: TlbConfig::default(),
         }
     }
 }
@@ -87,6 +94,8 @@ pub struct Kernel {
     pgtables: PageTables,
     /// `direct_pages_count[]` and `direct_gbpages`.
     direct_map: DirectMap,
+    /// The CPUs, each with its CR3, PCID and TLB; CPU 0 runs kernel-side requests.
+    cpus: Vec<Cpu>,
     log: Vec<String>,
 }
 
@@ -197,6 +206,20 @@ impl Kernel {
             page_alloc.totalram_pages() * 4,
             total * 4
         ));
+        // Every CPU starts in init_mm (swapper_pg_dir) with PCID 0, as after start_secondary().
+        let cost = CostTable::for_arch(arch.name())
+            .ok_or_else(|| BootError(format!("no cost table for {}", arch.name())))?;
+        let mut cpus = Vec::with_capacity(opts.cpus as usize);
+        for id in 0..opts.cpus {
+            let mut cpu =
+                Cpu::new(id, opts.tlb, *cost).map_err(|e| BootError(format!("tlb: {e}")))?;
+            cpu.switch_mm(
+                pgtables.init_pgd().phys(),
+                Pcid::new(0).expect("PCID 0 exists"),
+                false,
+            );
+            cpus.push(cpu);
+        }
         Ok(Kernel {
             arch,
             opts,
@@ -207,6 +230,7 @@ impl Kernel {
             page_alloc,
             pgtables,
             direct_map: boot_map.direct_map,
+            cpus,
             log,
         })
     }
@@ -380,31 +404,49 @@ impl Kernel {
     /// A supervisor access to a kernel address through init_mm's page tables, as the MMU
     /// performs it (Accessed/Dirty set in RAM as the hardware would). The one place kernel-side
     /// translations go through; `steps`, when given, receives each entry read.
-    fn kernel_access(
-        &mut self,
-        va: VirtAddr,
-        access: Access,
-        steps: Option<&mut Vec<WalkStep>>,
-    ) -> Result<Translation, Fault> {
-        let cr3 = self.pgtables.init_pgd().phys();
-        let mut cost = WalkCost::default();
-        mmu::walk(&mut self.ram, cr3, va, access, steps, &mut cost)
+    fn kernel_access(&mut self, va: VirtAddr, access: Access) -> Result<Translation, Fault> {
+        self.cpus[0].translate(&mut self.ram, va, access)
     }
 
-    /// The translation of a kernel virtual address, as a supervisor read sees it through
-    /// init_mm's page tables; None if the read would fault (or the address is not canonical).
+    /// The translation of a kernel virtual address, as a supervisor read on CPU 0 sees it:
+    /// through its TLB (which may hold a stale entry if a flush was skipped), else a walk of
+    /// init_mm's page tables. None if the read would fault (or the address is not canonical).
     pub fn translate(&mut self, va: VirtAddr) -> Option<Translation> {
-        self.kernel_access(va, Access::KERNEL_READ, None).ok()
+        self.kernel_access(va, Access::KERNEL_READ).ok()
     }
 
-    /// The entries a supervisor read of `va` reads on its walk through init_mm's page tables,
-    /// PGD first, up to the leaf or the first non-present entry (empty for a non-canonical
-    /// address).
+    /// The entries the MMU reads when it walks init_mm's page tables for a supervisor read of
+    /// `va`, PGD first, up to the leaf or the first non-present entry (empty for a
+    /// non-canonical address). This is the walk of a TLB miss; the TLB is not consulted.
     pub fn pagewalk(&mut self, va: VirtAddr) -> Vec<WalkStep> {
         let mut steps = Vec::with_capacity(4);
+        let cr3 = self.pgtables.init_pgd().phys();
+        let mut cost = WalkCost::default();
         // The outcome is in the steps: the last one is the leaf or the entry that faulted.
-        let _ = self.kernel_access(va, Access::KERNEL_READ, Some(&mut steps));
+        let _ = mmu::walk(
+            &mut self.ram,
+            cr3,
+            va,
+            Access::KERNEL_READ,
+            Some(&mut steps),
+            &mut cost,
+        );
         steps
+    }
+
+    /// The CPUs.
+    pub fn cpus(&self) -> &[Cpu] {
+        &self.cpus
+    }
+
+    /// Carries out a TLB flush on every CPU it concerns, initiated by CPU `initiator`: the
+    /// shootdown of `flush_tlb_mm_range()` / `flush_tlb_kernel_range()` (arch/x86/mm/tlb.c).
+    /// Kernel flushes reach every CPU; an mm's reach the CPUs running it.
+    pub fn flush_tlb(&mut self, initiator: usize, token: TlbFlush) -> Result<Shootdown, Errno> {
+        if initiator >= self.cpus.len() {
+            return Err(Errno::EINVAL);
+        }
+        Ok(shootdown(&mut self.cpus, initiator, token))
     }
 
     // ---- physical memory access -------------------------------------------------------
@@ -444,9 +486,13 @@ impl Kernel {
         crate::procfs::render(self, path)
     }
 
-    /// /proc/vmstat as (name, value) pairs, in Linux's order.
+    /// /proc/vmstat as (name, value) pairs, in Linux's order, followed by mmlab's own
+    /// counters (TLB hits and misses per level, walks, walk references, A/D updates, cycles),
+    /// whose names start with "mmlab_" and which /proc/vmstat does not print.
     pub fn vmstat(&self) -> Vec<(String, u64)> {
-        crate::procfs::vmstat::counters(self)
+        let mut v = crate::procfs::vmstat::counters(self);
+        v.extend(crate::procfs::vmstat::mmlab_counters(self));
+        v
     }
 
     /// Writes a sysctl (`/proc/sys/vm/...`). Accepts "vm.min_free_kbytes",

@@ -3,9 +3,35 @@
 //! Each line is "name value", in `vmstat_text[]` order: zone stats (summed over zones), NUMA
 //! events, node stats, vm_stat items, then vm events; after the last item Linux appends the
 //! deprecated constant "nr_unstable 0". Only counters mmlab maintains are printed; the rest are
-//! listed in docs/procfs.md.
+//! listed in docs/procfs.md. The nr_tlb_* events are printed as a kernel built with
+//! CONFIG_DEBUG_TLBFLUSH prints them.
+
+/// mmlab's own counters, which `Kernel::vmstat()` appends after Linux's: TLB hits and misses per
+/// level and walk statistics, summed over CPUs, each name prefixed "mmlab_".
+pub fn mmlab_counters(k: &Kernel) -> Vec<(String, u64)> {
+    let cpus = k.cpus();
+    let mut v: Vec<(String, u64)> = Vec::new();
+    for (i, cpu) in cpus.iter().enumerate() {
+        let tlb = cpu.tlb.stats().items();
+        let own = cpu.counters.items();
+        let named = tlb
+            .iter()
+            .map(|(n, x)| (format!("mmlab_tlb_{n}"), *x))
+            .chain(own.iter().map(|(n, x)| (format!("mmlab_{n}"), *x)))
+            .chain(std::iter::once(("mmlab_cycles".to_string(), cpu.cycles)));
+        for (j, (name, value)) in named.enumerate() {
+            if i == 0 {
+                v.push((name, value));
+            } else {
+                v[j].1 += value;
+            }
+        }
+    }
+    v
+}
 
 use super::zoneinfo::{NODE_STATS, ZONE_STATS};
+use crate::hw::cpu::TlbFlushEvents;
 use crate::kernel::Kernel;
 
 /// The counters /proc/vmstat prints, as (name, value) in Linux's order.
@@ -30,6 +56,10 @@ pub fn counters(k: &Kernel) -> Vec<(String, u64)> {
         ));
     }
     v.push(("pgfree".to_string(), events.pgfree));
+    // NR_TLB_* (CONFIG_DEBUG_TLBFLUSH, after the balloon events), summed over CPUs.
+    for (name, value) in TlbFlushEvents::total(k.cpus()).items() {
+        v.push((name.to_string(), value));
+    }
     // The deprecated counter vmstat_show() prints after the last item.
     v.push(("nr_unstable".to_string(), 0));
     v

@@ -12,6 +12,7 @@ use super::KernelRef;
 use super::args::{self, Fallible, is_err_value, raw, throw, to_i64, to_u64};
 use crate::addr::{Pfn, PhysAddr, VirtAddr};
 use crate::hw::mmu::{Translation, WalkStep};
+use crate::hw::tlb::{TlbConfig, TlbGeometry};
 use crate::kernel::{BootOptions, Errno, Kernel};
 use crate::mm::page::{Page, PageRole};
 use crate::mm::pgtable::{Level, flag_names};
@@ -21,7 +22,10 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 /// The options `boot()` accepts, in the order error messages list them.
-const BOOT_KEYS: &[&str] = &["arch", "ram", "cpus", "seed", "cmdline"];
+const BOOT_KEYS: &[&str] = &["arch", "ram", "cpus", "seed", "cmdline", "tlb"];
+
+/// Keys of the `tlb` boot option: one `[entries, ways]` pair per TLB array.
+const TLB_KEYS: &[&str] = &["l1_4k", "l1_large", "l2"];
 
 /// Registers `boot` and every kernel method.
 pub(crate) fn register(engine: &mut Engine) {
@@ -65,6 +69,7 @@ pub(crate) fn boot_options(opts: &Map) -> Fallible<BootOptions> {
                     u64::try_from(n).or_else(|_| throw(format!("boot: seed {n} is negative")))?;
             }
             "cmdline" => o.cmdline = args::string("boot", "cmdline", v)?.to_string(),
+            "tlb" => o.tlb = tlb_option(v)?,
             other => {
                 return throw(format!(
                     "boot: unknown option {other:?} (known: {})",
@@ -74,6 +79,44 @@ pub(crate) fn boot_options(opts: &Map) -> Fallible<BootOptions> {
         }
     }
     Ok(o)
+}
+
+/// Parses `tlb: #{ l1_4k: [96, 6], l1_large: [32, 4], l2: [2048, 16] }`; missing keys keep
+/// the default (Golden Cove) geometry. Kernel::boot validates the result.
+fn tlb_option(v: &Dynamic) -> Fallible<TlbConfig> {
+    let Some(map) = v.read_lock::<Map>() else {
+        return throw("boot: tlb must be a map such as #{ l2: [1536, 12] }");
+    };
+    let mut cfg = TlbConfig::default();
+    for (key, g) in map.iter() {
+        let pair = g
+            .read_lock::<rhai::Array>()
+            .map(|a| a.clone())
+            .unwrap_or_default();
+        let nums: Vec<i64> = pair.iter().filter_map(|x| x.as_int().ok()).collect();
+        let geometry = match nums.as_slice() {
+            [e, w] if *e >= 0 && *w >= 0 && *e <= u32::MAX as i64 && *w <= u32::MAX as i64 => {
+                TlbGeometry::new(*e as u32, *w as u32)
+            }
+            _ => {
+                return throw(format!(
+                    "boot: tlb.{key} must be [entries, ways], e.g. [64, 4]"
+                ));
+            }
+        };
+        match key.as_str() {
+            "l1_4k" => cfg.l1_4k = geometry,
+            "l1_large" => cfg.l1_large = geometry,
+            "l2" => cfg.l2 = geometry,
+            other => {
+                return throw(format!(
+                    "boot: unknown tlb option {other:?} (known: {})",
+                    TLB_KEYS.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(cfg)
 }
 
 fn boot(opts: &Map) -> Fallible<KernelRef> {
