@@ -20,6 +20,8 @@
 //! Run with `cargo bench --bench mmu`; after criterion's report a summary prints translations
 //! per second, the HashMap's lookups per second and their ratio.
 
+mod common;
+use common::rate;
 use criterion::{Criterion, Throughput};
 use mmlab::addr::{Pfn, PhysAddr, VirtAddr};
 use mmlab::arch::x86_64::pgtable_types::{PAGE_TABLE, Pte, PteFlags};
@@ -30,7 +32,7 @@ use mmlab::hw::ram::Ram;
 use mmlab::hw::tlb::{Pcid, TlbConfig};
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Translations per criterion iteration.
 const BATCH: u64 = 4096;
@@ -186,18 +188,6 @@ fn criterion_benches(c: &mut Criterion) {
             assert_eq!(st.l1_4k_hits + st.l2_hits, 0, "walk workload hit the TLB");
         }
     }
-}
-
-/// Operations per second of `f` (which does `ops_per_call` operations) over about `budget`.
-fn rate(budget: Duration, ops_per_call: u64, mut f: impl FnMut()) -> f64 {
-    f();
-    let start = Instant::now();
-    let mut calls = 0u64;
-    while start.elapsed() < budget {
-        f();
-        calls += 1;
-    }
-    (calls * ops_per_call) as f64 / start.elapsed().as_secs_f64()
 }
 
 /// Best-of-rounds rates for every workload, mmlab and the HashMap taking turns so a noisy

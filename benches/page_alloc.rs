@@ -13,7 +13,9 @@
 //! Run with `cargo bench --bench page_alloc`; after criterion's report a plain-timing summary
 //! prints operations per second and the ratio mmlab / buddy_system_allocator.
 
+mod common;
 use buddy_system_allocator::FrameAllocator;
+use common::rate;
 use criterion::{Criterion, Throughput};
 use mmlab::addr::{Pfn, PfnRange};
 use mmlab::arch::{Arch, X86_64};
@@ -23,7 +25,7 @@ use mmlab::mm::gfp::Gfp;
 use mmlab::mm::page_alloc::PageAlloc;
 use mmlab::{BootOptions, Kernel};
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Machine size for every workload: 262,144 frames.
 const RAM: u64 = 1 << 30;
@@ -226,18 +228,6 @@ fn criterion_benches(c: &mut Criterion) {
     g.finish();
     k.validate()
         .expect("allocator consistent after the benchmark");
-}
-
-/// Operations per second of `f` over about `budget`.
-fn rate(budget: Duration, ops_per_call: u64, mut f: impl FnMut()) -> f64 {
-    f();
-    let start = Instant::now();
-    let mut calls = 0u64;
-    while start.elapsed() < budget {
-        f();
-        calls += 1;
-    }
-    (calls * ops_per_call) as f64 / start.elapsed().as_secs_f64()
 }
 
 /// A plain-timing summary with the ratios the docs quote. The three allocators take turns in

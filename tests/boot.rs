@@ -1,18 +1,10 @@
 //! Boot-time layout: e820, zones, free lists and watermarks on machines of several sizes.
 
+mod common;
+use common::boot;
 use mmlab::addr::Pfn;
 use mmlab::mm::gfp::Gfp;
 use mmlab::mm::zone::{Wmark, ZoneType};
-use mmlab::{BootOptions, Kernel};
-
-fn boot(ram: u64, cmdline: &str) -> Kernel {
-    Kernel::boot(BootOptions {
-        ram,
-        cmdline: cmdline.into(),
-        ..Default::default()
-    })
-    .unwrap()
-}
 
 #[test]
 fn dma_zone_matches_a_real_x86_64_guest() {

@@ -14,12 +14,14 @@
 //!  |reserved|  memblock-reserved first MiB  |  free at boot, in the largest aligned blocks
 //! ```
 
+mod common;
+use common::boot;
 use mmlab::addr::{PAGE_SIZE, Pfn, PhysAddr};
 use mmlab::kernel::random::Prng;
 use mmlab::mm::gfp::Gfp;
 use mmlab::mm::page::PageRole;
 use mmlab::mm::zone::{MAX_PAGE_ORDER, Wmark, Zone};
-use mmlab::{BootOptions, Errno, Kernel};
+use mmlab::{Errno, Kernel};
 
 /// Zone indices on x86-64 (`enum zone_type`).
 const DMA: usize = 0;
@@ -30,15 +32,6 @@ const MOVABLE: usize = 3;
 /// First frame of ZONE_DMA32 (16 MiB) and of ZONE_NORMAL (4 GiB) on x86-64.
 const DMA32_START: u64 = 0x1000;
 const NORMAL_START: u64 = 0x10_0000;
-
-fn boot(ram: u64, cmdline: &str) -> Kernel {
-    Kernel::boot(BootOptions {
-        ram,
-        cmdline: cmdline.into(),
-        ..Default::default()
-    })
-    .unwrap()
-}
 
 fn validate(k: &Kernel) {
     if let Err(e) = k.validate() {

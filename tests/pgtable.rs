@@ -12,6 +12,8 @@
 //!   0x7f00_4000_0000  PUD[1]: 1G page
 //! ```
 
+mod common;
+use common::boot;
 use mmlab::addr::{PageSize, Pfn, VirtAddr};
 use mmlab::arch::x86_64::pgtable_types::{PAGE_KERNEL, Pte, PteFlags};
 use mmlab::mm::pgtable::{KERNEL_PGD_BOUNDARY, Level, PgtableError, native_get_entry};
@@ -30,15 +32,6 @@ const USER_RW: PteFlags = PteFlags::PRESENT
     .union(PteFlags::RW)
     .union(PteFlags::USER)
     .union(PteFlags::NX);
-
-fn boot(ram: u64, cmdline: &str) -> Kernel {
-    Kernel::boot(BootOptions {
-        ram,
-        cmdline: cmdline.into(),
-        ..Default::default()
-    })
-    .unwrap()
-}
 
 fn va(v: u64) -> VirtAddr {
     VirtAddr::new(v)
