@@ -352,6 +352,15 @@ impl MemMap {
         Some(())
     }
 
+    /// True when the section holding `pfn` has committed pages; false means every page of it
+    /// reads as [`Page::FRESH`] (or has no struct page).
+    pub fn is_committed(&self, pfn: Pfn) -> bool {
+        matches!(
+            self.sections.get(section_of(pfn)),
+            Some(Section::Committed(_))
+        )
+    }
+
     /// Sections whose pages are committed on the host.
     pub fn committed_sections(&self) -> usize {
         self.sections

@@ -1098,7 +1098,13 @@ impl PageAlloc {
                                 z.ztype.name()
                             ));
                         }
-                        for q in pfn..d.end.as_u64() {
+                        let mut q = pfn;
+                        while q < d.end.as_u64() {
+                            if !self.mem_map.is_committed(Pfn::new(q)) {
+                                // A fresh section: every page in it has no state.
+                                q = (q | (crate::mm::page::PAGES_PER_SECTION - 1)) + 1;
+                                continue;
+                            }
                             if self.mem_map.page(Pfn::new(q)).map(|p| p.role())
                                 != Some(PageRole::None)
                             {
@@ -1107,6 +1113,7 @@ impl PageAlloc {
                                     z.ztype.name()
                                 ));
                             }
+                            q += 1;
                         }
                         pfn = d.end.as_u64();
                         deferred_iter.next();
