@@ -117,6 +117,9 @@ impl Kernel {
         if opts.cpus == 0 || opts.cpus > 512 {
             return Err(BootError(format!("cpus {} is outside 1..=512", opts.cpus)));
         }
+        opts.tlb
+            .validate()
+            .map_err(|e| BootError(format!("tlb: {e}")))?;
         let cmdline =
             Cmdline::parse(&opts.cmdline).map_err(|e| BootError(format!("cmdline: {e}")))?;
         let mut log = vec![format!("Command line: {}", opts.cmdline)];
@@ -213,11 +216,7 @@ impl Kernel {
         for id in 0..opts.cpus {
             let mut cpu =
                 Cpu::new(id, opts.tlb, *cost).map_err(|e| BootError(format!("tlb: {e}")))?;
-            cpu.switch_mm(
-                pgtables.init_pgd().phys(),
-                Pcid::new(0).expect("PCID 0 exists"),
-                false,
-            );
+            cpu.switch_mm(pgtables.init_pgd().phys(), Pcid::ZERO, false);
             cpus.push(cpu);
         }
         Ok(Kernel {
