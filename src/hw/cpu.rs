@@ -213,9 +213,8 @@ impl Cpu {
         access: Access,
     ) -> Result<Translation, Fault> {
         self.counters.translations += 1;
-        let v = va.as_u64();
-        // 48-bit canonical check, as mmu::is_canonical, before any lookup (#GP, no TLB access).
-        if (((v << 16) as i64) >> 16) as u64 != v {
+        // The canonical check comes before any lookup (#GP, no TLB access).
+        if !crate::hw::mmu::is_canonical(va) {
             self.counters.faults += 1;
             return Err(Fault::NonCanonical(va));
         }

@@ -14,6 +14,7 @@
 //! - PS in a PGD entry, and low address bits set in a 2 MiB or 1 GiB leaf, are reserved: RSVD.
 
 use crate::addr::{PageSize, PhysAddr, VirtAddr};
+use crate::arch::Arch;
 use crate::arch::x86_64::pgtable_types::{CacheMode, Pte, PteFlags};
 use crate::hw::ram::Ram;
 
@@ -141,10 +142,10 @@ pub struct WalkCost {
     pub ad_updates: u32,
 }
 
-/// True when `va` is canonical for 48-bit virtual addresses.
+/// True when `va` is canonical for 48-bit virtual addresses (bits 63..47 all equal).
+#[inline]
 pub fn is_canonical(va: VirtAddr) -> bool {
-    let top = va.as_u64() >> 47;
-    top == 0 || top == (1 << 17) - 1
+    crate::arch::X86_64.is_canonical(va)
 }
 
 fn read_entry(ram: &Ram, at: PhysAddr) -> Option<Pte> {

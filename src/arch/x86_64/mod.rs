@@ -52,6 +52,7 @@ impl Arch for X86_64 {
         // TASK_SIZE_MAX = (1 << 47) - PAGE_SIZE.
         (1 << 47) - 4096
     }
+    #[inline]
     fn is_canonical(&self, va: VirtAddr) -> bool {
         // Bits 63..47 must all equal bit 47.
         let top = va.as_u64() >> 47;
