@@ -1,0 +1,91 @@
+//! Bad input never panics: every kernel-side script call, given extreme or nonsensical
+//! arguments, returns a value, -errno or a script error — and the machine still validates.
+
+use mmlab::kernel::random::Prng;
+use mmlab::script::run_source;
+
+/// Calls taking (integer) or (integer, integer) arguments, with their arity.
+const CALLS: &[(&str, usize)] = &[
+    ("alloc_pages", 2),
+    ("free_pages", 2),
+    ("__free_pages", 2),
+    ("get_free_pages", 2),
+    ("__get_free_pages", 2),
+    ("get_zeroed_page", 1),
+    ("get_page", 1),
+    ("put_page", 1),
+    ("page_address", 1),
+    ("virt_to_page", 1),
+    ("virt_to_phys", 1),
+    ("phys_to_virt", 1),
+    ("pfn_valid", 1),
+    ("page", 1),
+    ("translate", 1),
+    ("pagewalk", 1),
+    ("read_phys", 2),
+];
+
+/// Integers at the edges: zero, signs, powers of two around address-space limits, the direct
+/// map, and the largest values.
+const EDGES: &[i64] = &[
+    0,
+    1,
+    -1,
+    10,
+    11,
+    0xfff,
+    0x1000,
+    0x9f,
+    0x100000,
+    0x7fff_ffff_f000,
+    i64::MAX,
+    i64::MIN,
+    -0x7780_0000_0000, // 0xffff888000000000 as i64
+    -0x7780_0000_0000 + 0x1234,
+    1 << 40,
+    1 << 52,
+];
+
+#[test]
+fn extreme_arguments_give_errors_not_panics() {
+    let mut rng = Prng::new(0x5eed);
+    let mut script = String::from("let k = boot(#{ ram: \"32M\", cpus: 2 });\n");
+    for _ in 0..400 {
+        let (name, arity) = CALLS[rng.below(CALLS.len() as u64) as usize];
+        let args: Vec<String> = (0..arity)
+            .map(|_| {
+                if rng.below(4) == 0 {
+                    (rng.next_u64() as i64).to_string()
+                } else {
+                    EDGES[rng.below(EDGES.len() as u64) as usize].to_string()
+                }
+            })
+            .collect();
+        // Each call may throw (a type or range error) or return -errno; either is fine, a
+        // panic is not. The try block keeps the script going.
+        script += &format!("try {{ k.{name}({}); }} catch {{ }}\n", args.join(", "));
+    }
+    script += "k.validate();\n";
+    run_source("robustness.rhai", &script).unwrap_or_else(|e| panic!("{e}\n{script}"));
+}
+
+#[test]
+fn wrong_types_are_script_errors() {
+    for call in [
+        "k.alloc_pages(\"x\", 0)",
+        "k.free_pages([], 0)",
+        "k.cat(5)",
+        "k.sysctl(1, 2)",
+        "k.write_phys(0x100000, 5)",
+        "k.free_list(\"Highmem\", 0)",
+        "k.free_list(\"DMA\", 99)",
+        "boot(#{ ram: -5 })",
+        "boot(#{ ram: \"12Q\" })",
+        "boot(#{ cpus: 0 })",
+        "boot(#{ tlb: 5 })",
+    ] {
+        let src = format!("let k = boot(#{{ ram: \"16M\" }});\n{call};\n");
+        let err = run_source("t.rhai", &src).expect_err(call);
+        assert!(err.to_string().contains("t.rhai:2"), "{call}: {err}");
+    }
+}
