@@ -7,4 +7,5 @@ pub mod page;
 pub mod page_alloc;
 pub mod pgtable;
 pub mod tlbflush;
+pub mod vma;
 pub mod zone;
