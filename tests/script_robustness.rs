@@ -83,6 +83,8 @@ fn wrong_types_are_script_errors() {
         "boot(#{ ram: \"12Q\" })",
         "boot(#{ cpus: 0 })",
         "boot(#{ tlb: 5 })",
+        "k.process(5)",
+        "k.process(\"a\").exit_group(\"x\")",
     ] {
         let src = format!("let k = boot(#{{ ram: \"16M\" }});\n{call};\n");
         let err = run_source("t.rhai", &src).expect_err(call);

@@ -11,6 +11,7 @@ pub mod cmdline;
 pub mod errno;
 pub mod random;
 pub mod resource;
+pub mod task;
 
 use crate::addr::{PAGE_SIZE, Pfn, PfnRange, PhysAddr, VirtAddr};
 use crate::arch::x86_64::init::{self as x86_init, DirectMap};
@@ -29,6 +30,7 @@ use crate::mm::tlbflush::TlbFlush;
 use cmdline::Cmdline;
 pub use errno::Errno;
 use resource::Resource;
+pub use task::{MmId, Pid, Task};
 
 /// Smallest machine mmlab boots (Linux needs more, but the allocator is happy).
 pub const MIN_RAM: u64 = 16 << 20;
@@ -96,6 +98,8 @@ pub struct Kernel {
     direct_map: DirectMap,
     /// The CPUs, each with its CR3, PCID and TLB; CPU 0 runs kernel-side requests.
     cpus: Vec<Cpu>,
+    /// Tasks by pid and address spaces by id (kernel/task.rs).
+    tasks: task::Tasks,
     log: Vec<String>,
 }
 
@@ -230,6 +234,7 @@ impl Kernel {
             pgtables,
             direct_map: boot_map.direct_map,
             cpus,
+            tasks: task::Tasks::default(),
             log,
         })
     }
@@ -543,11 +548,12 @@ impl Kernel {
 
     /// Checks every subsystem's cached counters against its structures: the page allocator's
     /// free lists and counts, then the page tables (reachability, roles, NR_PAGETABLE, what
-    /// the leaves map).
+    /// the leaves map), then every task and mm (VMA tree, vm_stat counters, PGD on pgd_list).
     pub fn validate(&self) -> Result<(), Inconsistency> {
         self.page_alloc.validate()?;
         self.pgtables
-            .validate(&self.ram, &self.page_alloc, self.arch.direct_map_size())
+            .validate(&self.ram, &self.page_alloc, self.arch.direct_map_size())?;
+        self.validate_tasks()
     }
 }
 

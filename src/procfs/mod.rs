@@ -6,6 +6,7 @@
 pub mod buddyinfo;
 pub mod iomem;
 pub mod meminfo;
+pub mod pid_maps;
 pub mod vmstat;
 pub mod zoneinfo;
 
@@ -24,7 +25,21 @@ pub fn render(k: &Kernel, path: &str) -> Result<String, Errno> {
             if let Some(rest) = path.strip_prefix("/proc/sys/") {
                 return k.sysctl_read(rest);
             }
+            if let Some(rest) = path.strip_prefix("/proc/") {
+                return render_pid(k, rest);
+            }
             Err(Errno::ENOENT)
         }
+    }
+}
+
+/// A per-process file, `<pid>/<file>`. "self" would need a current task, which scripts do not
+/// have: ENOENT, like any pid with no task.
+fn render_pid(k: &Kernel, rest: &str) -> Result<String, Errno> {
+    let (dir, file) = rest.split_once('/').ok_or(Errno::ENOENT)?;
+    let pid = pid_maps::name_to_pid(dir).ok_or(Errno::ENOENT)?;
+    match file {
+        "maps" => pid_maps::render(k, pid),
+        _ => Err(Errno::ENOENT),
     }
 }

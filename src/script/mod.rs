@@ -16,12 +16,14 @@
 //! names the file, line and column. docs/scripting.md is the reference for every function.
 //!
 //! Layout: `constants` (the global module of Linux constants), `args` (argument conversion),
-//! `helpers` (`hex`, `size`, assertions), `kernel` (`boot` and the kernel methods).
+//! `helpers` (`hex`, `size`, assertions), `kernel` (`boot` and the kernel methods), `task`
+//! (`k.process` and the task methods).
 
 mod args;
 pub mod constants;
 mod helpers;
 mod kernel;
+mod task;
 
 pub use args::parse_size;
 pub use helpers::{ASSERTION_FAILED, describe, errname, values_equal};
@@ -210,6 +212,7 @@ pub fn engine() -> Engine {
     engine.register_global_module(constants::module().into());
     helpers::register(&mut engine);
     kernel::register(&mut engine);
+    task::register(&mut engine);
     engine.on_print(|s| println!("{s}"));
     engine
 }

@@ -1,0 +1,290 @@
+//! Tasks and their creation and exit (kernel/fork.c, kernel/pid.c, fs/exec.c, kernel/exit.c),
+//! as far as the address space needs them.
+//!
+//! A [`Task`] is a pid, a command name and the id of the [`MmStruct`] it uses. The kernel keeps
+//! tasks by pid and address spaces by [`MmId`], so threads can later share one mm (`mm_users`).
+//! [`Kernel::process`] is fork + exec of an empty program rolled into one: it allocates a pid
+//! (`alloc_pid()`), an mm with its PGD (`mm_alloc()` → `pgd_alloc()`), and lays the address
+//! space out as exec does with randomization off ([`MmStruct::exec_layout`]).
+//! [`Kernel::exit_group`] ends every task of the process; the last user of the mm tears it down
+//! (`exit_mmap()`: the VMAs, `free_pgtables()`, then `mmdrop()` → `pgd_free()`).
+//!
+//! Pids: the first process is pid 1, as on a fresh system where init is the first task. Later
+//! pids go up from the last one given (`idr_alloc_cyclic()`), wrap at `pid_max` back to
+//! `RESERVED_PIDS` (300) and skip pids in use; EAGAIN when none is free, as `alloc_pid()` gives.
+
+use super::{Errno, Kernel};
+use crate::addr::VirtAddr;
+use crate::mm::mm_types::{DEFAULT_RLIMIT_STACK, MmStruct};
+use crate::mm::page_alloc::Inconsistency;
+use std::fmt;
+
+/// A process id (`pid_t`).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct Pid(pub i32);
+
+impl fmt::Display for Pid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Which address space a task uses: a key of the kernel's mm table.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct MmId(pub u64);
+
+/// `TASK_COMM_LEN`: the command name holds 15 bytes and a NUL.
+pub const TASK_COMM_LEN: usize = 16;
+
+/// `PID_MAX_DEFAULT` (include/linux/threads.h).
+pub const PID_MAX_DEFAULT: i32 = 0x8000;
+
+/// `PIDS_PER_CPU_DEFAULT`: `pid_idr_init()` raises pid_max to this many per possible CPU.
+pub const PIDS_PER_CPU_DEFAULT: i32 = 1024;
+
+/// `PID_MAX_LIMIT` on 64-bit: 4 Mi pids.
+pub const PID_MAX_LIMIT: i32 = 4 << 20;
+
+/// `RESERVED_PIDS`: where pid allocation restarts after wrapping past pid_max.
+pub const RESERVED_PIDS: i32 = 300;
+
+/// One task (`struct task_struct`): what the mm layer needs of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Task {
+    /// `pid` (the thread group leader's pid is also the tgid).
+    pub pid: Pid,
+    /// `comm`: the command name, at most 15 bytes (`__set_task_comm()` truncates).
+    pub comm: String,
+    /// `mm`: the address space.
+    pub mm: MmId,
+}
+
+/// `pid_max` as `pid_idr_init()` sets it for `cpus` possible CPUs.
+pub fn default_pid_max(cpus: u32) -> i32 {
+    let per_cpu = i32::try_from(cpus)
+        .unwrap_or(i32::MAX)
+        .saturating_mul(PIDS_PER_CPU_DEFAULT);
+    PID_MAX_DEFAULT.max(per_cpu).min(PID_MAX_LIMIT)
+}
+
+/// `comm` as `__set_task_comm()` stores it: the first TASK_COMM_LEN - 1 bytes, cut at a UTF-8
+/// boundary so the name stays a string.
+fn task_comm(name: &str) -> String {
+    let mut end = name.len().min(TASK_COMM_LEN - 1);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name[..end].to_string()
+}
+
+/// The process table: tasks by pid, mms by id, and the pid allocator's state.
+#[derive(Clone, Debug, Default)]
+pub struct Tasks {
+    /// Every live task.
+    pub(super) tasks: std::collections::BTreeMap<Pid, Task>,
+    /// Every live address space.
+    pub(super) mms: std::collections::BTreeMap<MmId, MmStruct>,
+    /// The last pid handed out (`pid_ns->idr`'s cursor); 0 before the first.
+    last_pid: i32,
+    /// The next mm id.
+    next_mm: u64,
+}
+
+impl Tasks {
+    /// `alloc_pid()`'s search: the next free pid after the last one, wrapping to RESERVED_PIDS.
+    fn alloc_pid(&mut self, pid_max: i32) -> Result<Pid, Errno> {
+        let mut candidate = self.last_pid + 1;
+        // At most every pid once: [RESERVED_PIDS or 1, pid_max).
+        for _ in 0..pid_max {
+            if candidate >= pid_max {
+                candidate = RESERVED_PIDS.min(pid_max - 1).max(1);
+            }
+            if !self.tasks.contains_key(&Pid(candidate)) {
+                self.last_pid = candidate;
+                return Ok(Pid(candidate));
+            }
+            candidate += 1;
+        }
+        Err(Errno::EAGAIN)
+    }
+}
+
+impl Kernel {
+    /// A new process named `name` with the address space exec gives an empty program with
+    /// randomization off: a `[stack]` VMA below STACK_TOP, brk at [`NO_EXEC_BRK`], mmap_base for
+    /// an 8 MiB RLIMIT_STACK (docs/dev/linux-6.18-address-space.md §4). ENOMEM when the PGD
+    /// cannot be allocated, EAGAIN when every pid is in use; nothing changes on failure.
+    ///
+    /// [`NO_EXEC_BRK`]: crate::mm::mm_types::NO_EXEC_BRK
+    pub fn process(&mut self, name: &str) -> Result<Pid, Errno> {
+        let pid_max = default_pid_max(self.opts.cpus);
+        // Check the pid space before allocating anything, so a failure changes nothing.
+        let last = self.tasks.last_pid;
+        let pid = self.tasks.alloc_pid(pid_max)?;
+        let pgd = match self.pgtable().pgd_alloc() {
+            Ok(p) => p,
+            Err(e) => {
+                self.tasks.last_pid = last;
+                return Err(e.errno());
+            }
+        };
+        let mut mm = MmStruct::new(pgd);
+        if let Err(e) = mm.exec_layout(DEFAULT_RLIMIT_STACK) {
+            self.tasks.last_pid = last;
+            // A fresh PGD holds no user tables, so freeing it cannot fail.
+            let _ = self.pgtable().pgd_free(pgd);
+            return Err(e);
+        }
+        let id = MmId(self.tasks.next_mm);
+        self.tasks.next_mm += 1;
+        self.tasks.mms.insert(id, mm);
+        self.tasks.tasks.insert(
+            pid,
+            Task {
+                pid,
+                comm: task_comm(name),
+                mm: id,
+            },
+        );
+        Ok(pid)
+    }
+
+    /// The task with this pid.
+    pub fn task(&self, pid: Pid) -> Option<&Task> {
+        self.tasks.tasks.get(&pid)
+    }
+
+    /// Every live task, by pid.
+    pub fn tasks(&self) -> impl Iterator<Item = &Task> + '_ {
+        self.tasks.tasks.values()
+    }
+
+    /// The address space of the task with this pid.
+    pub fn mm_of(&self, pid: Pid) -> Option<&MmStruct> {
+        let t = self.tasks.tasks.get(&pid)?;
+        self.tasks.mms.get(&t.mm)
+    }
+
+    /// `exit_group()`: ends every task of the process (one task per process until threads
+    /// exist) and drops their mm reference; the last one runs `exit_mmap()` — remove the VMAs
+    /// (`remove_vma()`, unaccounting them), `free_pgtables()` over the user range, flush the
+    /// mm's TLB entries — and `mmdrop()` frees the PGD (`pgd_free()`). The exit code has no
+    /// reader until wait4 exists. ESRCH for an unknown pid. If the page tables cannot be freed
+    /// (a table still has entries: a bug above this layer) nothing changes and the error is the
+    /// page-table error's errno.
+    pub fn exit_group(&mut self, pid: Pid) -> Result<(), Errno> {
+        let mm_id = self.tasks.tasks.get(&pid).ok_or(Errno::ESRCH)?.mm;
+        let users = self.tasks.mms.get(&mm_id).map_or(0, |m| m.mm_users);
+        if users <= 1 {
+            self.exit_mmap(mm_id)?;
+        } else if let Some(mm) = self.tasks.mms.get_mut(&mm_id) {
+            mm.mm_users -= 1;
+        }
+        self.tasks.tasks.remove(&pid);
+        Ok(())
+    }
+
+    /// `exit_mmap()` + `mmdrop()` for the mm `id`, which no task uses any more.
+    fn exit_mmap(&mut self, id: MmId) -> Result<(), Errno> {
+        let Some(mm) = self.tasks.mms.get(&id) else {
+            return Ok(());
+        };
+        let (pgd, task_size) = (mm.pgd, mm.task_size);
+        // free_pgtables() with floor FIRST_USER_ADDRESS (0) and ceiling USER_PGTABLES_CEILING
+        // (0, the top). Linux walks the VMAs' spans; the whole user range is a superset that
+        // frees the same tables when every table lies under a VMA, and leaks none if not.
+        let zero = VirtAddr::new(0);
+        let flush = self
+            .pgtable()
+            .free_pgd_range(pgd, zero, VirtAddr::new(task_size), zero, zero)
+            .map_err(|e| e.errno())?;
+        // tlb_finish_mmu(): no CPU runs a dying mm, so the shootdown reaches none, but the
+        // flush still goes the one way flushes go.
+        let _ = self.flush_tlb(0, flush);
+        self.pgtable().pgd_free(pgd).map_err(|e| e.errno())?;
+        // remove_vma() of every VMA; the counters go with the mm.
+        self.tasks.mms.remove(&id);
+        Ok(())
+    }
+
+    /// Checks every task and mm: each task's mm exists; each mm's `mm_users` equals the tasks
+    /// using it, its PGD is on `pgd_list`, and [`MmStruct::validate`] holds.
+    pub(super) fn validate_tasks(&self) -> Result<(), Inconsistency> {
+        let mut users: std::collections::BTreeMap<MmId, u32> = Default::default();
+        for t in self.tasks.tasks.values() {
+            if !self.tasks.mms.contains_key(&t.mm) {
+                return Err(Inconsistency(format!(
+                    "task {} uses mm {} which does not exist",
+                    t.pid, t.mm.0
+                )));
+            }
+            *users.entry(t.mm).or_default() += 1;
+        }
+        for (id, mm) in &self.tasks.mms {
+            let n = users.get(id).copied().unwrap_or(0);
+            if mm.mm_users != n {
+                return Err(Inconsistency(format!(
+                    "mm {} has mm_users {} but {n} tasks use it",
+                    id.0, mm.mm_users
+                )));
+            }
+            if !self.pgtables.pgds().any(|p| p == mm.pgd) {
+                return Err(Inconsistency(format!(
+                    "mm {}'s PGD {:#x} is not on pgd_list",
+                    id.0,
+                    mm.pgd.as_u64()
+                )));
+            }
+            mm.validate()
+                .map_err(|e| Inconsistency(format!("mm {}: {}", id.0, e.0)))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comm_is_truncated_to_15_bytes() {
+        assert_eq!(task_comm("a-very-long-process-name"), "a-very-long-pro");
+        assert_eq!(task_comm("ééééééééé"), "ééééééé");
+        assert_eq!(task_comm(""), "");
+    }
+
+    #[test]
+    fn pid_max_follows_the_cpus() {
+        assert_eq!(default_pid_max(1), 32768);
+        assert_eq!(default_pid_max(64), 65536);
+        assert_eq!(default_pid_max(u32::MAX), PID_MAX_LIMIT);
+    }
+
+    #[test]
+    fn pids_wrap_to_reserved_pids_and_skip_used_ones() {
+        let mut t = Tasks::default();
+        assert_eq!(t.alloc_pid(1000), Ok(Pid(1)));
+        t.tasks.insert(
+            Pid(1),
+            Task {
+                pid: Pid(1),
+                comm: String::new(),
+                mm: MmId(0),
+            },
+        );
+        t.last_pid = 998;
+        assert_eq!(t.alloc_pid(1000), Ok(Pid(999)));
+        assert_eq!(t.alloc_pid(1000), Ok(Pid(300)));
+        // A tiny pid space that is full.
+        let mut t = Tasks::default();
+        t.tasks.insert(
+            Pid(1),
+            Task {
+                pid: Pid(1),
+                comm: String::new(),
+                mm: MmId(0),
+            },
+        );
+        assert_eq!(t.alloc_pid(2), Err(Errno::EAGAIN));
+    }
+}
