@@ -732,6 +732,11 @@ impl VmaTree {
             }
             _ => return Ok(None),
         };
+        Ok(Some(self.finish_merge(merge, survivor, delta)))
+    }
+
+    /// Stores the VMA a merge kept and describes the merge (no splits).
+    fn finish_merge(&mut self, merge: Merge, survivor: Vma, delta: isize) -> MergeOutcome {
         let outcome = MergeOutcome {
             merge,
             splits: 0,
@@ -740,7 +745,7 @@ impl VmaTree {
             map_count_delta: delta,
         };
         self.put(survivor);
-        Ok(Some(outcome))
+        outcome
     }
 
     /// The VMA-tree part of `__mmap_region()` for a free range: merge with the neighbours if
@@ -866,15 +871,7 @@ impl VmaTree {
             }
             _ => return Ok(None),
         };
-        let outcome = MergeOutcome {
-            merge,
-            splits: 0,
-            start: survivor.start,
-            end: survivor.end,
-            map_count_delta: delta,
-        };
-        self.put(survivor);
-        Ok(Some(outcome))
+        Ok(Some(self.finish_merge(merge, survivor, delta)))
     }
 
     /// `vma_modify_flags()` as `mprotect_fixup()` uses it: set `new_flags` on `[start, end)`,
