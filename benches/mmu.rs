@@ -249,17 +249,5 @@ fn summary() {
 }
 
 fn main() {
-    let mut c = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(50)
-        .configure_from_args();
-    criterion_benches(&mut c);
-    c.final_summary();
-    // `cargo test --benches` runs this binary without --bench, and --profile-time asks for
-    // profiling only: skip the timing summary in both cases.
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--profile-time") {
-        summary();
-    }
+    common::main(criterion_benches, summary);
 }
