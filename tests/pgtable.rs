@@ -761,31 +761,30 @@ fn validate_catches_broken_tables() {
         let e = k.validate().unwrap_err().to_string();
         assert!(e.contains(what), "expected {what:?} in {e:?}");
     };
+    // A fresh machine with the 8-byte entry at physical `at` overwritten by `raw`.
+    let corrupt = |at: u64, raw: u64, what: &str| {
+        let mut k = boot(64 * M, "");
+        k.write_phys(mmlab::addr::PhysAddr::new(at), &raw.to_le_bytes())
+            .unwrap();
+        expect(&k, what);
+    };
     // An unlinked table: the ISA range's PTE table at 0x4000 is no longer reachable.
-    let mut k = boot(64 * M, "");
-    k.write_phys(mmlab::addr::PhysAddr::new(0x3000), &0u64.to_le_bytes())
-        .unwrap();
-    expect(&k, "tables reachable");
-
+    corrupt(0x3000, 0, "tables reachable");
     // A direct-map leaf that maps another frame.
-    let mut k = boot(64 * M, "");
     let bad = Pte::new(Pfn::new(0x500), PAGE_KERNEL).unwrap().raw();
-    k.write_phys(
-        mmlab::addr::PhysAddr::new(0x4000 + 8 * 0x100),
-        &bad.to_le_bytes(),
-    )
-    .unwrap();
-    expect(&k, "direct-map leaf maps 0x500000, not 0x100000");
-
+    corrupt(
+        0x4000 + 8 * 0x100,
+        bad,
+        "direct-map leaf maps 0x500000, not 0x100000",
+    );
     // PS in a PGD entry.
-    let mut k = boot(64 * M, "");
-    let e = 0x2067u64 | PteFlags::PSE.bits();
-    k.write_phys(
-        mmlab::addr::PhysAddr::new(0x1000 + 8 * 273),
-        &e.to_le_bytes(),
-    )
-    .unwrap();
-    expect(&k, "PS set in a PGD entry");
+    corrupt(
+        0x1000 + 8 * 273,
+        0x2067 | PteFlags::PSE.bits(),
+        "PS set in a PGD entry",
+    );
+    // A table linked twice: PUD entry 1 also points at the PMD table of entry 0.
+    corrupt(0x2000 + 8, 0x3067, "reachable twice");
 
     // A user mapping of a frame that is not RAM.
     let mut k = boot(64 * M, "");
@@ -795,14 +794,4 @@ fn validate_catches_broken_tables() {
         .unwrap()
         .skip();
     expect(&k, "outside RAM");
-
-    // A table linked twice.
-    let mut k = boot(64 * M, "");
-    let pmd_entry = 0x3067u64;
-    k.write_phys(
-        mmlab::addr::PhysAddr::new(0x2000 + 8),
-        &pmd_entry.to_le_bytes(),
-    )
-    .unwrap();
-    expect(&k, "reachable twice");
 }

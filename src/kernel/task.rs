@@ -260,31 +260,26 @@ mod tests {
         assert_eq!(default_pid_max(u32::MAX), PID_MAX_LIMIT);
     }
 
+    /// A task holding pid 1.
+    fn init_task() -> Task {
+        Task {
+            pid: Pid(1),
+            comm: String::new(),
+            mm: MmId(0),
+        }
+    }
+
     #[test]
     fn pids_wrap_to_reserved_pids_and_skip_used_ones() {
         let mut t = Tasks::default();
         assert_eq!(t.alloc_pid(1000), Ok(Pid(1)));
-        t.tasks.insert(
-            Pid(1),
-            Task {
-                pid: Pid(1),
-                comm: String::new(),
-                mm: MmId(0),
-            },
-        );
+        t.tasks.insert(Pid(1), init_task());
         t.last_pid = 998;
         assert_eq!(t.alloc_pid(1000), Ok(Pid(999)));
         assert_eq!(t.alloc_pid(1000), Ok(Pid(300)));
         // A tiny pid space that is full.
         let mut t = Tasks::default();
-        t.tasks.insert(
-            Pid(1),
-            Task {
-                pid: Pid(1),
-                comm: String::new(),
-                mm: MmId(0),
-            },
-        );
+        t.tasks.insert(Pid(1), init_task());
         assert_eq!(t.alloc_pid(2), Err(Errno::EAGAIN));
     }
 }
