@@ -11,7 +11,11 @@ pub mod cmdline;
 pub mod errno;
 pub mod random;
 pub mod resource;
+pub mod signal;
+pub mod sys;
+pub mod syscall;
 pub mod task;
+pub mod user_access;
 
 use crate::addr::{PAGE_SIZE, Pfn, PfnRange, PhysAddr, VirtAddr};
 use crate::arch::x86_64::init::{self as x86_init, DirectMap};
@@ -100,6 +104,10 @@ pub struct Kernel {
     cpus: Vec<Cpu>,
     /// Tasks by pid and address spaces by id (kernel/task.rs).
     tasks: task::Tasks,
+    /// The mm state global to the machine: sysctls, overcommit, rmap, shmem, the zero page.
+    vm: crate::mm::VmState,
+    /// Each CPU's ASID slots (arch/x86_64/tlb.rs).
+    cpu_tlb: Vec<crate::arch::x86_64::tlb::CpuTlbState>,
     log: Vec<String>,
 }
 
@@ -179,6 +187,16 @@ impl Kernel {
                 .expect("ordered"),
         );
         let max_pfn = Pfn::new(e820.end_of_ram() / PAGE_SIZE);
+        // The zero page: Linux's empty_zero_page sits in the kernel image; mmlab has no image,
+        // so it takes the highest RAM page of the reserved first MiB, which costs no managed
+        // page (docs/divergences.md).
+        let low = arch.boot_reserved_low() / PAGE_SIZE;
+        let zero_pfn = (1..low)
+            .rev()
+            .map(Pfn::new)
+            .find(|&p| memblock.is_memory(p))
+            .or_else(|| memblock.phys_alloc_range(1, 1, Pfn::new(0), max_pfn))
+            .ok_or_else(|| BootError("no page for the zero page".into()))?;
 
         // init_mem_mapping(): init_mm's PGD and the direct map, its tables from the kernel
         // image's BRK buffer and then memblock. "gbpages"/"nogbpages": the last one wins.
@@ -223,6 +241,18 @@ impl Kernel {
             cpu.switch_mm(pgtables.init_pgd().phys(), Pcid::ZERO, false);
             cpus.push(cpu);
         }
+        let vm = crate::mm::VmState {
+            sysctl: crate::mm::util::VmSysctl::new(page_alloc.nr_free_pages()),
+            overcommit: Default::default(),
+            anon_vmas: Default::default(),
+            rmap: Default::default(),
+            shmem: Default::default(),
+            shmem_users: Default::default(),
+            events: Default::default(),
+            zero_pfn,
+            totalram: page_alloc.totalram_pages(),
+        };
+        let cpu_tlb = vec![Default::default(); cpus.len()];
         Ok(Kernel {
             arch,
             opts,
@@ -235,6 +265,8 @@ impl Kernel {
             direct_map: boot_map.direct_map,
             cpus,
             tasks: task::Tasks::default(),
+            vm,
+            cpu_tlb,
             log,
         })
     }

@@ -13,6 +13,7 @@
 //! pids go up from the last one given (`idr_alloc_cyclic()`), wrap at `pid_max` back to
 //! `RESERVED_PIDS` (300) and skip pids in use; EAGAIN when none is free, as `alloc_pid()` gives.
 
+use super::sys::Cred;
 use super::{Errno, Kernel};
 use crate::addr::VirtAddr;
 use crate::mm::mm_types::{DEFAULT_RLIMIT_STACK, MmStruct};
@@ -53,10 +54,22 @@ pub const RESERVED_PIDS: i32 = 300;
 pub struct Task {
     /// `pid` (the thread group leader's pid is also the tgid).
     pub pid: Pid,
+    /// `tgid`: the thread group (process) the task belongs to.
+    pub tgid: Pid,
+    /// The parent process (`real_parent->tgid`); 0 for a process the kernel started.
+    pub ppid: Pid,
     /// `comm`: the command name, at most 15 bytes (`__set_task_comm()` truncates).
     pub comm: String,
     /// `mm`: the address space.
     pub mm: MmId,
+    /// The credentials the mm checks.
+    pub cred: Cred,
+    /// The CPU the task runs on; its memory accesses go through that CPU's TLB.
+    pub cpu: usize,
+    /// `min_flt`: faults resolved without I/O.
+    pub min_flt: u64,
+    /// `maj_flt`: faults that needed I/O.
+    pub maj_flt: u64,
 }
 
 /// `pid_max` as `pid_idr_init()` sets it for `cpus` possible CPUs.
@@ -117,6 +130,11 @@ impl Kernel {
     ///
     /// [`NO_EXEC_BRK`]: crate::mm::mm_types::NO_EXEC_BRK
     pub fn process(&mut self, name: &str) -> Result<Pid, Errno> {
+        self.process_as(name, Cred::USER)
+    }
+
+    /// [`Kernel::process`] with the credentials `cred` (root: [`Cred::ROOT`]).
+    pub fn process_as(&mut self, name: &str, cred: Cred) -> Result<Pid, Errno> {
         let pid_max = default_pid_max(self.opts.cpus);
         // Check the pid space before allocating anything, so a failure changes nothing.
         let last = self.tasks.last_pid;
@@ -137,13 +155,22 @@ impl Kernel {
         }
         let id = MmId(self.tasks.next_mm);
         self.tasks.next_mm += 1;
+        mm.ctx_id = id.0 + 1;
+        // exec's stack VMA is VM_ACCOUNT: its pages are charged (acct_stack_growth()).
+        self.vm.overcommit.committed += mm.total_vm;
         self.tasks.mms.insert(id, mm);
         self.tasks.tasks.insert(
             pid,
             Task {
                 pid,
+                tgid: pid,
+                ppid: Pid(0),
                 comm: task_comm(name),
                 mm: id,
+                cred,
+                cpu: 0,
+                min_flt: 0,
+                maj_flt: 0,
             },
         );
         Ok(pid)
@@ -186,10 +213,32 @@ impl Kernel {
 
     /// `exit_mmap()` + `mmdrop()` for the mm `id`, which no task uses any more.
     fn exit_mmap(&mut self, id: MmId) -> Result<(), Errno> {
+        if !self.tasks.mms.contains_key(&id) {
+            return Ok(());
+        }
+        // unmap_vmas() of everything, with the statistics and charges the VMAs hold.
+        if let Some(mut ctx) = self.mm_ctx_of(id, Cred::ROOT, 0) {
+            let vmas: Vec<_> = ctx.mm.vmas.iter().cloned().collect();
+            if let (Some(first), Some(last)) = (vmas.first(), vmas.last()) {
+                let (s, e) = (first.start, last.end);
+                if let Ok(removed) = ctx.mm.vmas.remove_range(s, e, usize::MAX) {
+                    ctx.unmap_vmas(&removed, s, e, 0);
+                }
+            }
+        }
         let Some(mm) = self.tasks.mms.get(&id) else {
             return Ok(());
         };
-        let (pgd, task_size) = (mm.pgd, mm.task_size);
+        let (pgd, task_size, ctx_id) = (mm.pgd, mm.task_size, mm.ctx_id);
+        // No CPU may keep running the dead mm's tables: back to swapper_pg_dir.
+        let init = self.pgtables.init_pgd().phys();
+        for (cpu, st) in self.cpus.iter_mut().zip(self.cpu_tlb.iter_mut()) {
+            if cpu.cr3() == pgd.phys() {
+                cpu.switch_mm(init, crate::hw::tlb::Pcid::ZERO, true);
+                st.loaded_ctx = 0;
+            }
+            st.forget(ctx_id);
+        }
         // free_pgtables() with floor FIRST_USER_ADDRESS (0) and ceiling USER_PGTABLES_CEILING
         // (0, the top). Linux walks the VMAs' spans; the whole user range is a superset that
         // frees the same tables when every table lies under a VMA, and leaks none if not.
@@ -238,7 +287,12 @@ impl Kernel {
             mm.validate()
                 .map_err(|e| Inconsistency(format!("mm {}: {}", id.0, e.0)))?;
         }
-        Ok(())
+        crate::mm::debug::validate_user_memory(
+            &self.ram,
+            &self.page_alloc,
+            &self.vm,
+            self.tasks.mms.values(),
+        )
     }
 }
 
@@ -264,8 +318,14 @@ mod tests {
     fn init_task() -> Task {
         Task {
             pid: Pid(1),
+            tgid: Pid(1),
+            ppid: Pid(0),
             comm: String::new(),
             mm: MmId(0),
+            cred: Cred::ROOT,
+            cpu: 0,
+            min_flt: 0,
+            maj_flt: 0,
         }
     }
 

@@ -31,6 +31,7 @@
 
 use crate::addr::{PAGE_SHIFT, PAGE_SIZE, Pfn, VirtAddr};
 use crate::kernel::Errno;
+use crate::kernel::sys::Rlimits;
 use crate::mm::page_alloc::Inconsistency;
 use crate::mm::vma::{
     VM_ACCOUNT, VM_EXEC, VM_MAYEXEC, VM_MAYREAD, VM_MAYWRITE, VM_READ, VM_SHARED, VM_STACK,
@@ -206,6 +207,17 @@ pub struct MmStruct {
     pub hiwater_vm: u64,
     /// `rss_stat`: resident pages per [`MmCounter`].
     pub rss: [u64; NR_MM_COUNTERS],
+    /// `def_flags`: flags every new VMA gets (VM_LOCKED, VM_LOCKONFAULT after
+    /// `mlockall(MCL_FUTURE)`).
+    pub def_flags: VmFlags,
+    /// The process's resource limits. Linux keeps them in `signal_struct`, which threads
+    /// share as they share the mm; fork copies both.
+    pub rlim: Rlimits,
+    /// `context.ctx_id`: the identity ASID slots remember (never reused).
+    pub ctx_id: u64,
+    /// `context.tlb_gen`: bumped by every flush of this mm, so a CPU coming back to it knows
+    /// whether its cached translations missed a flush (arch/x86_64/tlb.rs).
+    pub tlb_gen: u64,
 }
 
 impl MmStruct {
@@ -235,7 +247,33 @@ impl MmStruct {
             hiwater_rss: 0,
             hiwater_vm: 0,
             rss: [0; NR_MM_COUNTERS],
+            def_flags: VmFlags::default(),
+            rlim: Rlimits::default(),
+            ctx_id: 0,
+            tlb_gen: 0,
         }
+    }
+
+    /// `add_mm_counter()`.
+    pub fn add_rss(&mut self, counter: MmCounter, pages: u64) {
+        self.rss[counter as usize] += pages;
+    }
+
+    /// `dec_mm_counter()`. The high-water mark is taken first (`update_hiwater_rss()` runs
+    /// before unmapping in Linux's zap and exit paths).
+    pub fn sub_rss(&mut self, counter: MmCounter, pages: u64) {
+        self.update_hiwater_rss();
+        self.rss[counter as usize] = self.rss[counter as usize].saturating_sub(pages);
+    }
+
+    /// `update_hiwater_rss()`.
+    pub fn update_hiwater_rss(&mut self) {
+        self.hiwater_rss = self.hiwater_rss.max(self.get_mm_rss());
+    }
+
+    /// `update_hiwater_vm()`.
+    pub fn update_hiwater_vm(&mut self) {
+        self.hiwater_vm = self.hiwater_vm.max(self.total_vm);
     }
 
     /// The layout exec gives a process with randomization off and no executable image, with

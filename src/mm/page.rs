@@ -46,6 +46,14 @@ pub enum PageRole {
         /// The block is `2^order` frames.
         order: u8,
     },
+    /// An anonymous page of user memory (`folio_test_anon()`), order 0: `mapping` holds its
+    /// anon_vma, `index` its linear page offset (`linear_page_index()`), `mapcount` the
+    /// page-table entries mapping it, and every mapping holds one reference.
+    Anon,
+    /// A shmem page (shared anonymous memory, mm/shmem.c), order 0: in the page cache of the
+    /// shmem inode `mapping` at page offset `index`. The page cache holds one reference and
+    /// every page-table entry mapping it one more.
+    Shmem,
     /// A page-table page (`PGTY_table`, set by `pagetable_*_ctor()`): one table of 512
     /// entries at `level` (4 = PGD, 3 = PUD, 2 = PMD, 1 = PTE).
     PageTable {
@@ -79,6 +87,13 @@ impl PageFlags {
     pub const HEAD: PageFlags = PageFlags(1 << 6);
     /// PG_active.
     pub const ACTIVE: PageFlags = PageFlags(1 << 8);
+    /// PG_swapbacked: the page is backed by swap or RAM (anonymous and shmem pages), not a file.
+    pub const SWAPBACKED: PageFlags = PageFlags(1 << 11);
+    /// PG_mlocked: mapped by a VM_LOCKED VMA.
+    pub const MLOCKED: PageFlags = PageFlags(1 << 12);
+    /// PG_anon_exclusive (an alias of PG_mappedtodisk for anonymous pages): the page is
+    /// exclusive to one process, so a write fault may reuse it (`do_wp_page()`).
+    pub const ANON_EXCLUSIVE: PageFlags = PageFlags(1 << 14);
     /// PG_reserved. Never stored: [`PageRole::Reserved`] stands for it, and
     /// [`Page::linux_flags`] adds it back for reports.
     pub const RESERVED: PageFlags = PageFlags(1 << 13);
@@ -93,7 +108,10 @@ impl PageFlags {
         ("lru", PageFlags::LRU),
         ("head", PageFlags::HEAD),
         ("active", PageFlags::ACTIVE),
+        ("swapbacked", PageFlags::SWAPBACKED),
+        ("mlocked", PageFlags::MLOCKED),
         ("reserved", PageFlags::RESERVED),
+        ("anon_exclusive", PageFlags::ANON_EXCLUSIVE),
     ];
 
     /// The names of the set flags, in bit order; unnamed bits as one hex value at the end.
@@ -219,6 +237,19 @@ impl Page {
     /// `page_mapcount()`: how many page-table entries map the frame.
     pub fn mapcount(&self) -> i32 {
         self.mapcount
+    }
+    /// `page_add_*_rmap()`'s count: one more entry maps the frame.
+    pub(crate) fn inc_mapcount(&mut self) {
+        self.mapcount += 1;
+    }
+    /// `page_remove_rmap()`'s count: one entry fewer; true when none is left.
+    pub(crate) fn dec_mapcount(&mut self) -> bool {
+        self.mapcount -= 1;
+        self.mapcount == 0
+    }
+    pub(crate) fn set_mapping(&mut self, mapping: u64, index: u64) {
+        self.mapping = mapping;
+        self.index = index;
     }
     /// Page flags.
     pub fn flags(&self) -> PageFlags {

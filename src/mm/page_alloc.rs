@@ -236,6 +236,8 @@ pub struct PageAlloc {
     /// NR_PAGETABLE: page-table pages taken from this allocator (`pagetable_*_ctor()` adds
     /// one, `pagetable_dtor()` removes it). Boot tables from memblock are not counted.
     nr_pagetable: u64,
+    /// User pages allocated by `alloc_user_page()` and not yet freed (for the leak check).
+    user_pages: u64,
     /// Page-table pages built at boot from memblock or the kernel image (PG_reserved).
     boot_pagetables: u64,
     /// `zone_index()` by `ZoneType as usize`: the index of each configured zone type.
@@ -314,6 +316,7 @@ impl PageAlloc {
             memory: memory.clone(),
             reserved_pages: 0,
             nr_pagetable: 0,
+            user_pages: 0,
             boot_pagetables: 0,
             zone_by_type: [None; ZONE_TYPES],
         };
@@ -564,6 +567,10 @@ impl PageAlloc {
     pub fn nr_page_table_pages(&self) -> u64 {
         self.nr_pagetable
     }
+    /// User pages ([`PageRole::Anon`] and [`PageRole::Shmem`]) allocated and not yet freed.
+    pub fn user_pages(&self) -> u64 {
+        self.user_pages
+    }
     /// Page-table pages built at boot (reserved, not in NR_PAGETABLE).
     pub fn boot_page_table_pages(&self) -> u64 {
         self.boot_pagetables
@@ -602,6 +609,64 @@ impl PageAlloc {
         self.page_mut(pfn)
             .set_role(PageRole::Allocated { order: 0 });
         self.nr_pagetable -= 1;
+        self.free_pages(pfn, 0, ram)
+    }
+
+    // ---- user pages -------------------------------------------------------------------
+
+    /// One order-0 page for user memory (`vma_alloc_folio()` and friends): a page from
+    /// `alloc_pages(gfp, 0)` that takes `role` ([`PageRole::Anon`] or [`PageRole::Shmem`]) with
+    /// its owner `mapping` and page offset `index`, refcount 1 and no mappings yet.
+    pub fn alloc_user_page(
+        &mut self,
+        gfp: Gfp,
+        role: PageRole,
+        mapping: u64,
+        index: u64,
+        ram: &mut Ram,
+    ) -> Result<Pfn, AllocError> {
+        debug_assert!(matches!(role, PageRole::Anon | PageRole::Shmem));
+        let pfn = self.alloc_pages(gfp, 0, ram)?;
+        self.user_pages += 1;
+        let p = self.page_mut(pfn);
+        p.set_role(role);
+        p.set_mapping(mapping, index);
+        p.flags_mut().insert(PageFlags::SWAPBACKED);
+        Ok(pfn)
+    }
+
+    /// The struct page of a user page ([`PageRole::Anon`] or [`PageRole::Shmem`]), writable, for
+    /// the rmap and fault code; None for any other frame.
+    pub(crate) fn user_page_mut(&mut self, pfn: Pfn) -> Option<&mut Page> {
+        let p = self.mem_map.page_mut(pfn)?;
+        matches!(p.role(), PageRole::Anon | PageRole::Shmem).then_some(p)
+    }
+
+    /// `folio_put()` of a user page: drops one reference and frees the page on the last, after
+    /// it stops being a user page (`__folio_put()` → `free_unref_page()`). Refused, changing
+    /// nothing, for a frame that is not a user page with references.
+    pub fn put_user_page(&mut self, pfn: Pfn, ram: &mut Ram) -> Result<(), FreeError> {
+        let page = *self.mem_map.page(pfn).ok_or(FreeError::InvalidPfn(pfn))?;
+        if !matches!(page.role(), PageRole::Anon | PageRole::Shmem) || page.refcount() <= 0 {
+            return Err(FreeError::NotAllocated {
+                pfn,
+                role: page.role(),
+                refcount: page.refcount(),
+            });
+        }
+        if page.refcount() > 1 {
+            self.page_mut(pfn).put_testzero();
+            return Ok(());
+        }
+        self.user_pages -= 1;
+        let p = self.page_mut(pfn);
+        p.set_role(PageRole::Allocated { order: 0 });
+        p.set_mapping(0, 0);
+        let keep = p.flags().bits() & PageFlags::HEAD.bits();
+        *p.flags_mut() = PageFlags::empty();
+        if keep != 0 {
+            p.flags_mut().insert(PageFlags::HEAD);
+        }
         self.free_pages(pfn, 0, ram)
     }
 
@@ -916,10 +981,14 @@ impl PageAlloc {
         self.free_one_page(zi, pfn, order, false, Some(ram));
     }
 
-    /// `get_page()` on the first frame of an allocated block.
+    /// `get_page()` on the first frame of an allocated block or on a user page.
     pub fn get_page(&mut self, pfn: Pfn) -> Result<i32, FreeError> {
         let page = self.mem_map.page(pfn).ok_or(FreeError::InvalidPfn(pfn))?;
-        if !matches!(page.role(), PageRole::Allocated { .. }) || page.refcount() <= 0 {
+        if !matches!(
+            page.role(),
+            PageRole::Allocated { .. } | PageRole::Anon | PageRole::Shmem
+        ) || page.refcount() <= 0
+        {
             return Err(FreeError::NotAllocated {
                 pfn,
                 role: page.role(),
@@ -1132,6 +1201,7 @@ impl PageAlloc {
                         }
                         PageRole::Buddy { order } => (1u64 << order, 0),
                         PageRole::Allocated { order } => (1u64 << order, 1),
+                        PageRole::Anon | PageRole::Shmem => (1, 1),
                         PageRole::PageTable { boot: false, .. } => {
                             page_tables += 1;
                             (1, 1)

@@ -173,8 +173,8 @@ pub fn flag_names(e: Pte, level: Level) -> String {
                 name
             });
         }
-        // PAT of a large leaf (bit 12) comes after G in bit order.
-        if f == PteFlags::GLOBAL
+        // PAT of a large leaf (bit 12) comes after the software bits 9-11 in bit order.
+        if f == PteFlags::SOFT_DIRTY
             && level != Level::Pte
             && level.is_leaf(e)
             && e.raw() & PteFlags::PAT_LARGE.bits() != 0

@@ -282,15 +282,27 @@ pub struct FileRef {
     pub id: u64,
     /// The path maps shows, e.g. "/dev/zero (deleted)".
     pub path: Arc<str>,
+    /// The device (major, minor) maps shows.
+    pub dev: (u32, u32),
+    /// The inode number maps shows.
+    pub ino: u64,
 }
 
 impl FileRef {
-    /// A file reference with this identity and path.
+    /// A file reference with this identity and path, on device 00:00 with inode 0.
     pub fn new(id: u64, path: &str) -> Self {
         Self {
             id,
             path: Arc::from(path),
+            dev: (0, 0),
+            ino: 0,
         }
+    }
+    /// This reference with a device and inode number.
+    pub fn with_inode(mut self, dev: (u32, u32), ino: u64) -> Self {
+        self.dev = dev;
+        self.ino = ino;
+        self
     }
 }
 

@@ -9,8 +9,8 @@
 //! Names, in `get_vma_name()`'s order: the file's path; a special mapping's name; `[heap]` for
 //! the VMA overlapping the brk range (`vma_is_initial_heap()`); `[stack]` for the VMA holding
 //! `start_stack` (`vma_is_initial_stack()`); `[anon:<name>]`. Anonymous VMAs print offset 0,
-//! dev 00:00 and inode 0; file VMAs print `vm_pgoff << PAGE_SHIFT` but also dev 00:00 and inode
-//! 0 until files carry a device and inode (docs/divergences.md).
+//! dev 00:00 and inode 0; file VMAs print `vm_pgoff << PAGE_SHIFT` and the device and inode of
+//! the file (shared anonymous memory: 00:01 and its shmem inode).
 
 use crate::addr::{PAGE_SHIFT, PAGE_SIZE};
 use crate::kernel::{Errno, Kernel, Pid};
@@ -110,8 +110,11 @@ pub fn entries(mm: &MmStruct) -> Vec<MapsEntry> {
             } else {
                 0
             },
-            dev: "00:00".into(),
-            inode: 0,
+            dev: vma.file.as_ref().map_or_else(
+                || "00:00".to_string(),
+                |f| format!("{:02x}:{:02x}", f.dev.0, f.dev.1),
+            ),
+            inode: vma.file.as_ref().map_or(0, |f| f.ino),
             name: vma_name(mm, vma),
         })
         .collect();

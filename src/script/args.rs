@@ -60,6 +60,15 @@ pub(crate) fn size(func: &str, what: &str, value: &Dynamic) -> Fallible<u64> {
     ))
 }
 
+/// `value` as a raw register value (a syscall argument): any integer, negative ones standing
+/// for their two's-complement u64, or a size string such as "64K".
+pub(crate) fn word(func: &str, what: &str, value: &Dynamic) -> Fallible<u64> {
+    if let Ok(n) = value.as_int() {
+        return Ok(to_u64(n));
+    }
+    size(func, what, value)
+}
+
 /// Parses a size: decimal or `0x` hexadecimal digits with an optional binary suffix K, M, G,
 /// T, P or E (either case), as in "4096", "16K", "64M", "1G", "0x1000".
 pub fn parse_size(text: &str) -> Result<u64, String> {

@@ -593,7 +593,7 @@ fn page_map(pfn: Pfn, page: &Page, zone: Option<&str>) -> Map {
         PageRole::Buddy { order } | PageRole::Allocated { order } => {
             Dynamic::from(i64::from(order))
         }
-        PageRole::PageTable { .. } => Dynamic::from(0_i64),
+        PageRole::PageTable { .. } | PageRole::Anon | PageRole::Shmem => Dynamic::from(0_i64),
         _ => Dynamic::UNIT,
     };
     m.insert("order".into(), order);

@@ -10,8 +10,11 @@
 use super::KernelRef;
 use super::args::{self, Fallible, raw, throw, to_i64};
 use crate::kernel::Pid;
+use crate::kernel::signal::SigInfo;
+use crate::kernel::sys::{Cred, Rlimit};
+use crate::kernel::user_access::AccessError;
 use crate::procfs::pid_maps;
-use rhai::{Array, Dynamic, Engine, Map};
+use rhai::{Array, Blob, Dynamic, Engine, EvalAltResult, Map, Position};
 
 /// A script's handle on a process.
 #[derive(Clone)]
@@ -52,6 +55,7 @@ pub(crate) fn register(engine: &mut Engine) {
                 Ok(raw(p.k.borrow_mut().exit_group(p.pid).map(|()| 0)))
             },
         );
+    register_mm(engine);
 }
 
 fn describe(p: &mut TaskRef) -> String {
@@ -81,4 +85,234 @@ fn maps(p: &mut TaskRef) -> Fallible<Array> {
             Dynamic::from_map(m)
         })
         .collect())
+}
+
+/// The thrown value of a signal: `#{ signal, code, addr }`.
+fn signal_error(s: SigInfo) -> Box<EvalAltResult> {
+    let mut m = Map::new();
+    m.insert("signal".into(), Dynamic::from(s.signal().to_string()));
+    m.insert("code".into(), Dynamic::from(s.code_name().to_string()));
+    m.insert("addr".into(), Dynamic::from(to_i64(s.addr)));
+    Box::new(EvalAltResult::ErrorRuntime(
+        Dynamic::from_map(m),
+        Position::NONE,
+    ))
+}
+
+/// An access result for a script: signals are thrown as maps, request errors as messages.
+fn access<T>(func: &str, r: Result<T, AccessError>) -> Fallible<T> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(AccessError::Signal(s)) => Err(signal_error(s)),
+        Err(AccessError::Errno(e)) => throw(format!("{func}: {e}")),
+    }
+}
+
+/// Registers the system calls and memory accesses of a task.
+pub(crate) fn register_mm(engine: &mut Engine) {
+    engine
+        .register_fn(
+            "process",
+            |k: &mut KernelRef, name: Dynamic, opts: Map| -> Fallible<Dynamic> {
+                let name = args::string("process", "name", &name)?;
+                let mut cred = Cred::USER;
+                for (key, v) in &opts {
+                    match key.as_str() {
+                        "uid" => {
+                            let uid = args::int("process", "uid", v)?;
+                            cred.uid = u32::try_from(uid).or_else(|_| {
+                                throw(format!("process: uid {uid} is out of range"))
+                            })?;
+                        }
+                        other => {
+                            return throw(format!("process: unknown option {other:?} (known: uid)"));
+                        }
+                    }
+                }
+                let result = k.borrow_mut().process_as(&name, cred);
+                Ok(match result {
+                    Ok(pid) => Dynamic::from(TaskRef { k: k.clone(), pid }),
+                    Err(e) => Dynamic::from(raw(Err(e))),
+                })
+            },
+        )
+        .register_get("uid", |p: &mut TaskRef| -> Dynamic {
+            p.k.borrow()
+                .task(p.pid)
+                .map_or(Dynamic::UNIT, |t| Dynamic::from(i64::from(t.cred.uid)))
+        })
+        .register_get("min_flt", |p: &mut TaskRef| -> Dynamic {
+            p.k.borrow()
+                .task(p.pid)
+                .map_or(Dynamic::UNIT, |t| Dynamic::from(to_i64(t.min_flt)))
+        })
+        .register_fn(
+            "mmap",
+            |p: &mut TaskRef,
+             addr: Dynamic,
+             len: Dynamic,
+             prot: Dynamic,
+             flags: Dynamic,
+             fd: Dynamic,
+             off: Dynamic|
+             -> Fallible<i64> {
+                let f = "mmap";
+                let (addr, len) = (args::word(f, "addr", &addr)?, args::word(f, "len", &len)?);
+                let (prot, flags) = (
+                    args::word(f, "prot", &prot)?,
+                    args::word(f, "flags", &flags)?,
+                );
+                let (fd, off) = (args::int(f, "fd", &fd)?, args::word(f, "off", &off)?);
+                let r =
+                    p.k.borrow_mut()
+                        .sys_mmap(p.pid, addr, len, prot, flags, fd, off);
+                Ok(raw(r.map(to_i64)))
+            },
+        )
+        .register_fn(
+            "munmap",
+            |p: &mut TaskRef, addr: Dynamic, len: Dynamic| -> Fallible<i64> {
+                let (a, l) = (
+                    args::word("munmap", "addr", &addr)?,
+                    args::word("munmap", "len", &len)?,
+                );
+                Ok(raw(p.k.borrow_mut().sys_munmap(p.pid, a, l).map(to_i64)))
+            },
+        )
+        .register_fn(
+            "mprotect",
+            |p: &mut TaskRef, addr: Dynamic, len: Dynamic, prot: Dynamic| -> Fallible<i64> {
+                let f = "mprotect";
+                let (a, l) = (args::word(f, "addr", &addr)?, args::word(f, "len", &len)?);
+                let pr = args::word(f, "prot", &prot)?;
+                Ok(raw(p
+                    .k
+                    .borrow_mut()
+                    .sys_mprotect(p.pid, a, l, pr)
+                    .map(to_i64)))
+            },
+        )
+        .register_fn("brk", |p: &mut TaskRef, addr: Dynamic| -> Fallible<i64> {
+            let a = args::word("brk", "addr", &addr)?;
+            Ok(raw(p.k.borrow_mut().sys_brk(p.pid, a).map(to_i64)))
+        })
+        .register_fn(
+            "getrlimit",
+            |p: &mut TaskRef, res: Dynamic| -> Fallible<Dynamic> {
+                let r = args::int("getrlimit", "resource", &res)?;
+                let r = u32::try_from(r).unwrap_or(u32::MAX);
+                Ok(match p.k.borrow().sys_getrlimit(p.pid, r) {
+                    Ok(l) => {
+                        let mut m = Map::new();
+                        m.insert("cur".into(), Dynamic::from(to_i64(l.cur)));
+                        m.insert("max".into(), Dynamic::from(to_i64(l.max)));
+                        Dynamic::from_map(m)
+                    }
+                    Err(e) => Dynamic::from(e.as_neg()),
+                })
+            },
+        )
+        .register_fn(
+            "setrlimit",
+            |p: &mut TaskRef, res: Dynamic, cur: Dynamic, max: Dynamic| -> Fallible<i64> {
+                let f = "setrlimit";
+                let r = args::int(f, "resource", &res)?;
+                let r = u32::try_from(r).unwrap_or(u32::MAX);
+                let lim = Rlimit {
+                    cur: args::word(f, "soft", &cur)?,
+                    max: args::word(f, "hard", &max)?,
+                };
+                Ok(raw(p
+                    .k
+                    .borrow_mut()
+                    .sys_setrlimit(p.pid, r, lim)
+                    .map(to_i64)))
+            },
+        )
+        .register_fn(
+            "write_mem",
+            |p: &mut TaskRef, addr: Dynamic, data: Dynamic| -> Fallible<()> {
+                let a = args::word("write_mem", "addr", &addr)?;
+                let d = args::bytes("write_mem", "data", &data)?;
+                access("write_mem", p.k.borrow_mut().write_user(p.pid, a, &d))
+            },
+        )
+        .register_fn(
+            "read_mem",
+            |p: &mut TaskRef, addr: Dynamic, len: Dynamic| -> Fallible<Blob> {
+                let a = args::word("read_mem", "addr", &addr)?;
+                let l = args::size("read_mem", "len", &len)?;
+                access("read_mem", p.k.borrow_mut().read_user(p.pid, a, l))
+            },
+        )
+        .register_fn(
+            "fill",
+            |p: &mut TaskRef, addr: Dynamic, len: Dynamic, byte: Dynamic| -> Fallible<()> {
+                let a = args::word("fill", "addr", &addr)?;
+                let l = args::size("fill", "len", &len)?;
+                let b = args::int("fill", "byte", &byte)?;
+                let b =
+                    u8::try_from(b).or_else(|_| throw(format!("fill: byte {b} is not 0..=255")))?;
+                access("fill", p.k.borrow_mut().fill_user(p.pid, a, l, b))
+            },
+        )
+        .register_fn(
+            "touch",
+            |p: &mut TaskRef, addr: Dynamic, len: Dynamic| -> Fallible<i64> {
+                let a = args::word("touch", "addr", &addr)?;
+                let l = args::size("touch", "len", &len)?;
+                access("touch", p.k.borrow_mut().touch_user(p.pid, a, l)).map(to_i64)
+            },
+        )
+        .register_fn(
+            "probe",
+            |p: &mut TaskRef, addr: Dynamic, how: Dynamic| -> Fallible<String> {
+                let a = args::word("probe", "addr", &addr)?;
+                let how = args::string("probe", "access", &how)?;
+                let write = match how.as_str() {
+                    "r" => false,
+                    "w" => true,
+                    other => {
+                        return throw(format!(
+                            "probe: access must be \"r\" or \"w\", got {other:?}"
+                        ));
+                    }
+                };
+                match p.k.borrow_mut().probe_user(p.pid, a, write) {
+                    Ok(()) => Ok("ok".into()),
+                    Err(AccessError::Signal(s)) => Ok(s.to_string()),
+                    Err(AccessError::Errno(e)) => throw(format!("probe: {e}")),
+                }
+            },
+        );
+    register_words(engine);
+}
+
+/// `read_u8/u32/u64` and `write_u8/u32/u64`: little-endian loads and stores.
+fn register_words(engine: &mut Engine) {
+    for (bytes, rname, wname) in [
+        (1usize, "read_u8", "write_u8"),
+        (4, "read_u32", "write_u32"),
+        (8, "read_u64", "write_u64"),
+    ] {
+        engine.register_fn(
+            rname,
+            move |p: &mut TaskRef, addr: Dynamic| -> Fallible<i64> {
+                let a = args::word(rname, "addr", &addr)?;
+                let v = access(rname, p.k.borrow_mut().read_user(p.pid, a, bytes as u64))?;
+                let mut b = [0u8; 8];
+                b[..bytes].copy_from_slice(&v);
+                Ok(i64::from_le_bytes(b))
+            },
+        );
+        engine.register_fn(
+            wname,
+            move |p: &mut TaskRef, addr: Dynamic, value: Dynamic| -> Fallible<()> {
+                let a = args::word(wname, "addr", &addr)?;
+                let v = args::int(wname, "value", &value)?;
+                let b = v.to_le_bytes();
+                access(wname, p.k.borrow_mut().write_user(p.pid, a, &b[..bytes]))
+            },
+        );
+    }
 }

@@ -1,7 +1,10 @@
 //! x86-64 with 4-level paging, as Linux 6.18 lays it out (Documentation/arch/x86/x86_64/mm.rst).
 
+pub mod fault;
 pub mod init;
+pub mod pgprot;
 pub mod pgtable_types;
+pub mod tlb;
 
 use super::Arch;
 use crate::addr::{Pfn, VirtAddr};

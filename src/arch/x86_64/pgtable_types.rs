@@ -33,6 +33,15 @@ impl PteFlags {
     pub const PAT: PteFlags = PteFlags(1 << 7);
     /// _PAGE_GLOBAL: the translation survives a CR3 switch (leaf entries only).
     pub const GLOBAL: PteFlags = PteFlags(1 << 8);
+    /// _PAGE_PROTNONE: in a non-present user PTE, the entry maps a page of a PROT_NONE VMA
+    /// (the GLOBAL bit reused: it means nothing while PRESENT is clear).
+    pub const PROTNONE: PteFlags = PteFlags(1 << 8);
+    /// _PAGE_SPECIAL (_PAGE_BIT_SOFTW1): the frame has no struct page to count (the zero page,
+    /// PFN maps).
+    pub const SPECIAL: PteFlags = PteFlags(1 << 9);
+    /// _PAGE_SOFT_DIRTY (_PAGE_BIT_SOFTW3): written since the last clear_refs; set with DIRTY
+    /// by `pte_mkdirty()`.
+    pub const SOFT_DIRTY: PteFlags = PteFlags(1 << 11);
     /// _PAGE_PAT_LARGE: PAT in a 2 MiB or 1 GiB leaf.
     pub const PAT_LARGE: PteFlags = PteFlags(1 << 12);
     /// _PAGE_NX: no instruction fetch (needs EFER.NXE, which Linux sets).
@@ -50,6 +59,8 @@ impl PteFlags {
         ("D", PteFlags::DIRTY),
         ("PS", PteFlags::PSE),
         ("G", PteFlags::GLOBAL),
+        ("SPECIAL", PteFlags::SPECIAL),
+        ("SOFT_DIRTY", PteFlags::SOFT_DIRTY),
         ("NX", PteFlags::NX),
     ];
 
@@ -257,7 +268,7 @@ mod tests {
             .iter()
             .fold(PteFlags::empty(), |a, (_, f)| a | *f);
         let e = Pte::new(Pfn::new(0x1234), all).unwrap();
-        assert_eq!(e.raw(), 0x8000_0000_0123_41ff);
+        assert_eq!(e.raw(), 0x8000_0000_0123_4bff);
     }
 
     #[test]

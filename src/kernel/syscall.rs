@@ -1,0 +1,121 @@
+//! The mm system calls as a task makes them: the raw ABI (a value or an errno) on the task's
+//! address space, on the CPU the task runs on. Entry checks that come before the mm is
+//! touched live here (`sys_mmap()`'s offset check, `ksys_mmap_pgoff()`'s fd and hugetlb
+//! handling); the rest is in the mm files the calls are named after.
+
+use super::sys::{Cred, Rlimit};
+use super::{Errno, Kernel, MmId, Pid};
+use crate::mm::MmCtx;
+use crate::mm::mman::{MAP_ANONYMOUS, MAP_HUGETLB};
+use crate::mm::pgtable::Pgt;
+
+/// `MAP_HUGE_SHIFT` and `MAP_HUGE_MASK`: the huge page size field of the mmap flags.
+const MAP_HUGE_SHIFT: u64 = 26;
+const MAP_HUGE_MASK: u64 = 0x3f;
+
+impl Kernel {
+    /// The mm `id` with everything its operations touch, as a task with `cred` on `cpu` sees
+    /// it. None for an unknown mm.
+    pub(crate) fn mm_ctx_of(&mut self, id: MmId, cred: Cred, cpu: usize) -> Option<MmCtx<'_>> {
+        let mm = self.tasks.mms.get_mut(&id)?;
+        Some(MmCtx {
+            pgt: Pgt {
+                tables: &mut self.pgtables,
+                ram: &mut self.ram,
+                page_alloc: &mut self.page_alloc,
+            },
+            vm: &mut self.vm,
+            cpus: &mut self.cpus,
+            cpu_tlb: &mut self.cpu_tlb,
+            mm,
+            cred,
+            cpu,
+        })
+    }
+
+    /// Puts the task `pid` on its CPU (`switch_mm_irqs_off()` if another mm was loaded) and
+    /// returns its mm context: the state a system call or a fault of the task runs in.
+    /// ESRCH for an unknown pid.
+    pub fn mm_ctx(&mut self, pid: Pid) -> Result<MmCtx<'_>, Errno> {
+        let t = self.tasks.tasks.get(&pid).ok_or(Errno::ESRCH)?;
+        let (id, cred, cpu) = (t.mm, t.cred, t.cpu);
+        let mm = self.tasks.mms.get(&id).ok_or(Errno::ESRCH)?;
+        let (ctx_id, root, tlb_gen) = (mm.ctx_id, mm.pgd.phys(), mm.tlb_gen);
+        if let (Some(c), Some(st)) = (self.cpus.get_mut(cpu), self.cpu_tlb.get_mut(cpu)) {
+            st.switch_mm(c, ctx_id, root, tlb_gen);
+        }
+        self.mm_ctx_of(id, cred, cpu).ok_or(Errno::ESRCH)
+    }
+
+    /// `mmap(addr, len, prot, flags, fd, off)`.
+    // The six registers of the system call plus the task making it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sys_mmap(
+        &mut self,
+        pid: Pid,
+        addr: u64,
+        len: u64,
+        prot: u64,
+        flags: u64,
+        fd: i64,
+        off: u64,
+    ) -> Result<u64, Errno> {
+        // sys_mmap(): the offset must be page aligned, before anything else.
+        if off & (crate::addr::PAGE_SIZE - 1) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let mut ctx = self.mm_ctx(pid)?;
+        if flags & MAP_ANONYMOUS == 0 {
+            // fget(fd): no file can be open yet.
+            let _ = fd;
+            return Err(Errno::EBADF);
+        }
+        if flags & MAP_HUGETLB != 0 {
+            // hstate_sizelog(): the default size (2 MiB), 2 MiB or 1 GiB; hugetlb_file_setup()
+            // then needs reserved huge pages, of which mmlab has none.
+            let log = (flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK;
+            if !matches!(log, 0 | 21 | 30) {
+                return Err(Errno::EINVAL);
+            }
+            if len != 0 {
+                return Err(Errno::ENOMEM);
+            }
+        }
+        let (addr, populate) = ctx.do_mmap(addr, len, prot, flags)?;
+        if populate {
+            let len = crate::mm::mmap::page_align(len).unwrap_or(0);
+            // vm_mmap_pgoff() ignores what mm_populate() returns.
+            let _ = ctx.mm_populate(addr, len);
+        }
+        Ok(addr)
+    }
+
+    /// `munmap(addr, len)`.
+    pub fn sys_munmap(&mut self, pid: Pid, addr: u64, len: u64) -> Result<u64, Errno> {
+        self.mm_ctx(pid)?.do_munmap(addr, len).map(|()| 0)
+    }
+
+    /// `mprotect(addr, len, prot)`.
+    pub fn sys_mprotect(&mut self, pid: Pid, addr: u64, len: u64, prot: u64) -> Result<u64, Errno> {
+        self.mm_ctx(pid)?.do_mprotect(addr, len, prot).map(|()| 0)
+    }
+
+    /// `brk(addr)`: the new break, or the current one when the request fails (never an
+    /// errno, except ESRCH for an unknown pid).
+    pub fn sys_brk(&mut self, pid: Pid, addr: u64) -> Result<u64, Errno> {
+        Ok(self.mm_ctx(pid)?.brk(addr))
+    }
+
+    /// `getrlimit(resource)`.
+    pub fn sys_getrlimit(&self, pid: Pid, resource: u32) -> Result<Rlimit, Errno> {
+        self.mm_of(pid).ok_or(Errno::ESRCH)?.rlim.get(resource)
+    }
+
+    /// `setrlimit(resource, {cur, max})`.
+    pub fn sys_setrlimit(&mut self, pid: Pid, resource: u32, new: Rlimit) -> Result<u64, Errno> {
+        let cap = self.task(pid).ok_or(Errno::ESRCH)?.cred.capable();
+        let id = self.tasks.tasks.get(&pid).ok_or(Errno::ESRCH)?.mm;
+        let mm = self.tasks.mms.get_mut(&id).ok_or(Errno::ESRCH)?;
+        mm.rlim.set(resource, new, cap).map(|()| 0)
+    }
+}

@@ -1,0 +1,176 @@
+//! Memory accesses made by a task's program, as its CPU performs them: each access is
+//! translated by the CPU the task runs on — its TLB, then a walk of the task's page tables —
+//! and a #PF goes to the page-fault handler (arch/x86_64/fault.rs), after which the access is
+//! retried, as the hardware re-executes the faulting instruction. A fault the handler cannot
+//! resolve becomes the signal Linux would send; the task stays alive so a script can go on.
+//!
+//! Accesses are split at page boundaries; a multi-page access that faults part way has done
+//! the pages before the fault, as a `rep movsb` would have.
+
+use super::signal::{SigCode, SigInfo};
+use super::{Errno, Kernel, Pid};
+use crate::addr::{PAGE_SIZE, PhysAddr, VirtAddr};
+use crate::hw::mmu::{Access, Fault};
+
+/// The largest single read or fill a script may ask for (256 MiB).
+pub const MAX_ACCESS: u64 = 256 << 20;
+
+/// Why an access did not complete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccessError {
+    /// The task got a signal.
+    Signal(SigInfo),
+    /// The request itself was bad (unknown pid, too large).
+    Errno(Errno),
+}
+
+impl From<Errno> for AccessError {
+    fn from(e: Errno) -> Self {
+        AccessError::Errno(e)
+    }
+}
+
+impl From<SigInfo> for AccessError {
+    fn from(s: SigInfo) -> Self {
+        AccessError::Signal(s)
+    }
+}
+
+/// How many times one access may fault before mmlab calls it a kernel bug (a fault that
+/// does not change the page tables would loop forever on hardware).
+const MAX_FAULTS_PER_ACCESS: usize = 4;
+
+impl Kernel {
+    /// The physical address of `va` for `access` by task `pid`, faulting as needed.
+    fn user_translate(
+        &mut self,
+        pid: Pid,
+        va: u64,
+        access: Access,
+    ) -> Result<PhysAddr, AccessError> {
+        for _ in 0..MAX_FAULTS_PER_ACCESS {
+            let mut ctx = self.mm_ctx(pid)?;
+            let cpu = ctx.cpu;
+            let r = ctx.cpus[cpu].translate(ctx.pgt.ram, VirtAddr::new(va), access);
+            match r {
+                Ok(t) => return Ok(t.phys),
+                Err(Fault::NonCanonical(_)) => {
+                    return Err(AccessError::Signal(SigInfo {
+                        code: SigCode::SegvKernel,
+                        addr: 0,
+                    }));
+                }
+                Err(Fault::PageFault { addr, error_code }) => {
+                    ctx.do_user_addr_fault(addr.as_u64(), error_code)?;
+                    if let Some(t) = self.tasks.tasks.get_mut(&pid) {
+                        t.min_flt += 1;
+                    }
+                }
+            }
+        }
+        self.log.push(format!(
+            "BUG: pid {pid}: access to {va:#x} still faults after {MAX_FAULTS_PER_ACCESS} tries"
+        ));
+        Err(AccessError::Errno(Errno::EFAULT))
+    }
+
+    /// Charges the data part of an access to the task's CPU.
+    fn charge_user(&mut self, pid: Pid, bytes: u64, write: bool) {
+        let cpu = self.tasks.tasks.get(&pid).map_or(0, |t| t.cpu);
+        if let Some(c) = self.cpus.get_mut(cpu) {
+            c.charge_access(
+                crate::arch::x86_64::pgtable_types::CacheMode::WriteBack,
+                bytes,
+                write,
+            );
+        }
+    }
+
+    /// Each page-bounded piece of `[va, va + len)`: (address, offset into the range, length).
+    fn pieces(va: u64, len: u64) -> Result<impl Iterator<Item = (u64, u64, u64)>, Errno> {
+        let end = va.checked_add(len).ok_or(Errno::EFAULT)?;
+        let mut cur = va;
+        Ok(std::iter::from_fn(move || {
+            if cur >= end {
+                return None;
+            }
+            let n = (PAGE_SIZE - (cur & (PAGE_SIZE - 1))).min(end - cur);
+            let piece = (cur, cur - va, n);
+            cur += n;
+            Some(piece)
+        }))
+    }
+
+    /// The program of task `pid` reads `len` bytes at `va`.
+    pub fn read_user(&mut self, pid: Pid, va: u64, len: u64) -> Result<Vec<u8>, AccessError> {
+        if len > MAX_ACCESS {
+            return Err(Errno::E2BIG.into());
+        }
+        let mut out = vec![0u8; len as usize];
+        for (a, off, n) in Self::pieces(va, len)? {
+            let pa = self.user_translate(pid, a, Access::USER_READ)?;
+            let buf = &mut out[off as usize..(off + n) as usize];
+            self.ram.read(pa, buf).map_err(|_| Errno::EFAULT)?;
+        }
+        self.charge_user(pid, len, false);
+        Ok(out)
+    }
+
+    /// The program of task `pid` writes `data` at `va`.
+    pub fn write_user(&mut self, pid: Pid, va: u64, data: &[u8]) -> Result<(), AccessError> {
+        let len = data.len() as u64;
+        for (a, off, n) in Self::pieces(va, len)? {
+            let pa = self.user_translate(pid, a, Access::USER_WRITE)?;
+            self.ram
+                .write(pa, &data[off as usize..(off + n) as usize])
+                .map_err(|_| Errno::EFAULT)?;
+        }
+        self.charge_user(pid, len, true);
+        Ok(())
+    }
+
+    /// The program of task `pid` sets `len` bytes at `va` to `byte` (a `memset`).
+    pub fn fill_user(&mut self, pid: Pid, va: u64, len: u64, byte: u8) -> Result<(), AccessError> {
+        if len > MAX_ACCESS {
+            return Err(Errno::E2BIG.into());
+        }
+        for (a, _, n) in Self::pieces(va, len)? {
+            let pa = self.user_translate(pid, a, Access::USER_WRITE)?;
+            self.ram.fill(pa, n, byte).map_err(|_| Errno::EFAULT)?;
+        }
+        self.charge_user(pid, len, true);
+        Ok(())
+    }
+
+    /// The program of task `pid` writes one byte in every page of `[va, va + len)`, each the
+    /// value already there (a locked add of 0: one write access per page, data unchanged).
+    pub fn touch_user(&mut self, pid: Pid, va: u64, len: u64) -> Result<u64, AccessError> {
+        let mut pages = 0;
+        for (a, _, _) in Self::pieces(va, len)? {
+            if a & (PAGE_SIZE - 1) != 0 && a != va {
+                continue;
+            }
+            self.probe_user(pid, a, true)?;
+            pages += 1;
+        }
+        Ok(pages)
+    }
+
+    /// One access of one byte at `va`: a read, or (`write`) a read-modify-write of the same
+    /// value, which faults as a write.
+    pub fn probe_user(&mut self, pid: Pid, va: u64, write: bool) -> Result<(), AccessError> {
+        let access = if write {
+            Access::USER_WRITE
+        } else {
+            Access::USER_READ
+        };
+        let pa = self.user_translate(pid, va, access)?;
+        let mut b = [0u8; 1];
+        self.ram.read(pa, &mut b).map_err(|_| Errno::EFAULT)?;
+        if write {
+            self.ram.write(pa, &b).map_err(|_| Errno::EFAULT)?;
+        }
+        self.charge_user(pid, 1, write);
+        Ok(())
+    }
+}

@@ -1,0 +1,221 @@
+//! The checker of user memory (in the spirit of mm/debug.c's `validate_mm()` and gVisor's
+//! `checkInvariants`): it recomputes from the page tables everything the mm caches and
+//! compares.
+//!
+//! For every address space: each user PTE lies inside a VMA; a present one maps the zero page
+//! (special, in a private VMA) or a user page of the right kind (anonymous in a private VMA,
+//! shmem of the VMA's own object at the VMA's offset), an anonymous page at the index its VMA
+//! gives and on the VMA's anon_vma chain; a writable PTE in a private VMA maps an exclusive
+//! page mapped once. The RSS counters equal what the PTEs map, locked_vm what VM_LOCKED VMAs
+//! span. Over all address spaces: each user page's mapcount equals its PTEs and its refcount
+//! its PTEs plus the page cache's reference; no user page is mapped by nobody and held by
+//! nothing; NR_ANON_MAPPED, NR_FILE_MAPPED, NR_SHMEM and NR_MLOCK agree; the committed memory
+//! equals the VM_ACCOUNT VMAs plus the shmem charges.
+
+use super::VmState;
+use super::mm_types::{MmCounter, MmStruct, NR_MM_COUNTERS};
+use super::page::{PageFlags, PageRole};
+use super::page_alloc::{Inconsistency, PageAlloc};
+use super::pgtable::{Level, native_get_entry};
+use super::vma::{VM_ACCOUNT, VM_LOCKED, VM_MAYSHARE, VM_SHARED};
+use crate::addr::{Pfn, VirtAddr};
+use crate::arch::x86_64::pgprot::{pte_present, pte_special, pte_write};
+use crate::arch::x86_64::pgtable_types::Pte;
+use crate::hw::ram::Ram;
+use std::collections::HashMap;
+
+/// Calls `f(va, pte)` for every non-empty PTE of the user half under `pgd`.
+fn for_each_user_pte(ram: &Ram, pgd: Pfn, mut f: impl FnMut(VirtAddr, Pte)) {
+    fn walk(ram: &Ram, table: Pfn, level: Level, base: u64, f: &mut dyn FnMut(VirtAddr, Pte)) {
+        let n = if level == Level::Pgd { 256 } else { 512 };
+        for i in 0..n {
+            let e = native_get_entry(ram, table, i);
+            if e.is_none() {
+                continue;
+            }
+            let va = base + ((i as u64) << level.shift());
+            match level.below() {
+                Some(below) if level.is_table(e) => walk(ram, e.pfn(false), below, va, f),
+                _ => f(VirtAddr::new(va), e),
+            }
+        }
+    }
+    walk(ram, pgd, Level::Pgd, 0, &mut f);
+}
+
+/// Checks the user memory of `mms` against the page tables and the struct pages.
+pub fn validate_user_memory<'a>(
+    ram: &Ram,
+    pa: &PageAlloc,
+    vm: &VmState,
+    mms: impl Iterator<Item = &'a MmStruct>,
+) -> Result<(), Inconsistency> {
+    let err = |s: String| Err(Inconsistency(s));
+    let mut maps: HashMap<Pfn, i32> = HashMap::new();
+    let mut committed = 0u64;
+    let mut problem: Option<String> = None;
+    for mm in mms {
+        let mut rss = [0u64; NR_MM_COUNTERS];
+        let mut locked = 0;
+        for v in mm.vmas.iter() {
+            if v.flags.contains(VM_ACCOUNT) {
+                committed += v.pages();
+            }
+            if v.flags.contains(VM_LOCKED) {
+                locked += v.pages();
+            }
+        }
+        if locked != mm.locked_vm {
+            return err(format!(
+                "locked_vm {} but VM_LOCKED VMAs span {locked}",
+                mm.locked_vm
+            ));
+        }
+        for_each_user_pte(ram, mm.pgd, |va, pte| {
+            if problem.is_some() {
+                return;
+            }
+            let Some(vma) = mm.vmas.vma_lookup(va) else {
+                problem = Some(format!("PTE {pte:?} at {va:x} outside every VMA"));
+                return;
+            };
+            if !pte_present(pte) {
+                problem = Some(format!("swap-like PTE {pte:?} at {va:x}"));
+                return;
+            }
+            let pfn = pte.pfn(false);
+            let shared = vma.flags.intersects(VM_SHARED | VM_MAYSHARE);
+            if pte_special(pte) {
+                if pfn != vm.zero_pfn || shared || pte_write(pte) {
+                    problem = Some(format!(
+                        "special PTE {pte:?} at {va:x} is not the zero page"
+                    ));
+                }
+                return;
+            }
+            let Some(page) = pa.mem_map().page(pfn) else {
+                problem = Some(format!(
+                    "PTE at {va:x} maps pfn {pfn:?} without struct page"
+                ));
+                return;
+            };
+            match page.role() {
+                PageRole::Anon => {
+                    rss[MmCounter::AnonPages as usize] += 1;
+                    if shared {
+                        problem = Some(format!("anon page {pfn:?} in shared VMA at {va:x}"));
+                    } else if page.index() != vma.pgoff_at(va) {
+                        problem = Some(format!(
+                            "anon page {pfn:?} at {va:x} has index {:#x}, VMA gives {:#x}",
+                            page.index(),
+                            vma.pgoff_at(va)
+                        ));
+                    } else if !vma.anon_vma.is_some_and(|a| {
+                        vm.anon_vmas
+                            .chain_contains(a, super::vma::AnonVmaId(page.mapping()))
+                    }) {
+                        problem = Some(format!(
+                            "anon page {pfn:?} at {va:x}: anon_vma {} not on the VMA's chain",
+                            page.mapping()
+                        ));
+                    }
+                    if pte_write(pte)
+                        && (!page.flags().contains(PageFlags::ANON_EXCLUSIVE)
+                            || page.mapcount() != 1)
+                    {
+                        problem = Some(format!("writable PTE at {va:x} maps a shared anon page"));
+                    }
+                }
+                PageRole::Shmem => {
+                    rss[MmCounter::ShmemPages as usize] += 1;
+                    let ok = vma.file.as_ref().is_some_and(|f| f.id == page.mapping())
+                        && page.index() == vma.pgoff_at(va);
+                    if !ok {
+                        problem = Some(format!("shmem page {pfn:?} at {va:x} is not the VMA's"));
+                    }
+                }
+                role => {
+                    problem = Some(format!("PTE at {va:x} maps pfn {pfn:?} with role {role:?}"));
+                }
+            }
+            *maps.entry(pfn).or_default() += 1;
+        });
+        if let Some(p) = problem.take() {
+            return err(p);
+        }
+        if rss != mm.rss {
+            return err(format!(
+                "RSS counters {:?} but the PTEs map {rss:?}",
+                mm.rss
+            ));
+        }
+    }
+    for (_, inode) in vm.shmem.iter() {
+        committed += inode.charged;
+    }
+    if committed != vm.overcommit.committed {
+        return err(format!(
+            "Committed_AS {} pages but the VMAs and shmem objects charge {committed}",
+            vm.overcommit.committed
+        ));
+    }
+    let in_cache: HashMap<Pfn, ()> = vm
+        .shmem
+        .iter()
+        .flat_map(|(_, i)| i.pages.values().map(|&p| (p, ())))
+        .collect();
+    let (mut anon_mapped, mut file_mapped, mut mlocked) = (0u64, 0u64, 0u64);
+    for (&pfn, &n) in &maps {
+        let Some(page) = pa.mem_map().page(pfn) else {
+            continue;
+        };
+        let cache = i32::from(in_cache.contains_key(&pfn));
+        if page.mapcount() != n || page.refcount() != n + cache {
+            return err(format!(
+                "pfn {pfn:?}: mapcount {} refcount {} but {n} PTEs and {cache} cache references",
+                page.mapcount(),
+                page.refcount()
+            ));
+        }
+        if page.role() == PageRole::Anon {
+            anon_mapped += 1;
+        } else {
+            file_mapped += 1;
+        }
+        if page.flags().contains(PageFlags::MLOCKED) {
+            mlocked += 1;
+        }
+    }
+    for &pfn in in_cache.keys() {
+        let page = pa.mem_map().page(pfn);
+        if !page.is_some_and(|p| p.role() == PageRole::Shmem) {
+            return err(format!(
+                "shmem cache holds pfn {pfn:?}, which is not a shmem page"
+            ));
+        }
+        if !maps.contains_key(&pfn) && page.is_some_and(|p| p.refcount() != 1 || p.mapcount() != 0)
+        {
+            return err(format!("unmapped shmem page {pfn:?} has stray references"));
+        }
+    }
+    let live = anon_mapped + in_cache.len() as u64;
+    if pa.user_pages() != live {
+        return err(format!(
+            "{} user pages allocated but {live} are mapped or cached (a leak)",
+            pa.user_pages()
+        ));
+    }
+    let r = &vm.rmap;
+    let pairs = [
+        ("NR_ANON_MAPPED", r.nr_anon_mapped, anon_mapped),
+        ("NR_FILE_MAPPED", r.nr_file_mapped, file_mapped),
+        ("NR_SHMEM", r.nr_shmem, in_cache.len() as u64),
+        ("NR_MLOCK", r.nr_mlock, mlocked),
+    ];
+    for (name, have, want) in pairs {
+        if have != want {
+            return err(format!("{name} is {have} but {want} pages qualify"));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,464 @@
+//! Page faults and the page-table work behind the mm system calls, modelled on mm/memory.c:
+//! `handle_mm_fault()` → `handle_pte_fault()` with `do_anonymous_page()`, the shmem fault path
+//! (`do_read_fault()` / `do_shared_fault()` → `shmem_fault()` → `finish_fault()`),
+//! `do_wp_page()` with `wp_page_reuse()` and `wp_page_copy()`; `zap_pte_range()` for munmap and
+//! MADV_DONTNEED, `free_pgtables()`, and `change_pte_range()` (mm/mprotect.c) for mprotect.
+//!
+//! # Rules
+//!
+//! - A read fault on private anonymous memory maps the shared zero page read-only and special
+//!   (no struct page counts, no RSS, no anon_vma). A write fault allocates a zeroed page,
+//!   gives the VMA its anon_vma, and maps the page writable and dirty, exclusive to this mm.
+//! - A write to a present read-only page of a private mapping reuses the page when it is
+//!   exclusive (PG_anon_exclusive, or the only reference left) and copies it otherwise;
+//!   copying the zero page allocates a zeroed page.
+//! - Shared anonymous memory faults in from its shmem inode's page cache; beyond the inode's
+//!   size the fault is SIGBUS.
+//! - Every edit of a present entry is flushed from the TLBs of the CPUs running the mm before
+//!   the page it mapped can be reused (`ptep_clear_flush()`, the mmu_gather of a zap); a
+//!   permission upgrade is not flushed, as on x86, where the MMU re-walks on the fault a stale
+//!   read-only entry causes.
+
+use super::MmCtx;
+use super::mm_types::MmCounter;
+use super::page::{PageFlags, PageRole};
+use super::pgtable::{Level, Slot};
+use super::tlbflush::TlbFlush;
+use super::vma::{VM_LOCKED, VM_MAYSHARE, VM_SHARED, VM_WRITE, Vma};
+use crate::addr::{PAGE_SIZE, Pfn, VirtAddr};
+use crate::arch::x86_64::pgprot::{
+    mk_pte, pte_dirty, pte_mkwrite_dirty, pte_modify, pte_present, pte_special, pte_write,
+    vm_get_page_prot,
+};
+use crate::arch::x86_64::pgtable_types::{Pte, PteFlags};
+use crate::mm::gfp::Gfp;
+use crate::mm::pgtable::PgtableError;
+
+/// Why a fault could not be resolved (`vm_fault_t` error bits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmFault {
+    /// VM_FAULT_OOM: no memory for a page or a page table.
+    Oom,
+    /// VM_FAULT_SIGBUS: beyond the end of the object.
+    Sigbus,
+    /// VM_FAULT_SIGSEGV.
+    Sigsegv,
+}
+
+/// What a fault did, for the counters and for tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    /// A new zeroed anonymous page (`do_anonymous_page()`, write).
+    AnonZeroed,
+    /// The zero page mapped (`do_anonymous_page()`, read).
+    ZeroPage,
+    /// A shmem page mapped from the page cache (allocated if new).
+    Shmem,
+    /// A read-only page made writable in place (`wp_page_reuse()`).
+    Reuse,
+    /// A copy-on-write copy (`wp_page_copy()`).
+    Copy,
+    /// Nothing to do but set Accessed/Dirty (`handle_pte_fault()`'s tail).
+    Spurious,
+}
+
+const GFP_ANON_ZEROED: Gfp = Gfp::HIGHUSER_MOVABLE.union(Gfp::ZERO);
+
+impl From<PgtableError> for VmFault {
+    fn from(_: PgtableError) -> VmFault {
+        VmFault::Oom
+    }
+}
+
+impl MmCtx<'_> {
+    /// `handle_mm_fault()` for `addr` inside `vma` (the caller found it and checked access),
+    /// a write fault when `write`. Counts PGFAULT.
+    pub fn handle_mm_fault(
+        &mut self,
+        vma: &Vma,
+        addr: VirtAddr,
+        write: bool,
+    ) -> Result<FaultKind, VmFault> {
+        self.vm.events.pgfault += 1;
+        let root = self.mm.pgd;
+        let slot = self.pgt.pte_alloc(root, addr)?;
+        let pte = self.pgt.get(slot);
+        if pte.is_none() {
+            return if vma.file.is_none() {
+                self.do_anonymous_page(vma, addr, slot, write)
+            } else {
+                self.do_shmem_fault(vma, addr, slot, write)
+            };
+        }
+        if !pte_present(pte) {
+            // Swap entries and migration entries arrive with swap (a later issue).
+            return Err(VmFault::Sigbus);
+        }
+        if write && !pte_write(pte) {
+            return self.do_wp_page(vma, addr, slot, pte);
+        }
+        // The TLB missed an update the tables already have: set young (and dirty).
+        let mut new = pte.with(PteFlags::ACCESSED);
+        if write {
+            new = new.with(PteFlags::DIRTY);
+        }
+        if new != pte {
+            self.pgt.set_pte(slot, new).skip();
+        }
+        Ok(FaultKind::Spurious)
+    }
+
+    /// The anon_vma of the VMA holding `addr`, assigned now if it has none
+    /// (`vmf_anon_prepare()` → `__anon_vma_prepare()`).
+    fn anon_vma_prepare(&mut self, vma: &Vma, addr: VirtAddr) -> Result<u64, VmFault> {
+        if let Some(a) = vma.anon_vma {
+            return Ok(a.0);
+        }
+        let fresh = self.vm.anon_vmas.alloc();
+        self.mm
+            .vmas
+            .anon_vma_prepare(addr, fresh)
+            .map(|a| a.0)
+            .map_err(|_| VmFault::Sigsegv)
+    }
+
+    /// `do_anonymous_page()`.
+    fn do_anonymous_page(
+        &mut self,
+        vma: &Vma,
+        addr: VirtAddr,
+        slot: Slot,
+        write: bool,
+    ) -> Result<FaultKind, VmFault> {
+        let prot = vm_get_page_prot(vma.flags);
+        if !write {
+            let entry = mk_pte(self.vm.zero_pfn, prot).with(PteFlags::SPECIAL);
+            self.pgt.set_pte(slot, entry).skip();
+            return Ok(FaultKind::ZeroPage);
+        }
+        let anon_vma = self.anon_vma_prepare(vma, addr)?;
+        let pfn = self
+            .pgt
+            .page_alloc
+            .alloc_user_page(
+                GFP_ANON_ZEROED,
+                PageRole::Anon,
+                anon_vma,
+                vma.pgoff_at(addr),
+                self.pgt.ram,
+            )
+            .map_err(|_| VmFault::Oom)?;
+        self.vm.rmap.add_new_anon(self.pgt.page_alloc, pfn);
+        self.mm.add_rss(MmCounter::AnonPages, 1);
+        let mut entry = mk_pte(pfn, prot);
+        if vma.flags.contains(VM_WRITE) {
+            entry = pte_mkwrite_dirty(entry);
+        }
+        if vma.flags.contains(VM_LOCKED) {
+            self.vm.rmap.mlock(self.pgt.page_alloc, pfn);
+        }
+        // None → present: nothing cached can be stale.
+        self.pgt.set_pte(slot, entry).skip();
+        Ok(FaultKind::AnonZeroed)
+    }
+
+    /// The shmem page at `pgoff` of inode `id`, allocated zeroed into the page cache if absent
+    /// (`shmem_get_folio_gfp()`); SIGBUS beyond `i_size`.
+    pub fn shmem_get_page(&mut self, id: u64, pgoff: u64) -> Result<Pfn, VmFault> {
+        let inode = self.vm.shmem.get(id).ok_or(VmFault::Sigbus)?;
+        if pgoff >= inode.size_pages() {
+            return Err(VmFault::Sigbus);
+        }
+        if let Some(&pfn) = inode.pages.get(&pgoff) {
+            return Ok(pfn);
+        }
+        let pfn = self
+            .pgt
+            .page_alloc
+            .alloc_user_page(GFP_ANON_ZEROED, PageRole::Shmem, id, pgoff, self.pgt.ram)
+            .map_err(|_| VmFault::Oom)?;
+        if let Some(inode) = self.vm.shmem.get_mut(id) {
+            inode.pages.insert(pgoff, pfn);
+        }
+        self.vm.rmap.nr_shmem += 1;
+        Ok(pfn)
+    }
+
+    /// `do_read_fault()` / `do_shared_fault()` on shared anonymous memory: `shmem_fault()`,
+    /// then `finish_fault()` maps the page (writable and dirty on a write).
+    fn do_shmem_fault(
+        &mut self,
+        vma: &Vma,
+        addr: VirtAddr,
+        slot: Slot,
+        write: bool,
+    ) -> Result<FaultKind, VmFault> {
+        let id = vma.file.as_ref().map(|f| f.id).ok_or(VmFault::Sigbus)?;
+        let pfn = self.shmem_get_page(id, vma.pgoff_at(addr))?;
+        self.vm.rmap.add_file(self.pgt.page_alloc, pfn);
+        self.mm.add_rss(MmCounter::ShmemPages, 1);
+        let mut entry = mk_pte(pfn, vm_get_page_prot(vma.flags));
+        if write {
+            entry = pte_mkwrite_dirty(entry);
+        }
+        if vma.flags.contains(VM_LOCKED) {
+            self.vm.rmap.mlock(self.pgt.page_alloc, pfn);
+        }
+        self.pgt.set_pte(slot, entry).skip();
+        Ok(FaultKind::Shmem)
+    }
+
+    /// `do_wp_page()`: a write to a present, write-protected PTE.
+    fn do_wp_page(
+        &mut self,
+        vma: &Vma,
+        addr: VirtAddr,
+        slot: Slot,
+        pte: Pte,
+    ) -> Result<FaultKind, VmFault> {
+        if vma.flags.intersects(VM_SHARED | VM_MAYSHARE) {
+            // wp_page_shared(): shmem has no page_mkwrite, so the page is reused.
+            self.wp_page_reuse(slot, pte);
+            return Ok(FaultKind::Reuse);
+        }
+        let pfn = pte.pfn(false);
+        if pte_special(pte) || pfn == self.vm.zero_pfn {
+            return self.wp_page_copy(vma, addr, slot, None);
+        }
+        let page = self
+            .pgt
+            .page_alloc
+            .user_page_mut(pfn)
+            .ok_or(VmFault::Sigbus)?;
+        if page.role() == PageRole::Anon {
+            let exclusive = page.flags().contains(PageFlags::ANON_EXCLUSIVE);
+            // wp_can_reuse_anon_folio(): the only reference left is this mapping's.
+            if exclusive || (page.refcount() == 1 && page.mapcount() == 1) {
+                page.flags_mut().insert(PageFlags::ANON_EXCLUSIVE);
+                self.wp_page_reuse(slot, pte);
+                return Ok(FaultKind::Reuse);
+            }
+        }
+        self.wp_page_copy(vma, addr, slot, Some(pfn))
+    }
+
+    /// `wp_page_reuse()`: the same page, now writable, dirty and young. An upgrade needs no
+    /// flush on x86.
+    fn wp_page_reuse(&mut self, slot: Slot, pte: Pte) {
+        let new = pte_mkwrite_dirty(pte).with(PteFlags::ACCESSED);
+        self.pgt.set_pte(slot, new).skip();
+    }
+
+    /// `wp_page_copy()`: a new exclusive anonymous page with the old one's bytes (zeros for
+    /// the zero page) replaces it; the old mapping is flushed before the old page is released.
+    fn wp_page_copy(
+        &mut self,
+        vma: &Vma,
+        addr: VirtAddr,
+        slot: Slot,
+        old: Option<Pfn>,
+    ) -> Result<FaultKind, VmFault> {
+        let anon_vma = self.anon_vma_prepare(vma, addr)?;
+        let gfp = if old.is_none() {
+            GFP_ANON_ZEROED
+        } else {
+            Gfp::HIGHUSER_MOVABLE
+        };
+        let new = self
+            .pgt
+            .page_alloc
+            .alloc_user_page(
+                gfp,
+                PageRole::Anon,
+                anon_vma,
+                vma.pgoff_at(addr),
+                self.pgt.ram,
+            )
+            .map_err(|_| VmFault::Oom)?;
+        let old_role = old.and_then(|p| self.pgt.page_alloc.mem_map().page(p).map(|pg| pg.role()));
+        if let Some(old) = old {
+            let bytes = self
+                .pgt
+                .ram
+                .frame(old)
+                .map(|b| b.to_vec())
+                .map_err(|_| VmFault::Sigbus)?;
+            if let Ok(dst) = self.pgt.ram.frame_mut(new) {
+                dst.copy_from_slice(&bytes);
+            }
+        }
+        match old_role {
+            Some(PageRole::Anon) => {}
+            Some(PageRole::Shmem) => {
+                self.mm.sub_rss(MmCounter::ShmemPages, 1);
+                self.mm.add_rss(MmCounter::AnonPages, 1);
+            }
+            _ => self.mm.add_rss(MmCounter::AnonPages, 1),
+        }
+        self.vm.rmap.add_new_anon(self.pgt.page_alloc, new);
+        if vma.flags.contains(VM_LOCKED) {
+            self.vm.rmap.mlock(self.pgt.page_alloc, new);
+        }
+        let entry = pte_mkwrite_dirty(mk_pte(new, vm_get_page_prot(vma.flags)));
+        // ptep_clear_flush() + set_pte_at(): the old translation leaves every TLB first.
+        let flush = self.pgt.set_pte(slot, entry);
+        self.flush(flush);
+        if let Some(old) = old {
+            self.vm
+                .rmap
+                .remove_and_put(self.pgt.page_alloc, old, self.pgt.ram);
+        }
+        Ok(FaultKind::Copy)
+    }
+
+    /// Calls `f` on the PTE slot of every page in `[start, end)` whose PTE table exists,
+    /// skipping the ranges whose upper tables are missing (`walk_page_range()`'s shape).
+    pub fn for_each_pte_slot(
+        &mut self,
+        start: VirtAddr,
+        end: VirtAddr,
+        mut f: impl FnMut(&mut Self, Slot),
+    ) {
+        let root = self.mm.pgd;
+        let mut va = start.as_u64();
+        let end = end.as_u64();
+        while va < end {
+            let v = VirtAddr::new(va);
+            match self.pgt.tables.slot(self.pgt.ram, root, v, Level::Pte) {
+                Some(slot) => {
+                    f(self, slot);
+                    va += PAGE_SIZE;
+                }
+                None => {
+                    // Skip to the end of the first missing level's span.
+                    let span = [Level::Pud, Level::Pmd]
+                        .into_iter()
+                        .find(|&l| self.pgt.tables.slot(self.pgt.ram, root, v, l).is_none())
+                        .map_or(Level::Pmd.span(), |l| {
+                            l.span() << 9 // the level above the missing one
+                        });
+                    let span = span.min(Level::Pgd.span());
+                    va = (va & !(span - 1)).saturating_add(span);
+                }
+            }
+        }
+    }
+
+    /// `zap_pte_range()` over `[start, end)`: clears every entry, flushes the range from the
+    /// TLBs (the mmu_gather's flush), then drops each page's mapping, reference and RSS count
+    /// (dirty shmem pages keep PG_dirty). Returns the pages unmapped.
+    pub fn zap_range(&mut self, start: VirtAddr, end: VirtAddr) -> u64 {
+        let target = crate::mm::tlbflush::FlushTarget::Mm {
+            root: self.mm.pgd.phys().as_u64(),
+        };
+        let mut flush = TlbFlush::nothing(target);
+        let mut freed: Vec<Pfn> = Vec::new();
+        self.for_each_pte_slot(start, end, |ctx, slot| {
+            let pte = ctx.pgt.get(slot);
+            if pte.is_none() {
+                return;
+            }
+            let f = ctx.pgt.pte_clear(slot);
+            flush = std::mem::replace(&mut flush, TlbFlush::nothing(target)).merge(f);
+            if !pte_present(pte) || pte_special(pte) {
+                return;
+            }
+            let pfn = pte.pfn(false);
+            let Some(page) = ctx.pgt.page_alloc.user_page_mut(pfn) else {
+                return;
+            };
+            let counter = if page.role() == PageRole::Anon {
+                MmCounter::AnonPages
+            } else {
+                if pte_dirty(pte) {
+                    page.flags_mut().insert(PageFlags::DIRTY);
+                }
+                MmCounter::ShmemPages
+            };
+            ctx.mm.sub_rss(counter, 1);
+            freed.push(pfn);
+        });
+        // tlb_finish_mmu(): flush first, then free the pages (tlb_batch_pages_flush()).
+        self.flush(flush);
+        let n = freed.len() as u64;
+        for pfn in freed {
+            self.vm
+                .rmap
+                .remove_and_put(self.pgt.page_alloc, pfn, self.pgt.ram);
+        }
+        n
+    }
+
+    /// `free_pgtables()` for an unmapped `[start, end)` between neighbours ending at `floor`
+    /// and starting at `ceiling` (0: none above).
+    pub fn free_pgtables(
+        &mut self,
+        start: VirtAddr,
+        end: VirtAddr,
+        floor: VirtAddr,
+        ceiling: VirtAddr,
+    ) {
+        let root = self.mm.pgd;
+        match self.pgt.free_pgd_range(root, start, end, floor, ceiling) {
+            Ok(flush) => self.flush(flush),
+            Err(e) => debug_assert!(false, "free_pgtables after a zap: {e}"),
+        }
+    }
+
+    /// `change_pte_range()` over `[start, end)` of a VMA whose flags become `flags`: every
+    /// present entry takes the new protection (`pte_modify()`); in a private writable VMA an
+    /// exclusive anonymous page that is dirty stays writable (`can_change_pte_writable()`),
+    /// so no needless copy-on-write fault follows. Returns the pages changed; the range is
+    /// flushed if any was.
+    pub fn change_protection(
+        &mut self,
+        start: VirtAddr,
+        end: VirtAddr,
+        flags: crate::mm::vma::VmFlags,
+    ) -> u64 {
+        let prot = vm_get_page_prot(flags);
+        let try_writable = flags.contains(VM_WRITE) && !flags.contains(VM_SHARED);
+        let target = crate::mm::tlbflush::FlushTarget::Mm {
+            root: self.mm.pgd.phys().as_u64(),
+        };
+        let mut flush = TlbFlush::nothing(target);
+        let mut pages = 0u64;
+        self.for_each_pte_slot(start, end, |ctx, slot| {
+            let pte = ctx.pgt.get(slot);
+            if !pte_present(pte) {
+                return;
+            }
+            let mut new = pte_modify(pte, prot);
+            if try_writable && !pte_write(new) && new.is_present() && !pte_special(new) {
+                let exclusive = ctx
+                    .pgt
+                    .page_alloc
+                    .mem_map()
+                    .page(pte.pfn(false))
+                    .is_some_and(|p| {
+                        p.role() == PageRole::Anon && p.flags().contains(PageFlags::ANON_EXCLUSIVE)
+                    });
+                if exclusive && pte_dirty(pte) {
+                    new = new.with(PteFlags::RW);
+                }
+            }
+            if new != pte {
+                let f = ctx.pgt.set_pte(slot, new);
+                flush = std::mem::replace(&mut flush, TlbFlush::nothing(target)).merge(f);
+                pages += 1;
+            }
+        });
+        self.flush(flush);
+        pages
+    }
+
+    /// The present entry mapping `addr`, if any (`follow_pte()`).
+    pub fn follow_pte(&self, addr: VirtAddr) -> Option<Pte> {
+        let slot = self
+            .pgt
+            .tables
+            .slot(self.pgt.ram, self.mm.pgd, addr, Level::Pte)?;
+        let pte = crate::mm::pgtable::native_get_entry(self.pgt.ram, slot.table, slot.index);
+        pte_present(pte).then_some(pte)
+    }
+}

@@ -1,0 +1,183 @@
+//! Reverse mapping, modelled on mm/rmap.c: the anon_vma hierarchy that fork builds, the rmap
+//! counts of every mapped page (`folio_add_new_anon_rmap()`, `folio_add_anon_rmap_pte()`,
+//! `folio_add_file_rmap_pte()`, `folio_remove_rmap_pte()`), and the node counters they keep
+//! (NR_ANON_MAPPED, NR_FILE_MAPPED — AnonPages and Mapped in /proc/meminfo).
+//!
+//! # anon_vma
+//!
+//! An anonymous page records the anon_vma of the VMA that first faulted it in (`page->mapping`)
+//! and its linear page offset (`page->index`). Fork gives each child VMA a new anon_vma whose
+//! parent is the parent VMA's (`anon_vma_fork()`); Linux links the child VMA to every anon_vma of
+//! the parent's chain (`anon_vma_clone()`), which is the same set as the new anon_vma and its
+//! ancestors. So the VMAs that may map a page are the VMAs whose anon_vma has the page's anon_vma
+//! among its ancestors (itself included), and whose range holds the page's index:
+//! [`AnonVmas::chain_contains`] decides the first part, `Kernel::rmap_walk` the rest.
+//!
+//! # Counts
+//!
+//! Each page-table entry that maps a page holds one reference (`_refcount`) and one map count
+//! (`_mapcount`); a shmem page also holds the page cache's reference. The zero page is
+//! special (`pte_special()`): no counts, no rmap.
+
+use crate::addr::Pfn;
+use crate::hw::ram::Ram;
+use crate::mm::page::{PageFlags, PageRole};
+use crate::mm::page_alloc::PageAlloc;
+use crate::mm::vma::AnonVmaId;
+use std::collections::HashMap;
+
+/// The anon_vmas: ids handed out, and each forked one's parent.
+#[derive(Clone, Debug, Default)]
+pub struct AnonVmas {
+    /// The next id to hand out (ids start at 1).
+    next: u64,
+    /// `anon_vma->parent` for the anon_vmas fork created; the others are roots.
+    parent: HashMap<AnonVmaId, AnonVmaId>,
+}
+
+impl AnonVmas {
+    /// `anon_vma_alloc()` for a VMA's first anonymous page: a new root anon_vma.
+    pub fn alloc(&mut self) -> AnonVmaId {
+        self.next += 1;
+        AnonVmaId(self.next)
+    }
+
+    /// `anon_vma_fork()`: a new anon_vma for a child VMA, whose parent is `parent`.
+    pub fn alloc_child(&mut self, parent: AnonVmaId) -> AnonVmaId {
+        let id = self.alloc();
+        self.parent.insert(id, parent);
+        id
+    }
+
+    /// True when `target` is `vma_anon` or one of its ancestors: a VMA with anon_vma `vma_anon`
+    /// is on the `anon_vma_chain` of `target` and may map its pages.
+    pub fn chain_contains(&self, vma_anon: AnonVmaId, target: AnonVmaId) -> bool {
+        let mut cur = Some(vma_anon);
+        while let Some(a) = cur {
+            if a == target {
+                return true;
+            }
+            cur = self.parent.get(&a).copied();
+        }
+        false
+    }
+
+    /// The parent of a forked anon_vma.
+    pub fn parent(&self, id: AnonVmaId) -> Option<AnonVmaId> {
+        self.parent.get(&id).copied()
+    }
+}
+
+/// Node counters the rmap keeps, in pages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RmapStats {
+    /// NR_ANON_MAPPED: anonymous pages mapped at least once (meminfo AnonPages).
+    pub nr_anon_mapped: u64,
+    /// NR_FILE_MAPPED: file and shmem pages mapped at least once (meminfo Mapped).
+    pub nr_file_mapped: u64,
+    /// NR_SHMEM: shmem pages in the page cache (meminfo Shmem).
+    pub nr_shmem: u64,
+    /// NR_MLOCK: pages marked PG_mlocked (meminfo Mlocked).
+    pub nr_mlock: u64,
+}
+
+impl RmapStats {
+    /// `folio_add_new_anon_rmap()`: a fresh anonymous page gets its first mapping, exclusive
+    /// to the mapper (PG_anon_exclusive), with anon_vma `anon_vma` and index `index` already
+    /// stored by the allocation. The reference is the allocation's.
+    pub fn add_new_anon(&mut self, pa: &mut PageAlloc, pfn: Pfn) {
+        if let Some(p) = pa.user_page_mut(pfn) {
+            debug_assert_eq!(p.role(), PageRole::Anon);
+            p.inc_mapcount();
+            p.flags_mut().insert(PageFlags::ANON_EXCLUSIVE);
+            self.nr_anon_mapped += 1;
+        }
+    }
+
+    /// `folio_try_dup_anon_rmap_pte()` for fork (and any second mapping of a page): one more
+    /// mapping and reference; the page stops being exclusive.
+    pub fn dup(&mut self, pa: &mut PageAlloc, pfn: Pfn) {
+        if let Some(p) = pa.user_page_mut(pfn) {
+            p.inc_mapcount();
+            p.get();
+            p.flags_mut().remove(PageFlags::ANON_EXCLUSIVE);
+        }
+    }
+
+    /// `folio_add_file_rmap_pte()` + `folio_get()`: a shmem page gets one more mapping and
+    /// reference; NR_FILE_MAPPED counts it on its first.
+    pub fn add_file(&mut self, pa: &mut PageAlloc, pfn: Pfn) {
+        if let Some(p) = pa.user_page_mut(pfn) {
+            p.inc_mapcount();
+            p.get();
+            if p.mapcount() == 1 {
+                self.nr_file_mapped += 1;
+            }
+        }
+    }
+
+    /// `folio_remove_rmap_pte()` then `folio_put()`: one mapping and its reference go; the
+    /// page is freed with its last reference. When the last mapping of an mlocked page goes it
+    /// is munlocked (`munlock_vma_folio()`).
+    pub fn remove_and_put(&mut self, pa: &mut PageAlloc, pfn: Pfn, ram: &mut Ram) {
+        let Some(p) = pa.user_page_mut(pfn) else {
+            return;
+        };
+        let anon = p.role() == PageRole::Anon;
+        if p.dec_mapcount() {
+            if anon {
+                self.nr_anon_mapped -= 1;
+            } else {
+                self.nr_file_mapped -= 1;
+            }
+            if p.flags().contains(PageFlags::MLOCKED) {
+                p.flags_mut().remove(PageFlags::MLOCKED);
+                self.nr_mlock -= 1;
+            }
+        }
+        // Only user pages with a reference reach here, so the put cannot be refused.
+        let put = pa.put_user_page(pfn, ram);
+        debug_assert!(put.is_ok(), "{put:?}");
+    }
+
+    /// `mlock_folio()`: marks a mapped page PG_mlocked (once).
+    pub fn mlock(&mut self, pa: &mut PageAlloc, pfn: Pfn) {
+        if let Some(p) = pa.user_page_mut(pfn)
+            && !p.flags().contains(PageFlags::MLOCKED)
+        {
+            p.flags_mut().insert(PageFlags::MLOCKED);
+            self.nr_mlock += 1;
+        }
+    }
+
+    /// `munlock_folio()`: clears PG_mlocked.
+    pub fn munlock(&mut self, pa: &mut PageAlloc, pfn: Pfn) {
+        if let Some(p) = pa.user_page_mut(pfn)
+            && p.flags().contains(PageFlags::MLOCKED)
+        {
+            p.flags_mut().remove(PageFlags::MLOCKED);
+            self.nr_mlock -= 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forked_anon_vma_is_on_its_ancestors_chains() {
+        let mut a = AnonVmas::default();
+        let root = a.alloc();
+        let child = a.alloc_child(root);
+        let grandchild = a.alloc_child(child);
+        let other = a.alloc();
+        assert!(a.chain_contains(grandchild, root));
+        assert!(a.chain_contains(grandchild, child));
+        assert!(a.chain_contains(child, child));
+        assert!(!a.chain_contains(root, child));
+        assert!(!a.chain_contains(grandchild, other));
+        assert_eq!(a.parent(child), Some(root));
+        assert_eq!(a.parent(root), None);
+    }
+}
