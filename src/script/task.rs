@@ -125,7 +125,9 @@ pub(crate) fn register_mm(engine: &mut Engine) {
                             })?;
                         }
                         other => {
-                            return throw(format!("process: unknown option {other:?} (known: uid)"));
+                            return throw(format!(
+                                "process: unknown option {other:?} (known: uid)"
+                            ));
                         }
                     }
                 }
