@@ -7,6 +7,10 @@ pub mod buddyinfo;
 pub mod iomem;
 pub mod meminfo;
 pub mod pid_maps;
+pub mod pid_pagemap;
+pub mod pid_smaps;
+pub mod pid_statm;
+pub mod pid_status;
 pub mod vmstat;
 pub mod zoneinfo;
 
