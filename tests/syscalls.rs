@@ -65,44 +65,34 @@ fn shared_anonymous_memory_keeps_its_data_across_mappings() {
 fn mmap_argument_checks_follow_linux() {
     let mut k = common::boot(64 << 20, "");
     let p = k.process("e").unwrap();
-    assert_eq!(
-        k.sys_mmap(p, 0, 0, RW, PRIV_ANON, -1, 0),
-        Err(Errno::EINVAL)
-    );
-    assert_eq!(k.sys_mmap(p, 0, 4096, RW, 0x20, -1, 0), Err(Errno::EINVAL));
-    assert_eq!(
-        k.sys_mmap(p, 0x1000_0001, 4096, RW, PRIV_ANON | 0x10, -1, 0),
-        Err(Errno::EINVAL)
-    );
-    assert_eq!(
-        k.sys_mmap(p, 0x1000_0001, 4096, RW, PRIV_ANON, -1, 0),
-        Ok(0x1000_0000)
-    );
-    assert_eq!(
-        k.sys_mmap(p, 0, u64::MAX, RW, PRIV_ANON, -1, 0),
-        Err(Errno::ENOMEM)
-    );
-    assert_eq!(k.sys_mmap(p, 0, 4096, RW, 0x02, -1, 0), Err(Errno::EBADF));
-    assert_eq!(
-        k.sys_mmap(p, 0, 4096, RW, PRIV_ANON, -1, 1),
-        Err(Errno::EINVAL)
-    );
-    assert_eq!(
-        k.sys_mmap(p, 0x1000_0000, 4096, RW, PRIV_ANON | 0x10_0000, -1, 0),
-        Err(Errno::EEXIST)
-    );
-    assert_eq!(
-        k.sys_mmap(p, 0, 4096, RW, 0x03 | 0x20, -1, 0),
-        Err(Errno::EINVAL)
-    );
-    assert_eq!(
-        k.sys_mmap(p, 0, 4096, RW, SHARED_ANON | 0x100, -1, 0),
-        Err(Errno::EINVAL)
-    );
-    assert_eq!(
-        k.sys_mmap(p, 0x1000, 4096, RW, PRIV_ANON, -1, 0),
-        Ok(0x10000)
-    );
+    // (addr, len, flags, off) → result, in do_mmap()'s order of checks.
+    type Case = (u64, u64, u64, u64, Result<u64, Errno>);
+    let cases: [Case; 11] = [
+        (0, 0, PRIV_ANON, 0, Err(Errno::EINVAL)),
+        (0, 4096, 0x20, 0, Err(Errno::EINVAL)),
+        (0x1000_0001, 4096, PRIV_ANON | 0x10, 0, Err(Errno::EINVAL)),
+        (0x1000_0001, 4096, PRIV_ANON, 0, Ok(0x1000_0000)),
+        (0, u64::MAX, PRIV_ANON, 0, Err(Errno::ENOMEM)),
+        (0, 4096, 0x02, 0, Err(Errno::EBADF)),
+        (0, 4096, PRIV_ANON, 1, Err(Errno::EINVAL)),
+        (
+            0x1000_0000,
+            4096,
+            PRIV_ANON | 0x10_0000,
+            0,
+            Err(Errno::EEXIST),
+        ),
+        (0, 4096, 0x03 | 0x20, 0, Err(Errno::EINVAL)),
+        (0, 4096, SHARED_ANON | 0x100, 0, Err(Errno::EINVAL)),
+        (0x1000, 4096, PRIV_ANON, 0, Ok(0x10000)),
+    ];
+    for (addr, len, flags, off, want) in cases {
+        let got = k.sys_mmap(p, addr, len, RW, flags, -1, off);
+        assert_eq!(
+            got, want,
+            "mmap({addr:#x}, {len:#x}, RW, {flags:#x}, -1, {off})"
+        );
+    }
     assert_eq!(k.sys_munmap(p, 0x1000, 4096), Ok(0));
     assert_eq!(k.sys_munmap(p, 0x1001, 4096), Err(Errno::EINVAL));
     k.validate().unwrap();

@@ -149,16 +149,8 @@ impl MmCtx<'_> {
             )
             .map_err(|_| VmFault::Oom)?;
         self.vm.rmap.add_new_anon(self.pgt.page_alloc, pfn);
-        self.mm.add_rss(MmCounter::AnonPages, 1);
-        let mut entry = mk_pte(pfn, prot);
-        if vma.flags.contains(VM_WRITE) {
-            entry = pte_mkwrite_dirty(entry);
-        }
-        if vma.flags.contains(VM_LOCKED) {
-            self.vm.rmap.mlock(self.pgt.page_alloc, pfn);
-        }
-        // None → present: nothing cached can be stale.
-        self.pgt.set_pte(slot, entry).skip();
+        let writable = vma.flags.contains(VM_WRITE);
+        self.set_pte_range(vma, slot, pfn, MmCounter::AnonPages, writable);
         Ok(FaultKind::AnonZeroed)
     }
 
@@ -196,16 +188,31 @@ impl MmCtx<'_> {
         let id = vma.file.as_ref().map(|f| f.id).ok_or(VmFault::Sigbus)?;
         let pfn = self.shmem_get_page(id, vma.pgoff_at(addr))?;
         self.vm.rmap.add_file(self.pgt.page_alloc, pfn);
-        self.mm.add_rss(MmCounter::ShmemPages, 1);
+        self.set_pte_range(vma, slot, pfn, MmCounter::ShmemPages, write);
+        Ok(FaultKind::Shmem)
+    }
+
+    /// `set_pte_range()` as `finish_fault()` and `do_anonymous_page()` use it: counts the newly
+    /// mapped `pfn` in `counter`, mlocks it in a VM_LOCKED VMA, and fills the empty `slot` with
+    /// the VMA's protection, writable and dirty when `writable`. None → present: nothing
+    /// cached can be stale, so no flush.
+    fn set_pte_range(
+        &mut self,
+        vma: &Vma,
+        slot: Slot,
+        pfn: Pfn,
+        counter: MmCounter,
+        writable: bool,
+    ) {
+        self.mm.add_rss(counter, 1);
         let mut entry = mk_pte(pfn, vm_get_page_prot(vma.flags));
-        if write {
+        if writable {
             entry = pte_mkwrite_dirty(entry);
         }
         if vma.flags.contains(VM_LOCKED) {
             self.vm.rmap.mlock(self.pgt.page_alloc, pfn);
         }
         self.pgt.set_pte(slot, entry).skip();
-        Ok(FaultKind::Shmem)
     }
 
     /// `do_wp_page()`: a write to a present, write-protected PTE.

@@ -45,37 +45,37 @@ pub fn vm_start_gap(v: &Vma) -> u64 {
     }
 }
 
+/// `_calc_vm_trans()` over a table: the VMA flags whose bit is set in `bits`.
+fn calc_vm_trans(bits: u64, table: &[(u64, VmFlags)]) -> VmFlags {
+    table
+        .iter()
+        .filter(|(bit, _)| bits & bit != 0)
+        .fold(VmFlags::default(), |acc, (_, f)| acc | *f)
+}
+
 /// `calc_vm_prot_bits()`: PROT_READ/WRITE/EXEC as VM_READ/WRITE/EXEC; other bits ignored.
 pub fn calc_vm_prot_bits(prot: u64) -> VmFlags {
-    let mut f = VmFlags::default();
-    if prot & PROT_READ != 0 {
-        f |= VM_READ;
-    }
-    if prot & PROT_WRITE != 0 {
-        f |= VM_WRITE;
-    }
-    if prot & PROT_EXEC != 0 {
-        f |= VM_EXEC;
-    }
-    f
+    calc_vm_trans(
+        prot,
+        &[
+            (PROT_READ, VM_READ),
+            (PROT_WRITE, VM_WRITE),
+            (PROT_EXEC, VM_EXEC),
+        ],
+    )
 }
 
 /// `calc_vm_flag_bits()`: MAP_GROWSDOWN, MAP_LOCKED, MAP_SYNC and MAP_STACK (VM_NOHUGEPAGE).
 fn calc_vm_flag_bits(flags: u64) -> VmFlags {
-    let mut f = VmFlags::default();
-    if flags & MAP_GROWSDOWN != 0 {
-        f |= VM_GROWSDOWN;
-    }
-    if flags & MAP_LOCKED != 0 {
-        f |= VM_LOCKED;
-    }
-    if flags & MAP_SYNC != 0 {
-        f |= VM_SYNC;
-    }
-    if flags & MAP_STACK != 0 {
-        f |= VM_NOHUGEPAGE;
-    }
-    f
+    calc_vm_trans(
+        flags,
+        &[
+            (MAP_GROWSDOWN, VM_GROWSDOWN),
+            (MAP_LOCKED, VM_LOCKED),
+            (MAP_SYNC, VM_SYNC),
+            (MAP_STACK, VM_NOHUGEPAGE),
+        ],
+    )
 }
 
 impl MmCtx<'_> {
