@@ -242,7 +242,24 @@ pub struct PageAlloc {
     boot_pagetables: u64,
     /// `zone_index()` by `ZoneType as usize`: the index of each configured zone type.
     zone_by_type: [Option<u8>; ZONE_TYPES],
+    /// Whole free MAX_PAGE_ORDER blocks waiting to have their host memory released, oldest
+    /// first, each with the sequence number it was queued under (see
+    /// [`RELEASE_SLACK_BLOCKS`]).
+    release_queue: std::collections::VecDeque<(Pfn, u64)>,
+    /// The sequence number of each queued block's latest entry: an older entry of a block that
+    /// was taken and freed again since is stale.
+    release_latest: std::collections::HashMap<Pfn, u64>,
+    /// The next sequence number.
+    release_seq: u64,
 }
+
+/// How many whole free MAX_PAGE_ORDER blocks (4 MiB each) keep their host memory before the
+/// oldest is released: the model's free page reporting (mm/page_reporting.c) reports only
+/// blocks that stayed free a while, and this is its deterministic counterpart. The slack keeps
+/// memory that is freed and soon taken again warm on the host (a workload that maps, faults in
+/// and unmaps 64 MiB in a loop does not pay a host fault and a host clear per page each time),
+/// while a machine that frees a lot hands all but 256 MiB of it back.
+pub const RELEASE_SLACK_BLOCKS: usize = 64;
 
 /// Number of `ZoneType` variants.
 const ZONE_TYPES: usize = ZoneType::Device as usize + 1;
@@ -318,6 +335,9 @@ impl PageAlloc {
             nr_pagetable: 0,
             user_pages: 0,
             boot_pagetables: 0,
+            release_queue: std::collections::VecDeque::new(),
+            release_latest: std::collections::HashMap::new(),
+            release_seq: 0,
             zone_by_type: [None; ZONE_TYPES],
         };
         for (i, &(zt, _)) in zone_types.iter().enumerate() {
@@ -810,7 +830,36 @@ impl PageAlloc {
         if order == MAX_PAGE_ORDER
             && let Some(ram) = ram
         {
-            ram.release_chunk(pfn);
+            self.release_seq += 1;
+            self.release_queue.push_back((pfn, self.release_seq));
+            self.release_latest.insert(pfn, self.release_seq);
+            // Drop stale entries once they outnumber the live ones, so a block freed and
+            // taken again over and over keeps the queue short.
+            if self.release_queue.len() > 2 * self.release_latest.len() + RELEASE_SLACK_BLOCKS {
+                let latest = &self.release_latest;
+                self.release_queue
+                    .retain(|(p, seq)| latest.get(p) == Some(seq));
+            }
+            while self.release_latest.len() > RELEASE_SLACK_BLOCKS {
+                let Some((old, seq)) = self.release_queue.pop_front() else {
+                    break;
+                };
+                if self.release_latest.get(&old) != Some(&seq) {
+                    continue;
+                }
+                self.release_latest.remove(&old);
+                // Only a block that is still whole and free: one taken again since it was
+                // queued holds live data.
+                let whole = self.mem_map.page(old).is_some_and(|p| {
+                    p.role()
+                        == PageRole::Buddy {
+                            order: MAX_PAGE_ORDER as u8,
+                        }
+                });
+                if whole {
+                    ram.release_chunk(old);
+                }
+            }
         }
         order
     }
