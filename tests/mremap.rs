@@ -854,3 +854,39 @@ fn random_mmap_munmap_mprotect_mremap_match_a_page_model() {
     // The sequences did exercise both kinds of mremap.
     assert!(moves > 20 && grows >= 3, "moves {moves} grows {grows}");
 }
+
+#[test]
+fn script_mremap_takes_any_arguments_without_panicking() {
+    let edges = [
+        "0",
+        "1",
+        "-1",
+        "4096",
+        "0x30000000",
+        "0x7ffffffff000",
+        "-4096",
+        "1 << 46",
+    ];
+    let mut script = String::from(
+        "let k = boot(#{ ram: \"32M\" });\nlet p = k.process(\"r\");\n\
+         p.mmap(0x30000000, 8192, 3, 0x32, -1, 0);\n",
+    );
+    let mut rng = Prng::new(7);
+    for _ in 0..300 {
+        let a: Vec<&str> = (0..5)
+            .map(|_| edges[rng.below(edges.len() as u64) as usize])
+            .collect();
+        script += &format!(
+            "try {{ p.mremap({}, {}, {}, {}); p.mremap({}, {}, {}, {}, {}); }} catch {{ }}\nk.validate();\n",
+            a[0], a[1], a[2], a[3], a[0], a[1], a[2], a[3], a[4]
+        );
+    }
+    script += "try { p.mremap(\"x\", 1, 1, 0); } catch { }\ntry { p.mremap(0, [], 1, 0, 0); } catch { }\n";
+    mmlab::script::run_source("mremap_args.rhai", &script).unwrap_or_else(|e| panic!("{e}"));
+    let err = mmlab::script::run_source(
+        "t.rhai",
+        "let k = boot(#{ ram: \"16M\" });\nk.process(\"a\").mremap(\"x\", 1, 1, 0);\n",
+    )
+    .expect_err("a string that is no size is an error");
+    assert!(err.to_string().contains("t.rhai:2"), "{err}");
+}
