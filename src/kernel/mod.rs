@@ -555,6 +555,19 @@ impl Kernel {
                     .set_lowmem_reserve_ratio(&v?)
                     .map_err(|_| Errno::EINVAL)
             }
+            "vm.max_map_count" => {
+                let v = num(value)?;
+                self.vm.sysctl.max_map_count =
+                    usize::try_from(v.min(i32::MAX as u64)).map_err(|_| Errno::EINVAL)?;
+                Ok(())
+            }
+            "vm.overcommit_memory" => match num(value)? {
+                v @ 0..=2 => {
+                    self.vm.sysctl.overcommit_memory = v as u8;
+                    Ok(())
+                }
+                _ => Err(Errno::EINVAL),
+            },
             _ => Err(Errno::ENOENT),
         }
     }
@@ -574,6 +587,8 @@ impl Kernel {
                     .collect();
                 Ok(format!("{}\n", v.join("\t")))
             }
+            "vm.max_map_count" => Ok(format!("{}\n", self.vm.sysctl.max_map_count)),
+            "vm.overcommit_memory" => Ok(format!("{}\n", self.vm.sysctl.overcommit_memory)),
             _ => Err(Errno::ENOENT),
         }
     }

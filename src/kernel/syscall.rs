@@ -118,4 +118,23 @@ impl Kernel {
         let mm = self.tasks.mms.get_mut(&id).ok_or(Errno::ESRCH)?;
         mm.rlim.set(resource, new, cap).map(|()| 0)
     }
+
+    /// `mremap(old_addr, old_len, new_len, flags, new_addr)`.
+    pub fn sys_mremap(
+        &mut self,
+        pid: Pid,
+        addr: u64,
+        old_len: u64,
+        new_len: u64,
+        flags: u64,
+        new_addr: u64,
+    ) -> Result<u64, Errno> {
+        self.mm_ctx(pid)?
+            .do_mremap(addr, old_len, new_len, flags, new_addr)
+    }
+
+    /// `vm_committed_as` in pages (Committed_AS of /proc/meminfo).
+    pub fn committed_as(&self) -> u64 {
+        self.vm.overcommit.committed
+    }
 }

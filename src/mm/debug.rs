@@ -7,7 +7,7 @@
 //! shmem of the VMA's own object at the VMA's offset), an anonymous page at the index its VMA
 //! gives and on the VMA's anon_vma chain; a writable PTE in a private VMA maps an exclusive
 //! page mapped once. The RSS counters equal what the PTEs map, locked_vm what VM_LOCKED VMAs
-//! span. Over all address spaces: each user page's mapcount equals its PTEs and its refcount
+//! span (plus what mremap left orphaned). Over all address spaces: each user page's mapcount equals its PTEs and its refcount
 //! its PTEs plus the page cache's reference; no user page is mapped by nobody and held by
 //! nothing; NR_ANON_MAPPED, NR_FILE_MAPPED, NR_SHMEM and NR_MLOCK agree; the committed memory
 //! equals the VM_ACCOUNT VMAs plus the shmem charges.
@@ -65,10 +65,10 @@ pub fn validate_user_memory<'a>(
                 locked += v.pages();
             }
         }
-        if locked != mm.locked_vm {
+        if locked + mm.locked_vm_orphaned != mm.locked_vm {
             return err(format!(
-                "locked_vm {} but VM_LOCKED VMAs span {locked}",
-                mm.locked_vm
+                "locked_vm {} but VM_LOCKED VMAs span {locked} (+{} orphaned)",
+                mm.locked_vm, mm.locked_vm_orphaned
             ));
         }
         for_each_user_pte(ram, mm.pgd, |va, pte| {
@@ -153,6 +153,7 @@ pub fn validate_user_memory<'a>(
     for (_, inode) in vm.shmem.iter() {
         committed += inode.charged;
     }
+    committed += vm.overcommit.orphaned;
     if committed != vm.overcommit.committed {
         return err(format!(
             "Committed_AS {} pages but the VMAs and shmem objects charge {committed}",

@@ -193,6 +193,11 @@ pub struct MmStruct {
     pub total_vm: u64,
     /// `locked_vm`: pages mlocked (VmLck).
     pub locked_vm: u64,
+    /// Pages `locked_vm` still counts although no VM_LOCKED VMA spans them: an
+    /// `mremap(MREMAP_DONTUNMAP)` of a locked VMA adds the new VMA to locked_vm and clears
+    /// VM_LOCKED on the old one without taking it off (`dontunmap_complete()`: "we won't unmap
+    /// so we don't need to touch locked_vm"), a leak Linux 6.18 has [host: docs/dev/probes/mr.c].
+    pub locked_vm_orphaned: u64,
     /// `pinned_vm`: pages pinned long-term (VmPin).
     pub pinned_vm: u64,
     /// `data_vm`: pages of private writable non-stack mappings (VmData).
@@ -240,6 +245,7 @@ impl MmStruct {
             rlim_stack: DEFAULT_RLIMIT_STACK,
             total_vm: 0,
             locked_vm: 0,
+            locked_vm_orphaned: 0,
             pinned_vm: 0,
             data_vm: 0,
             exec_vm: 0,

@@ -49,3 +49,10 @@ pub const MAP_HUGETLB: u64 = 0x4_0000;
 pub const MAP_SYNC: u64 = 0x8_0000;
 /// MAP_FIXED_NOREPLACE.
 pub const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
+
+/// MREMAP_MAYMOVE: mremap may move the mapping.
+pub const MREMAP_MAYMOVE: u64 = 1;
+/// MREMAP_FIXED: move to exactly `new_addr` (needs MREMAP_MAYMOVE).
+pub const MREMAP_FIXED: u64 = 2;
+/// MREMAP_DONTUNMAP: move the pages but leave the old mapping in place (Linux 5.7).
+pub const MREMAP_DONTUNMAP: u64 = 4;

@@ -15,6 +15,7 @@ pub mod mm_types;
 pub mod mman;
 pub mod mmap;
 pub mod mprotect;
+pub mod mremap;
 pub mod page;
 pub mod page_alloc;
 pub mod pgtable;

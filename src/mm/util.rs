@@ -71,6 +71,11 @@ impl VmSysctl {
 pub struct Overcommit {
     /// Pages charged (`vm_committed_as`); Committed_AS in meminfo.
     pub committed: u64,
+    /// Pages of `committed` that no VMA or shmem object carries: charges Linux 6.18 takes and
+    /// never gives back (an `mremap(MREMAP_FIXED)` that shrinks charges the shrunk-away pages
+    /// again in `vrm_calc_charge()` after `shrink_vma()` gave them back) [host:
+    /// docs/dev/probes/mracct.c].
+    pub orphaned: u64,
 }
 
 impl Overcommit {

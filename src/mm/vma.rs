@@ -1018,6 +1018,23 @@ impl VmaTree {
         Ok(id)
     }
 
+    /// `vm_flags_reset()` on the VMA starting at `start`, in place: no merge and no split, as
+    /// `vm_flags_clear()` / `vm_flags_set()` change a VMA. `EINVAL` if no VMA starts there.
+    pub fn set_flags(&mut self, start: VirtAddr, flags: VmFlags) -> Result<(), Errno> {
+        let v = self.vmas.get_mut(&start.as_u64()).ok_or(Errno::EINVAL)?;
+        v.flags = flags;
+        Ok(())
+    }
+
+    /// `unlink_anon_vmas()`: the VMA starting at `start` drops its anon_vma (and with it the
+    /// fork-child chain). `EINVAL` if no VMA starts there.
+    pub fn unlink_anon_vmas(&mut self, start: VirtAddr) -> Result<(), Errno> {
+        let v = self.vmas.get_mut(&start.as_u64()).ok_or(Errno::EINVAL)?;
+        v.anon_vma = None;
+        v.fork_child = false;
+        Ok(())
+    }
+
     /// Recompute what the tree caches and check its invariants: keys equal starts; every VMA
     /// page aligned with `start < end` and a pgoff that does not overflow; VMAs sorted and
     /// non-overlapping; `fork_child` only with an anon_vma; map_count equal to the number of

@@ -56,6 +56,7 @@ pub(crate) fn register(engine: &mut Engine) {
             },
         );
     register_mm(engine);
+    register_mremap(engine);
 }
 
 fn describe(p: &mut TaskRef) -> String {
@@ -317,4 +318,38 @@ fn register_words(engine: &mut Engine) {
             },
         );
     }
+}
+
+/// `p.mremap(old, old_len, new_len, flags)` and `p.mremap(old, old_len, new_len, flags,
+/// new_addr)`: the raw ABI, the new address or -errno.
+fn register_mremap(engine: &mut Engine) {
+    fn call(p: &TaskRef, a: [&Dynamic; 5]) -> Fallible<i64> {
+        let f = "mremap";
+        let names = ["old_addr", "old_len", "new_len", "flags", "new_addr"];
+        let mut w = [0u64; 5];
+        for (i, (v, name)) in a.iter().zip(names).enumerate() {
+            w[i] = args::word(f, name, v)?;
+        }
+        let r =
+            p.k.borrow_mut()
+                .sys_mremap(p.pid, w[0], w[1], w[2], w[3], w[4]);
+        Ok(raw(r.map(to_i64)))
+    }
+    engine
+        .register_fn(
+            "mremap",
+            |p: &mut TaskRef, a: Dynamic, ol: Dynamic, nl: Dynamic, fl: Dynamic| -> Fallible<i64> {
+                call(p, [&a, &ol, &nl, &fl, &Dynamic::from(0_i64)])
+            },
+        )
+        .register_fn(
+            "mremap",
+            |p: &mut TaskRef,
+             a: Dynamic,
+             ol: Dynamic,
+             nl: Dynamic,
+             fl: Dynamic,
+             na: Dynamic|
+             -> Fallible<i64> { call(p, [&a, &ol, &nl, &fl, &na]) },
+        );
 }
