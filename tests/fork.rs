@@ -623,3 +623,36 @@ fn run_model(seed: u64) {
     assert_eq!(k.page_alloc().user_pages(), 0);
     assert_eq!(k.anon_vma_count(), 0);
 }
+
+#[test]
+fn fork_script_functions_reject_bad_arguments_without_panicking() {
+    use mmlab::script::run_source;
+    let ok = r#"
+        let k = boot(#{ ram: "32M" });
+        let p = k.process("p");
+        for v in [0, -1, 1 << 62, 0x7fffffffffff, 0xffff888000000000] {
+            assert_eq(p.translate(v), ());
+            assert_eq(k.rmap(v), []);
+        }
+        let c = p.fork();
+        assert_eq(c.exit(), 0);
+        assert_eq(c.exit(), -ESRCH);
+        assert_eq(c.fork(), -ESRCH);
+        assert_eq(c.ppid, ());
+        assert_eq(c.tgid, ());
+        assert_eq(c.threads(), []);
+        k.validate();
+    "#;
+    run_source("ok.rhai", ok).unwrap();
+    for call in [
+        "p.translate(\"x\")",
+        "k.rmap([])",
+        "p.fork(1)",
+        "p.exit(0, 1)",
+    ] {
+        let src =
+            format!("let k = boot(#{{ ram: \"16M\" }});\nlet p = k.process(\"p\"); {call};\n");
+        let err = run_source("t.rhai", &src).expect_err(call);
+        assert!(err.to_string().contains("t.rhai:2"), "{call}: {err}");
+    }
+}
