@@ -83,13 +83,25 @@ fn cow_isolates_both_directions_and_reuses_after_the_other_side_copied() {
     assert!(mmlab::arch::x86_64::pgprot::pte_dirty(child_pte));
     // The zero page is copied as the zero page.
     assert_eq!(pfn_of(&k, c, a + 2 * PAGE), pfn_of(&k, p, a + 2 * PAGE));
-    // Child RSS: the two anon pages (smaps Rss 8 kB; Pss 4 kB = 2 pages / 2 mappers).
+    // Child RSS: the two anon pages. The host's child smaps for this VMA: Rss 8 kB, Pss 4 kB,
+    // Shared_Dirty 8 kB (§6); Pss is each page's size over its mapcount.
     assert_eq!(k.mm_of(c).unwrap().rss[1], 2);
+    let pss = |k: &Kernel, pid: Pid| -> u64 {
+        (0..4)
+            .filter_map(|i| pfn_of(k, pid, a + i * PAGE))
+            .filter_map(|f| k.page_alloc().mem_map().page(f).map(|p| p.mapcount()))
+            .filter(|&m| m > 0)
+            .map(|m| PAGE / m as u64)
+            .sum()
+    };
+    assert_eq!(pss(&k, c), 4096);
 
     // The child writes: it gets a copy, the parent keeps the old page (now mapcount 1).
     k.write_user(c, a, b"CHILD").unwrap();
     k.validate().unwrap();
     let c0 = pfn_of(&k, c, a).unwrap();
+    // Host after the child's write: Pss 6 kB (one page alone, one shared).
+    assert_eq!(pss(&k, c), 6144);
     assert_ne!(c0, p0);
     assert_eq!(k.read_user(c, a, 9).unwrap(), b"CHILDzero");
     assert_eq!(k.read_user(p, a, 9).unwrap(), b"page zero");

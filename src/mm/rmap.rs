@@ -290,4 +290,21 @@ mod tests {
         assert_eq!(a.parent(child), Some(root));
         assert_eq!(a.parent(root), None);
     }
+
+    #[test]
+    fn forked_anon_vmas_go_when_no_vma_links_them() {
+        let mut a = AnonVmas::default();
+        let root = a.alloc();
+        let child = a.alloc_child(root);
+        let grandchild = a.alloc_child(child);
+        let other = a.alloc_child(root);
+        assert_eq!(a.forked(), 3);
+        // A VMA on the grandchild keeps its whole chain; `other` is unlinked.
+        a.free_unused([grandchild]);
+        assert_eq!(a.forked(), 2);
+        assert!(a.chain_contains(grandchild, root));
+        assert_eq!(a.parent(other), None);
+        a.free_unused([]);
+        assert_eq!(a.forked(), 0);
+    }
 }
