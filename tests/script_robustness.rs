@@ -23,6 +23,7 @@ const CALLS: &[(&str, usize)] = &[
     ("translate", 1),
     ("pagewalk", 1),
     ("read_phys", 2),
+    ("rmap", 1),
 ];
 
 /// Integers at the edges: zero, signs, powers of two around address-space limits, the direct

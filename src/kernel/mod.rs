@@ -9,6 +9,7 @@
 
 pub mod cmdline;
 pub mod errno;
+pub mod fork;
 pub mod random;
 pub mod resource;
 pub mod signal;

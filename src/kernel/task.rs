@@ -6,8 +6,11 @@
 //! [`Kernel::process`] is fork + exec of an empty program rolled into one: it allocates a pid
 //! (`alloc_pid()`), an mm with its PGD (`mm_alloc()` → `pgd_alloc()`), and lays the address
 //! space out as exec does with randomization off ([`MmStruct::exec_layout`]).
-//! [`Kernel::exit_group`] ends every task of the process; the last user of the mm tears it down
-//! (`exit_mmap()`: the VMAs, `free_pgtables()`, then `mmdrop()` → `pgd_free()`).
+//! [`Kernel::exit`] ends one task and [`Kernel::exit_group`] every task of its thread group;
+//! the last user of the mm tears it down (`exit_mmap()`: the VMAs, `free_pgtables()`, then
+//! `mmdrop()` → `pgd_free()`). `mm_users` only moves through [`Tasks::mmget`] and
+//! [`Tasks::mmput`], and teardown needs the [`LastUser`] token the latter gives for the last
+//! user. Fork and threads are in kernel/fork.rs.
 //!
 //! Pids: the first process is pid 1, as on a fresh system where init is the first task. Later
 //! pids go up from the last one given (`idr_alloc_cyclic()`), wrap at `pid_max` back to
@@ -103,7 +106,54 @@ pub struct Tasks {
     next_mm: u64,
 }
 
+/// Proof that the last user of an mm has let go of it: only [`Tasks::mmput`] makes one, when
+/// `mm_users` would drop to 0, and only `exit_mmap()` consumes one. So no code outside this
+/// file can tear down an address space that a task still uses.
+#[must_use = "the mm must be torn down (exit_mmap)"]
+pub(super) struct LastUser(MmId);
+
 impl Tasks {
+    /// `mmget()`: one more task uses the mm `id` (a thread, CLONE_VM).
+    pub(super) fn mmget(&mut self, id: MmId) {
+        if let Some(mm) = self.mms.get_mut(&id) {
+            mm.mm_users += 1;
+        }
+    }
+
+    /// `mmput()`: a user lets go of the mm `id`. None while other users remain; for the last
+    /// one, the token that lets `exit_mmap()` free it (`mm_users` stays 1 until then, so a
+    /// failed teardown leaves a consistent mm).
+    pub(super) fn mmput(&mut self, id: MmId) -> Option<LastUser> {
+        let mm = self.mms.get_mut(&id)?;
+        if mm.mm_users > 1 {
+            mm.mm_users -= 1;
+            None
+        } else {
+            Some(LastUser(id))
+        }
+    }
+
+    /// Adds a new address space with one user and gives it its id (and TLB context id).
+    pub(super) fn insert_mm(&mut self, mut mm: MmStruct) -> MmId {
+        let id = MmId(self.next_mm);
+        self.next_mm += 1;
+        mm.ctx_id = id.0 + 1;
+        mm.mm_users = 1;
+        self.mms.insert(id, mm);
+        id
+    }
+
+    /// True while `pid` names a live task or the thread group of one (a group leader that
+    /// exited before its threads keeps its pid as the group's id, as a zombie leader does).
+    fn pid_in_use(&self, pid: Pid) -> bool {
+        self.tasks.contains_key(&pid) || self.tasks.values().any(|t| t.tgid == pid)
+    }
+
+    /// `alloc_pid()` with the kernel's pid_max; EAGAIN when every pid is taken.
+    pub(super) fn alloc_pid_for(&mut self, cpus: u32) -> Result<Pid, Errno> {
+        self.alloc_pid(default_pid_max(cpus))
+    }
+
     /// `alloc_pid()`'s search: the next free pid after the last one, wrapping to RESERVED_PIDS.
     fn alloc_pid(&mut self, pid_max: i32) -> Result<Pid, Errno> {
         let mut candidate = self.last_pid + 1;
@@ -112,7 +162,7 @@ impl Tasks {
             if candidate >= pid_max {
                 candidate = RESERVED_PIDS.min(pid_max - 1).max(1);
             }
-            if !self.tasks.contains_key(&Pid(candidate)) {
+            if !self.pid_in_use(Pid(candidate)) {
                 self.last_pid = candidate;
                 return Ok(Pid(candidate));
             }
@@ -153,12 +203,10 @@ impl Kernel {
             let _ = self.pgtable().pgd_free(pgd);
             return Err(e);
         }
-        let id = MmId(self.tasks.next_mm);
-        self.tasks.next_mm += 1;
-        mm.ctx_id = id.0 + 1;
         // exec's stack VMA is VM_ACCOUNT: its pages are charged (acct_stack_growth()).
         self.vm.overcommit.committed += mm.total_vm;
-        self.tasks.mms.insert(id, mm);
+        let id = self.tasks.insert_mm(mm);
+        let cpu = self.select_task_cpu();
         self.tasks.tasks.insert(
             pid,
             Task {
@@ -168,12 +216,18 @@ impl Kernel {
                 comm: task_comm(name),
                 mm: id,
                 cred,
-                cpu: 0,
+                cpu,
                 min_flt: 0,
                 maj_flt: 0,
             },
         );
         Ok(pid)
+    }
+
+    /// The CPU a new task starts on. Every task runs on CPU 0 until scheduling is modelled
+    /// (Linux picks one in `wake_up_new_task()` → `select_task_rq()`).
+    pub(super) fn select_task_cpu(&self) -> usize {
+        0
     }
 
     /// The task with this pid.
@@ -192,27 +246,71 @@ impl Kernel {
         self.tasks.mms.get(&t.mm)
     }
 
-    /// `exit_group()`: ends every task of the process (one task per process until threads
-    /// exist) and drops their mm reference; the last one runs `exit_mmap()` — remove the VMAs
-    /// (`remove_vma()`, unaccounting them), `free_pgtables()` over the user range, flush the
-    /// mm's TLB entries — and `mmdrop()` frees the PGD (`pgd_free()`). The exit code has no
-    /// reader until wait4 exists. ESRCH for an unknown pid. If the page tables cannot be freed
-    /// (a table still has entries: a bug above this layer) nothing changes and the error is the
-    /// page-table error's errno.
-    pub fn exit_group(&mut self, pid: Pid) -> Result<(), Errno> {
-        let mm_id = self.tasks.tasks.get(&pid).ok_or(Errno::ESRCH)?.mm;
-        let users = self.tasks.mms.get(&mm_id).map_or(0, |m| m.mm_users);
-        if users <= 1 {
-            self.exit_mmap(mm_id)?;
-        } else if let Some(mm) = self.tasks.mms.get_mut(&mm_id) {
-            mm.mm_users -= 1;
+    /// `do_exit()` of one task (a thread's `exit()`): the task goes and drops its mm
+    /// reference (`exit_mm()` → `mmput()`); the last user tears the address space down
+    /// ([`Kernel::exit_mmap`]). When the task was the last of its thread group, the group's
+    /// children are reparented (`forget_original_parent()`) to pid 1 if it lives — the
+    /// child reaper, init's role — else to 0, the kernel. A group leader that exits before
+    /// its threads leaves its pid reserved as the group's id, as its zombie does in Linux.
+    /// ESRCH for an unknown pid. If the page tables cannot be freed (a table still has
+    /// entries: a bug above this layer) the task stays and the error is the page-table
+    /// error's errno.
+    pub fn exit(&mut self, pid: Pid) -> Result<(), Errno> {
+        let t = self.tasks.tasks.get(&pid).ok_or(Errno::ESRCH)?;
+        let (mm_id, tgid) = (t.mm, t.tgid);
+        if let Some(last) = self.tasks.mmput(mm_id) {
+            self.exit_mmap(last)?;
         }
         self.tasks.tasks.remove(&pid);
+        if !self.tasks.tasks.values().any(|t| t.tgid == tgid) {
+            let reaper = if self.tasks.tasks.contains_key(&Pid(1)) {
+                Pid(1)
+            } else {
+                Pid(0)
+            };
+            for t in self.tasks.tasks.values_mut() {
+                if t.ppid == tgid {
+                    t.ppid = reaper;
+                }
+            }
+        }
         Ok(())
     }
 
-    /// `exit_mmap()` + `mmdrop()` for the mm `id`, which no task uses any more.
-    fn exit_mmap(&mut self, id: MmId) -> Result<(), Errno> {
+    /// `exit_group()`: ends every task of the process `pid` belongs to (`zap_other_threads()`
+    /// then `do_exit()` of each), in pid order; the mm goes with the last of them. ESRCH for
+    /// an unknown pid.
+    pub fn exit_group(&mut self, pid: Pid) -> Result<(), Errno> {
+        let tgid = self.tasks.tasks.get(&pid).ok_or(Errno::ESRCH)?.tgid;
+        let group: Vec<Pid> = self
+            .tasks
+            .tasks
+            .values()
+            .filter(|t| t.tgid == tgid)
+            .map(|t| t.pid)
+            .collect();
+        for p in group {
+            self.exit(p)?;
+        }
+        Ok(())
+    }
+
+    /// The tasks of the thread group `tgid`, by pid.
+    pub fn thread_group(&self, tgid: Pid) -> Vec<Pid> {
+        self.tasks
+            .tasks
+            .values()
+            .filter(|t| t.tgid == tgid)
+            .map(|t| t.pid)
+            .collect()
+    }
+
+    /// `exit_mmap()` + `mmdrop()` for an mm whose last user has gone ([`Tasks::mmput`]'s
+    /// token): remove the VMAs (`remove_vma()`, unaccounting them), `free_pgtables()` over the
+    /// user range, flush the mm's TLB entries, free the PGD (`pgd_free()`), and free the
+    /// forked anon_vmas no VMA links any more.
+    pub(super) fn exit_mmap(&mut self, last: LastUser) -> Result<(), Errno> {
+        let id = last.0;
         if !self.tasks.mms.contains_key(&id) {
             return Ok(());
         }
@@ -253,7 +351,18 @@ impl Kernel {
         self.pgtable().pgd_free(pgd).map_err(|e| e.errno())?;
         // remove_vma() of every VMA; the counters go with the mm.
         self.tasks.mms.remove(&id);
+        self.free_unused_anon_vmas();
         Ok(())
+    }
+
+    /// Frees the forked anon_vmas that no VMA of any address space links any more.
+    pub(super) fn free_unused_anon_vmas(&mut self) {
+        let used = self
+            .tasks
+            .mms
+            .values()
+            .flat_map(|m| m.vmas.iter().filter_map(|v| v.anon_vma));
+        self.vm.anon_vmas.free_unused(used);
     }
 
     /// Checks every task and mm: each task's mm exists; each mm's `mm_users` equals the tasks

@@ -9,8 +9,9 @@
 //! page mapped once. The RSS counters equal what the PTEs map, locked_vm what VM_LOCKED VMAs
 //! span (plus what mremap left orphaned). Over all address spaces: each user page's mapcount equals its PTEs and its refcount
 //! its PTEs plus the page cache's reference; no user page is mapped by nobody and held by
-//! nothing; NR_ANON_MAPPED, NR_FILE_MAPPED, NR_SHMEM and NR_MLOCK agree; the committed memory
-//! equals the VM_ACCOUNT VMAs plus the shmem charges.
+//! nothing; the rmap walk (`rmap_walk()`) finds exactly the PTEs that map each page, across
+//! address spaces; NR_ANON_MAPPED, NR_FILE_MAPPED, NR_SHMEM and NR_MLOCK agree; the committed
+//! memory equals the VM_ACCOUNT VMAs plus the shmem charges.
 
 use super::VmState;
 use super::mm_types::{MmCounter, MmStruct, NR_MM_COUNTERS};
@@ -51,10 +52,13 @@ pub fn validate_user_memory<'a>(
     mms: impl Iterator<Item = &'a MmStruct>,
 ) -> Result<(), Inconsistency> {
     let err = |s: String| Err(Inconsistency(s));
+    let mms: Vec<&MmStruct> = mms.collect();
     let mut maps: HashMap<Pfn, i32> = HashMap::new();
+    // Where each user page is mapped: (index into `mms`, virtual address).
+    let mut mapped_at: HashMap<Pfn, Vec<(usize, VirtAddr)>> = HashMap::new();
     let mut committed = 0u64;
     let mut problem: Option<String> = None;
-    for mm in mms {
+    for (mm_index, &mm) in mms.iter().enumerate() {
         let mut rss = [0u64; NR_MM_COUNTERS];
         let mut locked = 0;
         for v in mm.vmas.iter() {
@@ -139,6 +143,7 @@ pub fn validate_user_memory<'a>(
                 }
             }
             *maps.entry(pfn).or_default() += 1;
+            mapped_at.entry(pfn).or_default().push((mm_index, va));
         });
         if let Some(p) = problem.take() {
             return err(p);
@@ -205,6 +210,25 @@ pub fn validate_user_memory<'a>(
             "{} user pages allocated but {live} are mapped or cached (a leak)",
             pa.user_pages()
         ));
+    }
+    // The rmap walk finds exactly the PTEs that map each page, in every address space.
+    for (&pfn, at) in &mapped_at {
+        let mut want = at.clone();
+        want.sort();
+        let hits = super::rmap::rmap_walk(
+            ram,
+            pa,
+            &vm.anon_vmas,
+            pfn,
+            mms.iter().enumerate().map(|(i, &m)| (i, m)),
+        );
+        let mut got: Vec<(usize, VirtAddr)> = hits.iter().map(|h| (h.mm, h.addr)).collect();
+        got.sort();
+        if got != want {
+            return err(format!(
+                "pfn {pfn:?}: the PTEs map it at {want:x?} but the rmap walk finds {got:x?}"
+            ));
+        }
     }
     let r = &vm.rmap;
     let pairs = [

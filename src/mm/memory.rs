@@ -239,8 +239,16 @@ impl MmCtx<'_> {
             .ok_or(VmFault::Sigbus)?;
         if page.role() == PageRole::Anon {
             let exclusive = page.flags().contains(PageFlags::ANON_EXCLUSIVE);
-            // wp_can_reuse_anon_folio(): the only reference left is this mapping's.
-            if exclusive || (page.refcount() == 1 && page.mapcount() == 1) {
+            // wp_can_reuse_anon_folio(): the only reference left is this mapping's (after a
+            // fork, once the other side has copied its page or exited). Each mapping holds
+            // one reference, so refcount 1 means mapcount 1.
+            if exclusive || page.refcount() == 1 {
+                if !exclusive && let Some(av) = vma.anon_vma {
+                    // folio_move_anon_rmap(): the page now belongs to this VMA's anon_vma,
+                    // so the rmap walk no longer visits the other processes' VMAs.
+                    let index = page.index();
+                    page.set_mapping(av.0, index);
+                }
                 page.flags_mut().insert(PageFlags::ANON_EXCLUSIVE);
                 self.wp_page_reuse(slot, pte);
                 return Ok(FaultKind::Reuse);
@@ -467,5 +475,110 @@ impl MmCtx<'_> {
             .slot(self.pgt.ram, self.mm.pgd, addr, Level::Pte)?;
         let pte = crate::mm::pgtable::native_get_entry(self.pgt.ram, slot.table, slot.index);
         pte_present(pte).then_some(pte)
+    }
+}
+
+// ---- fork: copy_page_range() ------------------------------------------------------------
+
+/// `is_cow_mapping()`: private and possibly writable, so fork shares its pages copy-on-write.
+pub fn is_cow_mapping(flags: crate::mm::vma::VmFlags) -> bool {
+    use crate::mm::vma::VM_MAYWRITE;
+    (flags & (VM_SHARED | VM_MAYWRITE)) == VM_MAYWRITE
+}
+
+/// `vma_needs_copy()` (mm/memory.c): fork copies the page tables of a VMA only when faulting
+/// them in again could not rebuild them — raw PFN mappings and VMAs with anonymous pages
+/// (`src->anon_vma`). A VM_WIPEONFORK child VMA never gets here: `dup_mmap()` skips it first.
+/// userfaultfd write-protection (the first test in Linux) is not modelled.
+pub fn vma_needs_copy(src: &Vma) -> bool {
+    use crate::mm::vma::{VM_MIXEDMAP, VM_PFNMAP};
+    src.flags.intersects(VM_PFNMAP | VM_MIXEDMAP) || src.anon_vma.is_some()
+}
+
+impl MmCtx<'_> {
+    /// `copy_page_range(dst_vma, src_vma)` → `copy_pte_range()` → `copy_present_ptes()`: copies
+    /// every present entry of `src` (a VMA of this mm) into the child `dst` at the same address,
+    /// allocating the child's tables in RAM as it goes (`pte_alloc()` on the child's PGD).
+    ///
+    /// For each entry (`copy_present_ptes()` / `__copy_present_ptes()`):
+    /// - a normal anonymous page is shared: `folio_try_dup_anon_rmap_pte()` raises its mapcount
+    ///   and refcount and clears PG_anon_exclusive (no page can be pinned here, so the
+    ///   `copy_present_page()` fallback never runs); the child counts it in MM_ANONPAGES;
+    /// - a shmem page gets `folio_dup_file_rmap_pte()` and counts in MM_SHMEMPAGES;
+    /// - the zero page (`vm_normal_page()` is NULL for the special entry) is copied as it is;
+    /// - in a COW mapping a writable entry is write-protected in both processes
+    ///   (`wrprotect_ptes()` on the parent, `pte_wrprotect()` for the child); a shared
+    ///   mapping's child entry is made clean; every child entry is made old (`pte_mkold()`);
+    ///   the dirty bit of a private entry is kept.
+    ///
+    /// The parent's write-protected entries are flushed at the end (`flush_tlb_mm()` at the end
+    /// of `dup_mmap()`), also when the copy stops early. ENOMEM when a child table cannot be
+    /// allocated; what was copied up to then stays, for `exit_mmap()` to take down with the
+    /// child.
+    pub fn copy_page_range(
+        &mut self,
+        dst: &mut super::mm_types::MmStruct,
+        dst_vma: &Vma,
+        src_vma: &Vma,
+    ) -> Result<(), crate::kernel::Errno> {
+        debug_assert_eq!((dst_vma.start, dst_vma.end), (src_vma.start, src_vma.end));
+        let cow = is_cow_mapping(src_vma.flags);
+        let shared = src_vma.flags.contains(VM_SHARED);
+        let target = crate::mm::tlbflush::FlushTarget::Mm {
+            root: self.mm.pgd.phys().as_u64(),
+        };
+        let mut flush = TlbFlush::nothing(target);
+        let mut failed = false;
+        let dst_root = dst.pgd;
+        let mut rss = [0u64; super::mm_types::NR_MM_COUNTERS];
+        self.for_each_pte_slot(src_vma.start, src_vma.end, |ctx, slot| {
+            if failed {
+                return;
+            }
+            let mut pte = ctx.pgt.get(slot);
+            if !pte_present(pte) {
+                // pte_none: nothing to copy. Swap entries do not exist yet.
+                return;
+            }
+            let Ok(dst_slot) = ctx.pgt.pte_alloc(dst_root, slot.va) else {
+                failed = true;
+                return;
+            };
+            if !pte_special(pte) {
+                let pfn = pte.pfn(false);
+                match ctx.pgt.page_alloc.mem_map().page(pfn).map(|p| p.role()) {
+                    Some(PageRole::Anon) => {
+                        ctx.vm.rmap.dup(ctx.pgt.page_alloc, pfn);
+                        rss[MmCounter::AnonPages as usize] += 1;
+                    }
+                    Some(PageRole::Shmem) => {
+                        ctx.vm.rmap.add_file(ctx.pgt.page_alloc, pfn);
+                        rss[MmCounter::ShmemPages as usize] += 1;
+                    }
+                    // Not a user page: mapped without struct page counts (none exist yet).
+                    _ => {}
+                }
+            }
+            if cow && pte_write(pte) {
+                let f = ctx.pgt.set_pte(slot, pte.without(PteFlags::RW));
+                flush = std::mem::replace(&mut flush, TlbFlush::nothing(target)).merge(f);
+                pte = pte.without(PteFlags::RW);
+            }
+            if shared {
+                pte = pte.without(PteFlags::DIRTY);
+            }
+            pte = pte.without(PteFlags::ACCESSED);
+            // None → present in a table no CPU has loaded: nothing to flush.
+            ctx.pgt.set_pte(dst_slot, pte).skip();
+        });
+        for (i, n) in rss.into_iter().enumerate() {
+            dst.rss[i] += n;
+        }
+        self.flush(flush);
+        if failed {
+            Err(crate::kernel::Errno::ENOMEM)
+        } else {
+            Ok(())
+        }
     }
 }

@@ -468,10 +468,14 @@ impl MmCtx<'_> {
             _ => return,
         };
         self.free_pgtables(first, last, VirtAddr::new(floor), VirtAddr::new(ceiling));
-        for v in removed {
-            if let Some(f) = &v.file {
-                self.release_shmem_if_unused(f.id);
-            }
+        // Once per object: this mm is one user of it however many of its VMAs went.
+        let ids: std::collections::BTreeSet<u64> = removed
+            .iter()
+            .filter_map(|v| v.file.as_ref())
+            .map(|f| f.id)
+            .collect();
+        for id in ids {
+            self.release_shmem_if_unused(id);
         }
     }
 

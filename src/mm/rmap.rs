@@ -11,7 +11,7 @@
 //! the parent's chain (`anon_vma_clone()`), which is the same set as the new anon_vma and its
 //! ancestors. So the VMAs that may map a page are the VMAs whose anon_vma has the page's anon_vma
 //! among its ancestors (itself included), and whose range holds the page's index:
-//! [`AnonVmas::chain_contains`] decides the first part, `Kernel::rmap_walk` the rest.
+//! [`AnonVmas::chain_contains`] decides the first part, [`rmap_walk`] the rest (`Kernel::page_mappers` runs it over every address space).
 //!
 //! # Counts
 //!
@@ -19,11 +19,15 @@
 //! (`_mapcount`); a shmem page also holds the page cache's reference. The zero page is
 //! special (`pte_special()`): no counts, no rmap.
 
-use crate::addr::Pfn;
+use crate::addr::{PAGE_SHIFT, Pfn, VirtAddr};
+use crate::arch::x86_64::pgprot::{pte_present, pte_special};
+use crate::arch::x86_64::pgtable_types::Pte;
 use crate::hw::ram::Ram;
+use crate::mm::mm_types::MmStruct;
 use crate::mm::page::{PageFlags, PageRole};
 use crate::mm::page_alloc::PageAlloc;
-use crate::mm::vma::AnonVmaId;
+use crate::mm::pgtable::{Level, native_get_entry};
+use crate::mm::vma::{AnonVmaId, Vma};
 use std::collections::HashMap;
 
 /// The anon_vmas: ids handed out, and each forked one's parent.
@@ -66,6 +70,112 @@ impl AnonVmas {
     pub fn parent(&self, id: AnonVmaId) -> Option<AnonVmaId> {
         self.parent.get(&id).copied()
     }
+
+    /// How many forked anon_vmas are alive (the ones that carry state: a parent link).
+    pub fn forked(&self) -> usize {
+        self.parent.len()
+    }
+
+    /// `put_anon_vma()` of every forked anon_vma that no VMA links any more: `used` is the
+    /// anon_vmas of the live VMAs. An anon_vma stays while a VMA's chain holds it, its own or
+    /// a descendant's (`unlink_anon_vmas()` frees an anon_vma once its interval tree is empty
+    /// and no child holds a reference). Root anon_vmas are bare ids and need no freeing.
+    pub fn free_unused(&mut self, used: impl IntoIterator<Item = AnonVmaId>) {
+        let mut live = std::collections::HashSet::new();
+        for a in used {
+            let mut cur = Some(a);
+            while let Some(x) = cur {
+                if !live.insert(x) {
+                    break;
+                }
+                cur = self.parent.get(&x).copied();
+            }
+        }
+        self.parent.retain(|id, _| live.contains(id));
+    }
+}
+
+/// One mapping of a page that the rmap walk found: the address space (`K` names it), the VMA
+/// and the virtual address, and the PTE that maps the page there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RmapHit<K> {
+    /// The address space.
+    pub mm: K,
+    /// The start of the VMA holding the mapping.
+    pub vma_start: VirtAddr,
+    /// The virtual address of the page (`vma_address()`).
+    pub addr: VirtAddr,
+    /// The PTE mapping it.
+    pub pte: Pte,
+}
+
+/// The leaf PTE for `va` under `pgd`, reading the tables in RAM (no allocation).
+fn pte_at(ram: &Ram, pgd: Pfn, va: VirtAddr) -> Option<Pte> {
+    let mut table = pgd;
+    for l in Level::ALL {
+        let e = native_get_entry(ram, table, l.index(va));
+        if l == Level::Pte {
+            return Some(e);
+        }
+        if !l.is_table(e) {
+            return None;
+        }
+        table = e.pfn(false);
+    }
+    None
+}
+
+/// `vma_address()`: where page offset `index` lies in `vma`, if inside it.
+fn vma_address(vma: &Vma, index: u64) -> Option<VirtAddr> {
+    let off = index.checked_sub(vma.pgoff)?;
+    (off < vma.pages()).then(|| VirtAddr::new(vma.start.as_u64() + (off << PAGE_SHIFT)))
+}
+
+/// `rmap_walk()` (mm/rmap.c) for the user page `pfn` over the address spaces `mms`: every
+/// place a PTE maps it. An anonymous page is found through its anon_vma and index
+/// (`rmap_walk_anon()`): the VMAs whose anon_vma chain holds the page's anon_vma, at
+/// `vma_address()`; a shmem page through its object and offset (`rmap_walk_file()`): the
+/// VMAs mapping that object. Each candidate address counts only if its PTE really maps the
+/// page (`page_vma_mapped_walk()`). Anything else (a free page, a page table, the zero page)
+/// has no reverse mapping and gives nothing.
+pub fn rmap_walk<'a, K: Copy + 'a>(
+    ram: &Ram,
+    pa: &PageAlloc,
+    anon_vmas: &AnonVmas,
+    pfn: Pfn,
+    mms: impl IntoIterator<Item = (K, &'a MmStruct)>,
+) -> Vec<RmapHit<K>> {
+    let Some(page) = pa.mem_map().page(pfn) else {
+        return Vec::new();
+    };
+    let (role, mapping, index) = (page.role(), page.mapping(), page.index());
+    let candidate = |v: &Vma| match role {
+        PageRole::Anon => v
+            .anon_vma
+            .is_some_and(|a| anon_vmas.chain_contains(a, AnonVmaId(mapping))),
+        PageRole::Shmem => v.file.as_ref().is_some_and(|f| f.id == mapping),
+        _ => false,
+    };
+    let mut hits = Vec::new();
+    for (key, mm) in mms {
+        for v in mm.vmas.iter().filter(|v| candidate(v)) {
+            let Some(addr) = vma_address(v, index) else {
+                continue;
+            };
+            let Some(pte) = pte_at(ram, mm.pgd, addr) else {
+                continue;
+            };
+            if pte_present(pte) && !pte_special(pte) && pte.pfn(false) == pfn {
+                hits.push(RmapHit {
+                    mm: key,
+                    vma_start: v.start,
+                    addr,
+                    pte,
+                });
+            }
+        }
+    }
+    hits
 }
 
 /// Node counters the rmap keeps, in pages.
@@ -179,5 +289,22 @@ mod tests {
         assert!(!a.chain_contains(grandchild, other));
         assert_eq!(a.parent(child), Some(root));
         assert_eq!(a.parent(root), None);
+    }
+
+    #[test]
+    fn forked_anon_vmas_go_when_no_vma_links_them() {
+        let mut a = AnonVmas::default();
+        let root = a.alloc();
+        let child = a.alloc_child(root);
+        let grandchild = a.alloc_child(child);
+        let other = a.alloc_child(root);
+        assert_eq!(a.forked(), 3);
+        // A VMA on the grandchild keeps its whole chain; `other` is unlinked.
+        a.free_unused([grandchild]);
+        assert_eq!(a.forked(), 2);
+        assert!(a.chain_contains(grandchild, root));
+        assert_eq!(a.parent(other), None);
+        a.free_unused([]);
+        assert_eq!(a.forked(), 0);
     }
 }

@@ -57,6 +57,7 @@ pub(crate) fn register(engine: &mut Engine) {
         );
     register_mm(engine);
     register_mremap(engine);
+    register_fork(engine);
 }
 
 fn describe(p: &mut TaskRef) -> String {
@@ -351,5 +352,102 @@ fn register_mremap(engine: &mut Engine) {
              fl: Dynamic,
              na: Dynamic|
              -> Fallible<i64> { call(p, [&a, &ol, &nl, &fl, &na]) },
+        );
+}
+
+/// A new task handle for `pid`, or the -errno of a failed fork/clone as an integer.
+fn task_or_errno(k: &KernelRef, r: Result<Pid, crate::kernel::Errno>) -> Dynamic {
+    match r {
+        Ok(pid) => Dynamic::from(TaskRef { k: k.clone(), pid }),
+        Err(e) => Dynamic::from(raw(Err(e))),
+    }
+}
+
+/// A task field, or `()` once the task has exited.
+fn task_field(p: &TaskRef, f: impl Fn(&crate::kernel::Task) -> i64) -> Dynamic {
+    p.k.borrow()
+        .task(p.pid)
+        .map_or(Dynamic::UNIT, |t| Dynamic::from(f(t)))
+}
+
+/// Registers fork, threads, thread exit, the rmap view and user translations (kernel/fork.rs,
+/// mm/rmap.rs): `p.fork()`, `p.clone_thread()`, `p.exit()`, `p.ppid`, `p.tgid`,
+/// `p.threads()`, `p.translate(addr)`, `k.rmap(pfn)`.
+pub(crate) fn register_fork(engine: &mut Engine) {
+    engine
+        .register_fn("fork", |p: &mut TaskRef| -> Dynamic {
+            let r = p.k.borrow_mut().fork(p.pid);
+            task_or_errno(&p.k, r)
+        })
+        .register_fn("clone_thread", |p: &mut TaskRef| -> Dynamic {
+            let r = p.k.borrow_mut().clone_thread(p.pid);
+            task_or_errno(&p.k, r)
+        })
+        .register_fn("exit", |p: &mut TaskRef| -> i64 {
+            raw(p.k.borrow_mut().exit(p.pid).map(|()| 0))
+        })
+        .register_get("ppid", |p: &mut TaskRef| {
+            task_field(p, |t| i64::from(t.ppid.0))
+        })
+        .register_get("tgid", |p: &mut TaskRef| {
+            task_field(p, |t| i64::from(t.tgid.0))
+        })
+        .register_fn("threads", |p: &mut TaskRef| -> Array {
+            let k = p.k.borrow();
+            match k.task(p.pid) {
+                Some(t) => k
+                    .thread_group(t.tgid)
+                    .into_iter()
+                    .map(|pid| Dynamic::from(i64::from(pid.0)))
+                    .collect(),
+                None => Array::new(),
+            }
+        })
+        .register_fn(
+            "translate",
+            |p: &mut TaskRef, addr: Dynamic| -> Fallible<Dynamic> {
+                let a = args::word("translate", "addr", &addr)?;
+                let k = p.k.borrow();
+                Ok(match k.user_pte(p.pid, a) {
+                    Some(pte) => {
+                        let pfn = pte.pfn(false);
+                        let mut m = Map::new();
+                        let phys = pfn.as_u64() * crate::addr::PAGE_SIZE
+                            + (a & (crate::addr::PAGE_SIZE - 1));
+                        m.insert("phys".into(), Dynamic::from(to_i64(phys)));
+                        m.insert("pfn".into(), Dynamic::from(to_i64(pfn.as_u64())));
+                        m.insert("page_size".into(), Dynamic::from(4096_i64));
+                        let names =
+                            crate::mm::pgtable::flag_names(pte, crate::mm::pgtable::Level::Pte);
+                        m.insert("flags".into(), Dynamic::from(names));
+                        Dynamic::from_map(m)
+                    }
+                    None => Dynamic::UNIT,
+                })
+            },
+        )
+        .register_fn(
+            "rmap",
+            |k: &mut KernelRef, pfn: Dynamic| -> Fallible<Array> {
+                let pfn = args::word("rmap", "pfn", &pfn)?;
+                let k = k.borrow();
+                Ok(k.page_mappers(crate::addr::Pfn::new(pfn))
+                    .into_iter()
+                    .map(|h| {
+                        let mut m = Map::new();
+                        m.insert("pid".into(), Dynamic::from(i64::from(h.mm.0)));
+                        m.insert("addr".into(), Dynamic::from(to_i64(h.addr.as_u64())));
+                        m.insert(
+                            "vma_start".into(),
+                            Dynamic::from(to_i64(h.vma_start.as_u64())),
+                        );
+                        m.insert(
+                            "writable".into(),
+                            Dynamic::from(crate::arch::x86_64::pgprot::pte_write(h.pte)),
+                        );
+                        Dynamic::from_map(m)
+                    })
+                    .collect())
+            },
         );
 }
