@@ -15,8 +15,6 @@
 //! Run with `cargo bench --bench process`; after criterion's report a summary prints the host,
 //! then each workload's best-of-7-rounds rate.
 //
-// MMLAB HALF: fork_1g and cow_fault still lack their mmlab side (places marked below).
-
 mod common;
 mod native;
 mod sim;
@@ -89,7 +87,10 @@ fn criterion_benches(c: &mut Criterion) {
     let resident = native::AnonRegion::new_written(native::FORK_BYTES);
     g.bench_function("native", |b| b.iter(native::fork_exit_wait));
     drop(resident);
-    // MMLAB HALF: g.bench_function("mmlab", ...)
+    let mut f = sim::Fork1g::new();
+    f.verify();
+    g.bench_function("mmlab", |b| b.iter(|| f.fork_exit()));
+    drop(f);
     g.finish();
 
     let mut g = c.benchmark_group("cow_fault");
@@ -103,7 +104,11 @@ fn criterion_benches(c: &mut Criterion) {
         b.iter_custom(|iters| (0..iters).map(|_| native::cow_round(&region).elapsed).sum())
     });
     drop(region);
-    // MMLAB HALF: g.bench_function("mmlab", ...)
+    let mut c = sim::Cow::new();
+    g.bench_function("mmlab", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| c.round().elapsed).sum())
+    });
+    drop(c);
     g.finish();
 }
 
@@ -139,15 +144,13 @@ const WORKLOADS: [Workload; 5] = [
         name: "fork_1g",
         op: "fork+exit+wait",
         native: native::fork_1g,
-        // MMLAB HALF
-        mmlab: None,
+        mmlab: Some(sim::fork_1g),
     },
     Workload {
         name: "cow_fault",
         op: "COW fault",
         native: native::cow_faults,
-        // MMLAB HALF
-        mmlab: None,
+        mmlab: Some(sim::cow_faults),
     },
 ];
 

@@ -175,3 +175,88 @@ pub fn mprotect_split_merge(budget: Duration) -> f64 {
     let mut sm = SplitMerge::new();
     crate::common::rate(budget, 2, || sm.pair())
 }
+
+/// A machine whose process has `bytes` of private anonymous memory written, one fault per
+/// page; returns the machine and the region's address.
+fn written(bytes: u64) -> (Machine, u64) {
+    // The region, the page tables of a copy and room to spare.
+    let mut m = Machine::new(2 * bytes + (256 << 20));
+    let a = m.mmap(0, bytes, RW);
+    m.touch(a, bytes, 1);
+    (m, a)
+}
+
+/// `fork()` of a process with [`native::FORK_BYTES`] resident, then the child's exit (there
+/// is no wait: mmlab has no zombies, the child is gone once it exits).
+pub struct Fork1g {
+    m: Machine,
+}
+
+impl Fork1g {
+    pub fn new() -> Fork1g {
+        Fork1g {
+            m: written(native::FORK_BYTES as u64).0,
+        }
+    }
+
+    /// Panics unless the child maps the parent's pages copy-on-write and its exit gives every
+    /// page-table page back.
+    pub fn verify(&mut self) {
+        let free = self.m.k.page_alloc().nr_free_pages();
+        let child = self.m.k.fork(self.m.pid).expect("fork");
+        let rss = |k: &Kernel, p| k.mm_of(p).expect("mm").get_mm_rss();
+        assert_eq!(rss(&self.m.k, child), rss(&self.m.k, self.m.pid));
+        self.m.k.validate().expect("validate");
+        self.m.k.exit_group(child).expect("exit");
+        assert_eq!(self.m.k.page_alloc().nr_free_pages(), free);
+    }
+
+    pub fn fork_exit(&mut self) {
+        let child = self.m.k.fork(self.m.pid).expect("fork");
+        self.m.k.exit_group(child).expect("exit");
+    }
+}
+
+/// fork + exit per second.
+pub fn fork_1g(budget: Duration) -> f64 {
+    let mut f = Fork1g::new();
+    crate::common::rate(budget, 1, || f.fork_exit())
+}
+
+/// A parent with [`native::COW_BYTES`] written, whose children each write every page.
+pub struct Cow {
+    m: Machine,
+    addr: u64,
+}
+
+impl Cow {
+    pub fn new() -> Cow {
+        let (m, addr) = written(native::COW_BYTES as u64);
+        Cow { m, addr }
+    }
+
+    /// One round: fork (untimed), the child writes one byte per page (timed: one COW fault
+    /// each, `do_wp_page()` copying the shared page), the child exits (untimed).
+    pub fn round(&mut self) -> Sample {
+        let len = native::COW_BYTES as u64;
+        let child = self.m.k.fork(self.m.pid).expect("fork");
+        let start = Instant::now();
+        for va in (self.addr..self.addr + len).step_by(native::PAGE_SIZE) {
+            self.m.k.write_user(child, va, &[2]).expect("write");
+        }
+        let elapsed = start.elapsed();
+        let faults = self.m.k.task(child).expect("task").min_flt;
+        assert_eq!(faults, len / PAGE, "one COW fault per page written");
+        self.m.k.exit_group(child).expect("exit");
+        Sample {
+            ops: len / PAGE,
+            elapsed,
+        }
+    }
+}
+
+/// COW faults per second.
+pub fn cow_faults(budget: Duration) -> f64 {
+    let mut c = Cow::new();
+    timed_rate(budget, || c.round())
+}
