@@ -320,9 +320,9 @@ fn register_words(engine: &mut Engine) {
     }
 }
 
-/// The most pages `p.residency()` and the two-argument `p.mincore()` report at once (one byte
-/// each, as the largest read: 256 MiB).
-const MAX_RESIDENCY: u64 = crate::kernel::user_access::MAX_ACCESS;
+/// The most pages `p.residency()` and the two-argument `p.mincore()` report in one array: 4 Mi
+/// entries (a 16 GiB range); larger requests throw instead of building a huge array.
+const MAX_RESIDENCY: u64 = 1 << 22;
 
 /// The residency vector as a script array, or the errno.
 fn residency(
