@@ -92,3 +92,51 @@ fn wrong_types_are_script_errors() {
         assert!(err.to_string().contains("t.rhai:2"), "{call}: {err}");
     }
 }
+
+/// The task's madvise, mlock, msync and mincore calls with (integer...) arguments.
+const TASK_CALLS: &[(&str, usize)] = &[
+    ("madvise", 3),
+    ("mlock", 2),
+    ("mlock2", 3),
+    ("munlock", 2),
+    ("mlockall", 1),
+    ("munlockall", 0),
+    ("msync", 3),
+    ("mincore", 3),
+    ("mincore", 2),
+    ("residency", 2),
+];
+
+#[test]
+fn task_mm_calls_survive_extreme_arguments() {
+    let mut rng = Prng::new(0x3adf);
+    let mut script = String::from(
+        "let k = boot(#{ ram: \"32M\" });\nlet p = k.process(\"r\");\n\
+         p.mmap(0x100000, 0x100000, 3, 0x32, -1, 0);\np.fill(0x100000, 0x8000, 1);\n",
+    );
+    for _ in 0..400 {
+        let (name, arity) = TASK_CALLS[rng.below(TASK_CALLS.len() as u64) as usize];
+        let args: Vec<String> = (0..arity)
+            .map(|_| {
+                if rng.below(4) == 0 {
+                    (rng.next_u64() as i64).to_string()
+                } else {
+                    EDGES[rng.below(EDGES.len() as u64) as usize].to_string()
+                }
+            })
+            .collect();
+        script += &format!("try {{ p.{name}({}); }} catch {{ }}\n", args.join(", "));
+    }
+    script += "k.validate();\n";
+    for call in [
+        "p.madvise(\"x\", 0, 0)",
+        "p.mlock([], 1)",
+        "p.residency(0, #{})",
+    ] {
+        let src =
+            format!("let k = boot(#{{ ram: \"16M\" }});\nlet p = k.process(\"a\");\n{call};\n");
+        let err = run_source("t.rhai", &src).expect_err(call);
+        assert!(err.to_string().contains("t.rhai:3"), "{call}: {err}");
+    }
+    run_source("robustness.rhai", &script).unwrap_or_else(|e| panic!("{e}\n{script}"));
+}

@@ -137,4 +137,136 @@ impl Kernel {
     pub fn committed_as(&self) -> u64 {
         self.vm.overcommit.committed
     }
+
+    // ---- madvise, the mlock family, msync, mincore (mm/madvise.rs, mlock.rs, msync.rs,
+    // mincore.rs) ----
+
+    /// `madvise(addr, len, advice)`. The hole punches of MADV_REMOVE reach every address space
+    /// mapping the shmem object (`unmap_mapping_range()`) before the pages leave its page
+    /// cache (`shmem_truncate_range()`).
+    pub fn sys_madvise(
+        &mut self,
+        pid: Pid,
+        addr: u64,
+        len: u64,
+        advice: u64,
+    ) -> Result<u64, Errno> {
+        // The advice is an int: only its low 32 bits reach the kernel.
+        let advice = u64::from(advice as u32);
+        let mut punches = Vec::new();
+        let result = self
+            .mm_ctx(pid)?
+            .do_madvise(addr, len, advice, &mut punches);
+        if !punches.is_empty() {
+            let t = self.tasks.tasks.get(&pid).ok_or(Errno::ESRCH)?;
+            let (own, cred, cpu) = (t.mm, t.cred, t.cpu);
+            let ids: Vec<MmId> = self.tasks.mms.keys().copied().collect();
+            for p in &punches {
+                for &id in &ids {
+                    if let Some(mut ctx) = self.mm_ctx_of(id, cred, cpu) {
+                        ctx.unmap_mapping_range(p.file, p.start, p.end);
+                    }
+                }
+                if let Some(mut ctx) = self.mm_ctx_of(own, cred, cpu) {
+                    ctx.shmem_truncate_range(p.file, p.start, p.end);
+                }
+            }
+        }
+        result.map(|()| 0)
+    }
+
+    /// `mlock(addr, len)`.
+    pub fn sys_mlock(&mut self, pid: Pid, addr: u64, len: u64) -> Result<u64, Errno> {
+        self.mm_ctx(pid)?.sys_mlock(addr, len).map(|()| 0)
+    }
+
+    /// `mlock2(addr, len, flags)`.
+    pub fn sys_mlock2(&mut self, pid: Pid, addr: u64, len: u64, flags: u64) -> Result<u64, Errno> {
+        // flags is an int: only its low 32 bits reach the kernel.
+        let flags = u64::from(flags as u32);
+        self.mm_ctx(pid)?.sys_mlock2(addr, len, flags).map(|()| 0)
+    }
+
+    /// `munlock(addr, len)`.
+    pub fn sys_munlock(&mut self, pid: Pid, addr: u64, len: u64) -> Result<u64, Errno> {
+        self.mm_ctx(pid)?.sys_munlock(addr, len).map(|()| 0)
+    }
+
+    /// `mlockall(flags)`.
+    pub fn sys_mlockall(&mut self, pid: Pid, flags: u64) -> Result<u64, Errno> {
+        let flags = u64::from(flags as u32);
+        self.mm_ctx(pid)?.sys_mlockall(flags).map(|()| 0)
+    }
+
+    /// `munlockall()`.
+    pub fn sys_munlockall(&mut self, pid: Pid) -> Result<u64, Errno> {
+        self.mm_ctx(pid)?.sys_munlockall().map(|()| 0)
+    }
+
+    /// `msync(addr, len, flags)`.
+    pub fn sys_msync(&mut self, pid: Pid, addr: u64, len: u64, flags: u64) -> Result<u64, Errno> {
+        let flags = u64::from(flags as u32);
+        self.mm_ctx(pid)?.do_msync(addr, len, flags).map(|()| 0)
+    }
+
+    /// `mincore(addr, len, vec)`: EINVAL for an unaligned `addr`, ENOMEM when the range is not
+    /// user space (`access_ok()`), EFAULT when the vector is not; then chunk by chunk
+    /// `do_mincore()` (ENOMEM at an unmapped address) and `copy_to_user()` of the chunk into
+    /// the task's memory (EFAULT if the copy faults; earlier chunks stay written).
+    pub fn sys_mincore(&mut self, pid: Pid, addr: u64, len: u64, vec: u64) -> Result<u64, Errno> {
+        self.mincore_chunks(pid, addr, len, Some(vec), |k, off, chunk| {
+            k.write_user(pid, vec + off, chunk)
+                .map_err(|_| Errno::EFAULT)
+        })
+        .map(|()| 0)
+    }
+
+    /// The residency vector `mincore(addr, len, vec)` would write, one byte per page, with the
+    /// same errors except those of the vector (a convenience for scripts and tests).
+    pub fn mincore_residency(&mut self, pid: Pid, addr: u64, len: u64) -> Result<Vec<u8>, Errno> {
+        let mut out = Vec::new();
+        self.mincore_chunks(pid, addr, len, None, |_, _, chunk| {
+            out.extend_from_slice(chunk);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The body of `SYSCALL_DEFINE3(mincore)`: the checks (the vector's only when `vec` is
+    /// given), then each `do_mincore()` chunk handed to `copy` with its offset in the vector.
+    fn mincore_chunks(
+        &mut self,
+        pid: Pid,
+        addr: u64,
+        len: u64,
+        vec: Option<u64>,
+        mut copy: impl FnMut(&mut Kernel, u64, &[u8]) -> Result<(), Errno>,
+    ) -> Result<(), Errno> {
+        use crate::addr::{PAGE_SHIFT, PAGE_SIZE};
+        use crate::mm::mm_types::TASK_SIZE;
+        // access_ok(): the range ends at or below TASK_SIZE_MAX without wrapping.
+        let access_ok = |a: u64, n: u64| a.checked_add(n).is_some_and(|e| e <= TASK_SIZE);
+        self.task(pid).ok_or(Errno::ESRCH)?;
+        if addr & (PAGE_SIZE - 1) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if !access_ok(addr, len) {
+            return Err(Errno::ENOMEM);
+        }
+        let mut pages = (len >> PAGE_SHIFT) + u64::from(len & (PAGE_SIZE - 1) != 0);
+        if vec.is_some_and(|v| !access_ok(v, pages)) {
+            return Err(Errno::EFAULT);
+        }
+        let (mut addr, mut off) = (addr, 0u64);
+        let mut chunk = Vec::new();
+        while pages > 0 {
+            let n = pages.min(crate::mm::mincore::MINCORE_CHUNK);
+            let done = self.mm_ctx(pid)?.do_mincore(addr, n, &mut chunk)?;
+            copy(self, off, &chunk)?;
+            pages -= done;
+            off += done;
+            addr += done << PAGE_SHIFT;
+        }
+        Ok(())
+    }
 }

@@ -7,7 +7,8 @@
 //! shmem of the VMA's own object at the VMA's offset), an anonymous page at the index its VMA
 //! gives and on the VMA's anon_vma chain; a writable PTE in a private VMA maps an exclusive
 //! page mapped once. The RSS counters equal what the PTEs map, locked_vm what VM_LOCKED VMAs
-//! span (plus what mremap left orphaned). Over all address spaces: each user page's mapcount equals its PTEs and its refcount
+//! span (plus what mremap left orphaned), and a page a VM_LOCKED VMA maps is PG_mlocked. Over
+//! all address spaces: each user page's mapcount equals its PTEs and its refcount
 //! its PTEs plus the page cache's reference; no user page is mapped by nobody and held by
 //! nothing; the rmap walk (`rmap_walk()`) finds exactly the PTEs that map each page, across
 //! address spaces; NR_ANON_MAPPED, NR_FILE_MAPPED, NR_SHMEM and NR_MLOCK agree; the committed
@@ -103,6 +104,19 @@ pub fn validate_user_memory<'a>(
                 ));
                 return;
             };
+            // mlock_vma_folio()/mlock_pte_range(): a normal page mapped by a VM_LOCKED VMA is
+            // PG_mlocked; a shmem page is always swap-backed (only MADV_FREE clears the flag,
+            // and only on anonymous pages).
+            if vma.flags.contains(VM_LOCKED) && !page.flags().contains(PageFlags::MLOCKED) {
+                problem = Some(format!(
+                    "page {pfn:?} at {va:x} in a locked VMA is not mlocked"
+                ));
+                return;
+            }
+            if page.role() == PageRole::Shmem && !page.flags().contains(PageFlags::SWAPBACKED) {
+                problem = Some(format!("shmem page {pfn:?} at {va:x} is not swap-backed"));
+                return;
+            }
             match page.role() {
                 PageRole::Anon => {
                     rss[MmCounter::AnonPages as usize] += 1;

@@ -56,3 +56,75 @@ pub const MREMAP_MAYMOVE: u64 = 1;
 pub const MREMAP_FIXED: u64 = 2;
 /// MREMAP_DONTUNMAP: move the pages but leave the old mapping in place (Linux 5.7).
 pub const MREMAP_DONTUNMAP: u64 = 4;
+
+/// MADV_NORMAL: no special treatment (clears VM_RAND_READ and VM_SEQ_READ).
+pub const MADV_NORMAL: u64 = 0;
+/// MADV_RANDOM: expect random page references (VM_RAND_READ).
+pub const MADV_RANDOM: u64 = 1;
+/// MADV_SEQUENTIAL: expect sequential page references (VM_SEQ_READ).
+pub const MADV_SEQUENTIAL: u64 = 2;
+/// MADV_WILLNEED: will need these pages (swap-in or readahead).
+pub const MADV_WILLNEED: u64 = 3;
+/// MADV_DONTNEED: drop the pages now.
+pub const MADV_DONTNEED: u64 = 4;
+/// MADV_FREE: the pages may be freed lazily.
+pub const MADV_FREE: u64 = 8;
+/// MADV_REMOVE: free the range and its backing store (hole punch).
+pub const MADV_REMOVE: u64 = 9;
+/// MADV_DONTFORK: do not inherit across fork (VM_DONTCOPY).
+pub const MADV_DONTFORK: u64 = 10;
+/// MADV_DOFORK: inherit across fork again.
+pub const MADV_DOFORK: u64 = 11;
+/// MADV_MERGEABLE: KSM may merge identical pages (VM_MERGEABLE).
+pub const MADV_MERGEABLE: u64 = 12;
+/// MADV_UNMERGEABLE: KSM may not merge them.
+pub const MADV_UNMERGEABLE: u64 = 13;
+/// MADV_HUGEPAGE: worth backing with transparent huge pages (VM_HUGEPAGE).
+pub const MADV_HUGEPAGE: u64 = 14;
+/// MADV_NOHUGEPAGE: not worth backing with huge pages (VM_NOHUGEPAGE).
+pub const MADV_NOHUGEPAGE: u64 = 15;
+/// MADV_DONTDUMP: leave out of core dumps (VM_DONTDUMP).
+pub const MADV_DONTDUMP: u64 = 16;
+/// MADV_DODUMP: include in core dumps again.
+pub const MADV_DODUMP: u64 = 17;
+/// MADV_WIPEONFORK: the child gets zeros (VM_WIPEONFORK).
+pub const MADV_WIPEONFORK: u64 = 18;
+/// MADV_KEEPONFORK: undo MADV_WIPEONFORK.
+pub const MADV_KEEPONFORK: u64 = 19;
+/// MADV_COLD: deactivate the pages.
+pub const MADV_COLD: u64 = 20;
+/// MADV_PAGEOUT: reclaim the pages.
+pub const MADV_PAGEOUT: u64 = 21;
+/// MADV_POPULATE_READ: prefault the page tables readable.
+pub const MADV_POPULATE_READ: u64 = 22;
+/// MADV_POPULATE_WRITE: prefault the page tables writable.
+pub const MADV_POPULATE_WRITE: u64 = 23;
+/// MADV_DONTNEED_LOCKED: MADV_DONTNEED that also works on mlocked memory.
+pub const MADV_DONTNEED_LOCKED: u64 = 24;
+/// MADV_COLLAPSE: collapse into transparent huge pages now.
+pub const MADV_COLLAPSE: u64 = 25;
+/// MADV_HWPOISON: poison a page (CONFIG_MEMORY_FAILURE, off on the reference host).
+pub const MADV_HWPOISON: u64 = 100;
+/// MADV_SOFT_OFFLINE: soft-offline a page (CONFIG_MEMORY_FAILURE).
+pub const MADV_SOFT_OFFLINE: u64 = 101;
+/// MADV_GUARD_INSTALL: install guard markers (Linux 6.13).
+pub const MADV_GUARD_INSTALL: u64 = 102;
+/// MADV_GUARD_REMOVE: remove guard markers.
+pub const MADV_GUARD_REMOVE: u64 = 103;
+
+/// MS_ASYNC: schedule the writeback.
+pub const MS_ASYNC: u64 = 1;
+/// MS_INVALIDATE: invalidate other mappings of the same file.
+pub const MS_INVALIDATE: u64 = 2;
+/// MS_SYNC: write back and wait.
+pub const MS_SYNC: u64 = 4;
+
+/// MLOCK_ONFAULT (mlock2): lock pages as they fault in (VM_LOCKONFAULT).
+pub const MLOCK_ONFAULT: u64 = 0x01;
+
+/// MCL_CURRENT (mlockall): lock every current mapping.
+pub const MCL_CURRENT: u64 = 1;
+/// MCL_FUTURE: lock every future mapping (`mm->def_flags`).
+pub const MCL_FUTURE: u64 = 2;
+/// MCL_ONFAULT: with either of the above, lock pages only as they fault in.
+pub const MCL_ONFAULT: u64 = 4;

@@ -681,8 +681,9 @@ impl MmCtx<'_> {
             let skip = vma
                 .flags
                 .intersects(super::vma::VM_IO | super::vma::VM_PFNMAP)
-                || vma.flags & (VM_LOCKED | super::vma::VM_LOCKONFAULT)
-                    == super::vma::VM_LOCKONFAULT;
+                // populate_vma_page_range(): VM_LOCKONFAULT (always with VM_LOCKED) means
+                // "lock pages as they fault", so nothing is faulted in now.
+                || vma.flags.contains(super::vma::VM_LOCKONFAULT);
             if !skip {
                 if !vma.flags.intersects(VM_READ | VM_WRITE | VM_EXEC) {
                     return Err(Errno::EFAULT);

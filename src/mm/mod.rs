@@ -25,6 +25,11 @@ pub mod tlbflush;
 pub mod util;
 pub mod vma;
 pub mod zone;
+// madvise, the mlock family, msync and mincore.
+pub mod madvise;
+pub mod mincore;
+pub mod mlock;
+pub mod msync;
 
 use crate::addr::Pfn;
 use crate::arch::x86_64::tlb::CpuTlbState;

@@ -58,6 +58,7 @@ pub(crate) fn register(engine: &mut Engine) {
     register_mm(engine);
     register_mremap(engine);
     register_fork(engine);
+    register_madvise(engine);
 }
 
 fn describe(p: &mut TaskRef) -> String {
@@ -448,6 +449,130 @@ pub(crate) fn register_fork(engine: &mut Engine) {
                         Dynamic::from_map(m)
                     })
                     .collect())
+            },
+        );
+}
+
+/// The most pages `p.residency()` and the two-argument `p.mincore()` report in one array: 4 Mi
+/// entries (a 16 GiB range); larger requests throw instead of building a huge array.
+const MAX_RESIDENCY: u64 = 1 << 22;
+
+/// The residency vector as a script array, or the errno.
+fn residency(
+    p: &TaskRef,
+    func: &str,
+    addr: &Dynamic,
+    len: &Dynamic,
+) -> Fallible<Result<Array, crate::kernel::Errno>> {
+    let a = args::word(func, "addr", addr)?;
+    let l = args::word(func, "len", len)?;
+    if l / crate::addr::PAGE_SIZE > MAX_RESIDENCY {
+        return throw(format!("{func}: len {l:#x} is too large for one array"));
+    }
+    Ok(match p.k.borrow_mut().mincore_residency(p.pid, a, l) {
+        Ok(v) => Ok(v.into_iter().map(|b| Dynamic::from(i64::from(b))).collect()),
+        Err(e) => Err(e),
+    })
+}
+
+/// Registers madvise, the mlock family, msync and mincore (raw -errno results, as `p.mmap`),
+/// and `p.residency(addr, len)`.
+fn register_madvise(engine: &mut Engine) {
+    engine
+        .register_fn(
+            "madvise",
+            |p: &mut TaskRef, addr: Dynamic, len: Dynamic, advice: Dynamic| -> Fallible<i64> {
+                let f = "madvise";
+                let (a, l) = (args::word(f, "addr", &addr)?, args::word(f, "len", &len)?);
+                let adv = args::word(f, "advice", &advice)?;
+                Ok(raw(p
+                    .k
+                    .borrow_mut()
+                    .sys_madvise(p.pid, a, l, adv)
+                    .map(to_i64)))
+            },
+        )
+        .register_fn(
+            "mlock",
+            |p: &mut TaskRef, addr: Dynamic, len: Dynamic| -> Fallible<i64> {
+                let (a, l) = (
+                    args::word("mlock", "addr", &addr)?,
+                    args::word("mlock", "len", &len)?,
+                );
+                Ok(raw(p.k.borrow_mut().sys_mlock(p.pid, a, l).map(to_i64)))
+            },
+        )
+        .register_fn(
+            "mlock2",
+            |p: &mut TaskRef, addr: Dynamic, len: Dynamic, flags: Dynamic| -> Fallible<i64> {
+                let f = "mlock2";
+                let (a, l) = (args::word(f, "addr", &addr)?, args::word(f, "len", &len)?);
+                let fl = args::word(f, "flags", &flags)?;
+                Ok(raw(p
+                    .k
+                    .borrow_mut()
+                    .sys_mlock2(p.pid, a, l, fl)
+                    .map(to_i64)))
+            },
+        )
+        .register_fn(
+            "munlock",
+            |p: &mut TaskRef, addr: Dynamic, len: Dynamic| -> Fallible<i64> {
+                let (a, l) = (
+                    args::word("munlock", "addr", &addr)?,
+                    args::word("munlock", "len", &len)?,
+                );
+                Ok(raw(p.k.borrow_mut().sys_munlock(p.pid, a, l).map(to_i64)))
+            },
+        )
+        .register_fn(
+            "mlockall",
+            |p: &mut TaskRef, flags: Dynamic| -> Fallible<i64> {
+                let fl = args::word("mlockall", "flags", &flags)?;
+                Ok(raw(p.k.borrow_mut().sys_mlockall(p.pid, fl).map(to_i64)))
+            },
+        )
+        .register_fn("munlockall", |p: &mut TaskRef| -> i64 {
+            raw(p.k.borrow_mut().sys_munlockall(p.pid).map(to_i64))
+        })
+        .register_fn(
+            "msync",
+            |p: &mut TaskRef, addr: Dynamic, len: Dynamic, flags: Dynamic| -> Fallible<i64> {
+                let f = "msync";
+                let (a, l) = (args::word(f, "addr", &addr)?, args::word(f, "len", &len)?);
+                let fl = args::word(f, "flags", &flags)?;
+                Ok(raw(p.k.borrow_mut().sys_msync(p.pid, a, l, fl).map(to_i64)))
+            },
+        )
+        .register_fn(
+            "mincore",
+            |p: &mut TaskRef, addr: Dynamic, len: Dynamic, vec: Dynamic| -> Fallible<i64> {
+                let f = "mincore";
+                let (a, l) = (args::word(f, "addr", &addr)?, args::word(f, "len", &len)?);
+                let v = args::word(f, "vec", &vec)?;
+                Ok(raw(p
+                    .k
+                    .borrow_mut()
+                    .sys_mincore(p.pid, a, l, v)
+                    .map(to_i64)))
+            },
+        )
+        .register_fn(
+            "mincore",
+            |p: &mut TaskRef, addr: Dynamic, len: Dynamic| -> Fallible<Dynamic> {
+                Ok(match residency(p, "mincore", &addr, &len)? {
+                    Ok(v) => Dynamic::from_array(v),
+                    Err(e) => Dynamic::from(e.as_neg()),
+                })
+            },
+        )
+        .register_fn(
+            "residency",
+            |p: &mut TaskRef, addr: Dynamic, len: Dynamic| -> Fallible<Array> {
+                match residency(p, "residency", &addr, &len)? {
+                    Ok(v) => Ok(v),
+                    Err(e) => throw(format!("residency: mincore failed: {e} (-{})", e.0)),
+                }
             },
         );
 }
