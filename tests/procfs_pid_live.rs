@@ -262,3 +262,175 @@ fn read_proc_reads_text_files_at_an_offset() {
     assert!(k.read_proc(&path, u64::MAX, 8).unwrap().is_empty());
     assert_eq!(k.read_proc("/proc/nope", 0, 8), Err(Errno::ENOENT));
 }
+
+fn meminfo_kb(k: &Kernel, label: &str) -> u64 {
+    let text = k.cat("/proc/meminfo").unwrap();
+    let l = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{label}:")))
+        .unwrap_or_else(|| panic!("no {label} in {text}"));
+    l.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn vmstat(k: &Kernel, name: &str) -> u64 {
+    k.vmstat().into_iter().find(|(n, _)| n == name).unwrap().1
+}
+
+/// The process-side counters of meminfo and vmstat, in pages.
+fn counters(k: &Kernel) -> [u64; 7] {
+    let c = [
+        vmstat(k, "nr_anon_pages"),
+        vmstat(k, "nr_mapped"),
+        vmstat(k, "nr_shmem"),
+        vmstat(k, "nr_mlock"),
+        vmstat(k, "nr_unevictable"),
+        vmstat(k, "nr_file_pages"),
+        meminfo_kb(k, "Committed_AS") / 4,
+    ];
+    // meminfo shows the same numbers in kB.
+    assert_eq!(meminfo_kb(k, "AnonPages"), c[0] * 4);
+    assert_eq!(meminfo_kb(k, "Mapped"), c[1] * 4);
+    assert_eq!(meminfo_kb(k, "Shmem"), c[2] * 4);
+    assert_eq!(meminfo_kb(k, "Mlocked"), c[3] * 4);
+    assert_eq!(meminfo_kb(k, "Unevictable"), c[4] * 4);
+    assert_eq!(meminfo_kb(k, "Cached"), c[5] * 4);
+    assert_eq!(vmstat(k, "nr_zone_unevictable"), c[4]);
+    k.validate().unwrap();
+    c
+}
+
+#[test]
+fn meminfo_and_vmstat_counters_follow_faults_unmaps_and_exit() {
+    let mut k = common::boot(64 << 20, "");
+    let base = counters(&k);
+    assert_eq!(base, [0; 7]);
+    let faults0 = vmstat(&k, "pgfault");
+    let p = build(&mut k);
+    // Anonymous: A 4 + D 2 + E 4 + H 1 mapped; shmem C: 3 pages in the cache, all mapped.
+    // Committed: the private writable mappings (A B D E H = 16 pages), C's 4 shmem pages and
+    // the 33-page stack (VM_ACCOUNT).
+    assert_eq!(counters(&k), [11, 3, 3, 2, 2, 3, 53]);
+    // One fault per page touched or populated: A 4, B 4, E 4, C 3, H 1, D 2.
+    assert_eq!(vmstat(&k, "pgfault") - faults0, 18);
+    assert_eq!(vmstat(&k, "pgmajfault"), 0);
+    // A second process mapping nothing yet: nothing moves.
+    let q = k.process("other").unwrap(); // its stack: 33 more committed pages
+    assert_eq!(counters(&k), [11, 3, 3, 2, 2, 3, 86]);
+    // munmap of D: two anonymous, mlocked pages and their charge go.
+    k.sys_munmap(p, D, 2 * PG).unwrap();
+    assert_eq!(counters(&k), [9, 3, 3, 0, 0, 3, 84]);
+    // munmap of C, the shmem object's only mapping: the object, its pages and charge go.
+    k.sys_munmap(p, C, 4 * PG).unwrap();
+    assert_eq!(counters(&k), [9, 0, 0, 0, 0, 0, 80]);
+    k.exit_group(p).unwrap();
+    assert_eq!(counters(&k), [0, 0, 0, 0, 0, 0, 33]);
+    k.exit_group(q).unwrap();
+    assert_eq!(counters(&k), [0; 7]);
+}
+
+#[test]
+fn commit_limit_follows_the_overcommit_sysctls() {
+    let mut k = common::boot(64 << 20, "");
+    let totalram = k.vm_state().totalram;
+    assert_eq!(meminfo_kb(&k, "CommitLimit"), totalram * 50 / 100 * 4);
+    k.sysctl("vm.overcommit_kbytes", "10000").unwrap();
+    assert_eq!(meminfo_kb(&k, "CommitLimit"), 10000 / 4 * 4);
+    // Setting one zeroes the other (overcommit_kbytes_handler(), overcommit_ratio_handler()).
+    assert_eq!(k.sysctl_read("vm.overcommit_ratio").unwrap(), "0\n");
+    k.sysctl("/proc/sys/vm/overcommit_ratio", "80").unwrap();
+    assert_eq!(k.sysctl_read("vm.overcommit_kbytes").unwrap(), "0\n");
+    assert_eq!(meminfo_kb(&k, "CommitLimit"), totalram * 80 / 100 * 4);
+    assert_eq!(k.cat("/proc/sys/vm/overcommit_ratio").unwrap(), "80\n");
+    // Mode 2 refuses what passes the limit; the CommitLimit line is the one enforced.
+    k.sysctl("vm.overcommit_ratio", "1").unwrap();
+    k.sysctl("vm.overcommit_memory", "2").unwrap();
+    let p = k.process("big").unwrap();
+    let limit_pages = meminfo_kb(&k, "CommitLimit") / 4;
+    let committed = meminfo_kb(&k, "Committed_AS") / 4; // the stack
+    let r = k.sys_mmap(
+        p,
+        0,
+        (limit_pages + 1) * PG,
+        RW,
+        MAP_PRIVATE | MAP_ANONYMOUS,
+        -1,
+        0,
+    );
+    assert_eq!(r, Err(Errno::ENOMEM));
+    k.sysctl("vm.overcommit_memory", "1").unwrap();
+    k.sys_mmap(
+        p,
+        0,
+        (limit_pages + 1) * PG,
+        RW,
+        MAP_PRIVATE | MAP_ANONYMOUS,
+        -1,
+        0,
+    )
+    .unwrap();
+    assert_eq!(
+        meminfo_kb(&k, "Committed_AS") / 4,
+        committed + limit_pages + 1
+    );
+    k.validate().unwrap();
+}
+
+#[test]
+fn vm_sysctls_validate_as_linux_does() {
+    let mut k = common::boot(64 << 20, "");
+    let read = |k: &Kernel, n: &str| k.sysctl_read(&format!("vm.{n}")).unwrap();
+    assert_eq!(read(&k, "overcommit_memory"), "0\n");
+    assert_eq!(read(&k, "overcommit_ratio"), "50\n");
+    assert_eq!(read(&k, "max_map_count"), "65530\n");
+    assert_eq!(read(&k, "mmap_min_addr"), "4096\n");
+    for (name, bad) in [
+        ("overcommit_memory", "3"),
+        ("overcommit_memory", "-1"),
+        ("overcommit_memory", ""),
+        ("overcommit_memory", "1x"),
+        ("overcommit_ratio", "2147483648"),
+        ("overcommit_kbytes", "-1"),
+        ("max_map_count", "-1"),
+        ("mmap_min_addr", "-4096"),
+        ("admin_reserve_kbytes", "ten"),
+        ("user_reserve_kbytes", "99999999999999999999"),
+    ] {
+        let before = read(&k, name);
+        assert_eq!(
+            k.sysctl(&format!("vm.{name}"), bad),
+            Err(Errno::EINVAL),
+            "{name}={bad:?}"
+        );
+        assert_eq!(read(&k, name), before, "{name} changed on error");
+    }
+    assert_eq!(k.sysctl("vm.no_such_thing", "1"), Err(Errno::ENOENT));
+    // proc_dointvec's int: negative ratios are accepted.
+    k.sysctl("vm.overcommit_ratio", "-5").unwrap();
+    assert_eq!(read(&k, "overcommit_ratio"), "-5\n");
+    // Base 0 as strtoul reads it, and the first value of a list.
+    k.sysctl("vm.max_map_count", "0x64").unwrap();
+    assert_eq!(read(&k, "max_map_count"), "100\n");
+    k.sysctl("vm.admin_reserve_kbytes", " 8192 1").unwrap();
+    assert_eq!(read(&k, "admin_reserve_kbytes"), "8192\n");
+    // vm.mmap_min_addr: the writer has CAP_SYS_RAWIO; a process without it may not map
+    // below the new value (`cap_mmap_addr()`).
+    k.sysctl("vm.mmap_min_addr", "0x20000").unwrap();
+    assert_eq!(read(&k, "mmap_min_addr"), "131072\n");
+    let p = k.process("low").unwrap();
+    let fixed = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE;
+    assert_eq!(
+        k.sys_mmap(p, 0x10000, PG, RW, fixed, -1, 0),
+        Err(Errno::EPERM)
+    );
+    k.sysctl("vm.mmap_min_addr", "4096").unwrap();
+    assert_eq!(k.sys_mmap(p, 0x10000, PG, RW, fixed, -1, 0), Ok(0x10000));
+    k.sys_munmap(p, 0x10000, PG).unwrap();
+    // max_map_count is enforced: 100 VMAs allowed, then ENOMEM.
+    k.sysctl("vm.max_map_count", "3").unwrap();
+    let a = k
+        .sys_mmap(p, 0, 8 * PG, RW, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        .unwrap();
+    // [stack] + one mapping = 2; a middle mprotect splits into 3 more... refused at the limit.
+    assert_eq!(k.sys_mprotect(p, a + 2 * PG, PG, R), Err(Errno::ENOMEM));
+    k.validate().unwrap();
+}
