@@ -118,6 +118,11 @@ fn zoneinfo_label(line: &str) -> &str {
 /// The zoneinfo lines mmlab prints, by label.
 const ZONEINFO_LABELS: &[&str] = &[
     "  per-node stats",
+    "      nr_unevictable ",
+    "      nr_anon_pages ",
+    "      nr_mapped    ",
+    "      nr_file_pages ",
+    "      nr_shmem     ",
     "      nr_page_table_pages ",
     "  pages free     ",
     "        boost    ",
@@ -132,6 +137,8 @@ const ZONEINFO_LABELS: &[&str] = &[
     "        protection: (",
     "      nr_free_pages ",
     "      nr_free_pages_blocks ",
+    "      nr_zone_unevictable ",
+    "      nr_mlock     ",
     "  start_pfn:           ",
 ];
 
@@ -482,10 +489,18 @@ fn meminfo_layout_matches_the_host() {
                 "MemTotal:       ",
                 "MemFree:        ",
                 "MemAvailable:   ",
+                "Cached:         ",
+                "Unevictable:    ",
+                "Mlocked:        ",
+                "AnonPages:      ",
+                "Mapped:         ",
+                "Shmem:          ",
                 "PageTables:     ",
                 "NFS_Unstable:   ",
                 "Bounce:         ",
                 "WritebackTmp:   ",
+                "CommitLimit:    ",
+                "Committed_AS:   ",
                 "VmallocTotal:   ",
                 "VmallocChunk:   ",
                 "DirectMap4k:    ",
@@ -504,6 +519,21 @@ fn meminfo_layout_matches_the_host() {
             .iter()
             .filter(|l| !l.starts_with("Mem") && !l.starts_with("DirectMap"))
             .filter(|l| !l.starts_with("PageTables"))
+            // The process-side counters, which the processes decide (tests/procfs_pid_live.rs).
+            .filter(|l| {
+                ![
+                    "Cached",
+                    "Unevictable",
+                    "Mlocked",
+                    "AnonPages",
+                    "Mapped",
+                    "Shmem",
+                    "CommitLimit",
+                    "Committed_AS",
+                ]
+                .iter()
+                .any(|p| l.starts_with(&format!("{p}:")))
+            })
         {
             assert!(text.contains(&format!("{l}\n")), "missing host line {l:?}");
         }
@@ -630,6 +660,13 @@ fn vmstat_names_follow_the_hosts_order() {
         [
             "nr_free_pages",
             "nr_free_pages_blocks",
+            "nr_zone_unevictable",
+            "nr_mlock",
+            "nr_unevictable",
+            "nr_anon_pages",
+            "nr_mapped",
+            "nr_file_pages",
+            "nr_shmem",
             "nr_page_table_pages",
             "pgalloc_dma",
             "pgalloc_dma32",
@@ -637,6 +674,8 @@ fn vmstat_names_follow_the_hosts_order() {
             "pgalloc_movable",
             "pgalloc_device",
             "pgfree",
+            "pgfault",
+            "pgmajfault",
             "nr_tlb_remote_flush",
             "nr_tlb_remote_flush_received",
             "nr_tlb_local_flush_all",
@@ -676,7 +715,7 @@ fn vmstat_names_follow_the_hosts_order() {
     assert_eq!(vmstat(&k)["nr_page_table_pages"], 1);
     assert_eq!(meminfo_kb(&k, "PageTables"), 4);
     assert!(
-        cat(&k, "/proc/zoneinfo").contains("\n  per-node stats\n      nr_page_table_pages 1\n")
+        cat(&k, "/proc/zoneinfo").contains("\n      nr_shmem     0\n      nr_page_table_pages 1\n")
     );
     k.pgtable().pgd_free(pgd).unwrap();
     assert_eq!(vmstat(&k)["nr_page_table_pages"], 0);

@@ -140,3 +140,44 @@ fn task_mm_calls_survive_extreme_arguments() {
     }
     run_source("robustness.rhai", &script).unwrap_or_else(|e| panic!("{e}\n{script}"));
 }
+
+#[test]
+fn proc_views_take_any_argument() {
+    let mut rng = Prng::new(0x9a9e);
+    let mut script = String::from(
+        "let k = boot(#{ ram: \"32M\" });\nlet p = k.process(\"v\");\n\
+         p.mmap(0x10000000, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);\n\
+         p.touch(0x10000000, 4096);\nlet path = \"/proc/\" + p.pid + \"/pagemap\";\n",
+    );
+    let edge = |rng: &mut Prng| {
+        if rng.below(4) == 0 {
+            (rng.next_u64() as i64).to_string()
+        } else {
+            EDGES[rng.below(EDGES.len() as u64) as usize].to_string()
+        }
+    };
+    for _ in 0..200 {
+        let (a, b) = (edge(&mut rng), edge(&mut rng));
+        script += &format!("try {{ p.pagemap({a}); }} catch {{ }}\n");
+        script += &format!("try {{ k.read_proc(path, {a}, {b}); }} catch {{ }}\n");
+        script += &format!("try {{ k.read_proc(\"/proc/1/statm\", {a}, {b}); }} catch {{ }}\n");
+    }
+    script += "p.smaps(); p.status();\n";
+    for bad in [
+        "p.pagemap(\"x\")",
+        "k.read_proc(5, 0, 8)",
+        "k.read_proc(path, [], 8)",
+    ] {
+        script += &format!(
+            "try {{ {bad}; throw \"accepted\"; }} catch (e) {{ if e == \"accepted\" {{ throw e; }} }}\n"
+        );
+    }
+    script += "p.exit_group(0);\n";
+    for gone in ["p.smaps()", "p.status()", "p.pagemap(0x10000000)"] {
+        script += &format!(
+            "try {{ {gone}; throw \"accepted\"; }} catch (e) {{ if e == \"accepted\" {{ throw e; }} }}\n"
+        );
+    }
+    script += "k.validate();\n";
+    run_source("procviews.rhai", &script).unwrap_or_else(|e| panic!("{e}\n{script}"));
+}

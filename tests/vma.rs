@@ -131,7 +131,12 @@ fn smaps_mnemonics_follow_show_smap_vma_flags() {
     let all = VmFlags::from_bits(0xffff_ffff);
     assert_eq!(
         all.smaps_mnemonics(),
-        "rd wr ex sh mr mw me ms gd um pf ?? uw lo io sr rr dc de lf ac nr ht sf ar wf dd sd mm hg nh mg "
+        "rd wr ex sh mr mw me ms gd um pf gu uw lo io sr rr dc de lf ac nr ht sf ar wf dd sd mm hg nh mg "
+    );
+    // VM_MAYBE_GUARD (bit 11) after a MADV_GUARD_INSTALL: the host's "rd wr mr mw me gu ac".
+    assert_eq!(
+        (RW | VmFlags::from_bits(0x800)).smaps_mnemonics(),
+        "rd wr mr mw me gu ac "
     );
     assert_eq!(VM_NONE.smaps_mnemonics(), "");
     assert_eq!(VmFlags::from_bits(1 << 50).smaps_mnemonics(), "?? ");

@@ -15,6 +15,7 @@ pub mod resource;
 pub mod signal;
 pub mod sys;
 pub mod syscall;
+pub mod sysctl;
 pub mod task;
 pub mod user_access;
 
@@ -530,68 +531,6 @@ impl Kernel {
         let mut v = crate::procfs::vmstat::counters(self);
         v.extend(crate::procfs::vmstat::mmlab_counters(self));
         v
-    }
-
-    /// Writes a sysctl (`/proc/sys/vm/...`). Accepts "vm.min_free_kbytes",
-    /// "vm.watermark_scale_factor" and "vm.lowmem_reserve_ratio" (space-separated list).
-    pub fn sysctl(&mut self, name: &str, value: &str) -> Result<(), Errno> {
-        let name = name.trim_start_matches("/proc/sys/").replace('/', ".");
-        let num = |v: &str| v.trim().parse::<u64>().map_err(|_| Errno::EINVAL);
-        match name.as_str() {
-            "vm.min_free_kbytes" => {
-                let v = num(value)?;
-                if v == 0 || v > i32::MAX as u64 {
-                    return Err(Errno::EINVAL);
-                }
-                self.page_alloc.set_min_free_kbytes(v);
-                Ok(())
-            }
-            "vm.watermark_scale_factor" => self
-                .page_alloc
-                .set_watermark_scale_factor(num(value)?)
-                .map_err(|_| Errno::EINVAL),
-            "vm.lowmem_reserve_ratio" => {
-                let v: Result<Vec<u64>, Errno> = value.split_whitespace().map(num).collect();
-                self.page_alloc
-                    .set_lowmem_reserve_ratio(&v?)
-                    .map_err(|_| Errno::EINVAL)
-            }
-            "vm.max_map_count" => {
-                let v = num(value)?;
-                self.vm.sysctl.max_map_count =
-                    usize::try_from(v.min(i32::MAX as u64)).map_err(|_| Errno::EINVAL)?;
-                Ok(())
-            }
-            "vm.overcommit_memory" => match num(value)? {
-                v @ 0..=2 => {
-                    self.vm.sysctl.overcommit_memory = v as u8;
-                    Ok(())
-                }
-                _ => Err(Errno::EINVAL),
-            },
-            _ => Err(Errno::ENOENT),
-        }
-    }
-
-    /// Reads a sysctl as text, as `cat /proc/sys/vm/...` prints it.
-    pub fn sysctl_read(&self, name: &str) -> Result<String, Errno> {
-        let name = name.trim_start_matches("/proc/sys/").replace('/', ".");
-        let t = self.page_alloc.tunables();
-        match name.as_str() {
-            "vm.min_free_kbytes" => Ok(format!("{}\n", t.min_free_kbytes)),
-            "vm.watermark_scale_factor" => Ok(format!("{}\n", t.watermark_scale_factor)),
-            "vm.lowmem_reserve_ratio" => {
-                let v: Vec<String> = t
-                    .lowmem_reserve_ratio
-                    .iter()
-                    .map(|r| r.to_string())
-                    .collect();
-                Ok(format!("{}\n", v.join("\t")))
-            }
-            "vm.max_map_count" => Ok(format!("{}\n", self.vm.sysctl.max_map_count)),
-            "vm.overcommit_memory" => Ok(format!("{}\n", self.vm.sysctl.overcommit_memory)),
-            _ => Err(Errno::ENOENT),
-        }
     }
 
     /// Checks every subsystem's cached counters against its structures: the page allocator's

@@ -28,8 +28,10 @@ pub const LSM_MMAP_MIN_ADDR: u64 = 65536;
 pub struct VmSysctl {
     /// vm.overcommit_memory (0, 1 or 2).
     pub overcommit_memory: u8,
-    /// vm.overcommit_ratio, percent of RAM that mode 2 allows (50).
-    pub overcommit_ratio: u64,
+    /// vm.overcommit_ratio, percent of RAM that mode 2 allows (50). An `int`, as in Linux:
+    /// `proc_dointvec()` accepts negative values, which `vm_commit_limit()` then multiplies
+    /// as a huge unsigned number.
+    pub overcommit_ratio: i32,
     /// vm.overcommit_kbytes; when non-zero it replaces the ratio.
     pub overcommit_kbytes: u64,
     /// vm.max_map_count (65530).
@@ -85,7 +87,9 @@ impl Overcommit {
         let allowed = if sysctl.overcommit_kbytes != 0 {
             sysctl.overcommit_kbytes >> (PAGE_SHIFT - 10)
         } else {
-            totalram.saturating_mul(sysctl.overcommit_ratio) / 100
+            // unsigned long * int: the int converts to unsigned long (sign-extended), and the
+            // product wraps as C's does.
+            totalram.wrapping_mul(i64::from(sysctl.overcommit_ratio) as u64) / 100
         };
         allowed.saturating_add(total_swap)
     }

@@ -105,6 +105,10 @@ vm_flags! {
     VM_UFFD_MISSING = 0x0000_0200, "um";
     /// VM_PFNMAP: raw PFNs without struct page (remap_pfn_range).
     VM_PFNMAP = 0x0000_0400, "pf";
+    /// VM_MAYBE_GUARD: MADV_GUARD_INSTALL may have left guard markers in the range (bit 11 on
+    /// the 6.18.x reference host, whose smaps prints it as `gu` in bit order, between `pf` and
+    /// `uw`: "rd wr mr mw me gu ac").
+    VM_MAYBE_GUARD = 0x0000_0800, "gu";
     /// VM_UFFD_WP: userfaultfd write-protect tracking.
     VM_UFFD_WP = 0x0000_1000, "uw";
     /// VM_LOCKED: mlocked.

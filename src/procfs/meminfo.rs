@@ -10,6 +10,7 @@
 use super::zoneinfo::WATERMARK_BOOST;
 use crate::kernel::Kernel;
 use crate::mm::page_alloc::PageAlloc;
+use crate::mm::util::Overcommit;
 use crate::mm::zone::Wmark;
 use std::fmt::Write;
 
@@ -69,12 +70,31 @@ pub fn render(k: &Kernel) -> String {
     show_val_kb(&mut s, "MemTotal:       ", pa.totalram_pages());
     show_val_kb(&mut s, "MemFree:        ", pa.nr_free_pages());
     show_val_kb(&mut s, "MemAvailable:   ", si_mem_available(pa));
+    let vm = k.vm_state();
+    // Cached: NR_FILE_PAGES - total_swapcache_pages() - Buffers: the page cache, whose only
+    // pages are shmem's (no swap cache, no block-device buffers).
+    show_val_kb(&mut s, "Cached:         ", vm.rmap.nr_shmem);
+    // NR_LRU_BASE + LRU_UNEVICTABLE: the mlocked pages, mmlab's only unevictable ones.
+    show_val_kb(&mut s, "Unevictable:    ", vm.rmap.nr_mlock);
+    // NR_MLOCK.
+    show_val_kb(&mut s, "Mlocked:        ", vm.rmap.nr_mlock);
+    // NR_ANON_MAPPED, NR_FILE_MAPPED, NR_SHMEM.
+    show_val_kb(&mut s, "AnonPages:      ", vm.rmap.nr_anon_mapped);
+    show_val_kb(&mut s, "Mapped:         ", vm.rmap.nr_file_mapped);
+    show_val_kb(&mut s, "Shmem:          ", vm.rmap.nr_shmem);
     // global_node_page_state(NR_PAGETABLE).
     show_val_kb(&mut s, "PageTables:     ", pa.nr_page_table_pages());
     // Hard-coded zeros in meminfo_proc_show() since the counters were removed.
     show_val_kb(&mut s, "NFS_Unstable:   ", 0);
     show_val_kb(&mut s, "Bounce:         ", 0);
     show_val_kb(&mut s, "WritebackTmp:   ", 0);
+    // vm_commit_limit() (no swap) and vm_committed_as.
+    show_val_kb(
+        &mut s,
+        "CommitLimit:    ",
+        Overcommit::commit_limit(&vm.sysctl, vm.totalram, 0),
+    );
+    show_val_kb(&mut s, "Committed_AS:   ", vm.overcommit.committed);
     if let Some(total) = vmalloc_total(k) {
         let _ = writeln!(s, "VmallocTotal:   {:>8} kB", total >> 10);
     }

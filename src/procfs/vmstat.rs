@@ -42,7 +42,7 @@ pub fn counters(k: &Kernel) -> Vec<(String, u64)> {
     let mut v = Vec::with_capacity(ZONE_STATS.len() + NODE_STATS.len() + zones.len() + 2);
     // zone_stat_item: global_zone_page_state(), the sum over every zone.
     for (name, value) in ZONE_STATS {
-        v.push((name.to_string(), zones.iter().map(value).sum()));
+        v.push((name.to_string(), zones.iter().map(|z| value(k, z)).sum()));
     }
     // node_stat_item: global_node_page_state() (one node).
     for (name, value) in NODE_STATS {
@@ -56,6 +56,11 @@ pub fn counters(k: &Kernel) -> Vec<(String, u64)> {
         ));
     }
     v.push(("pgfree".to_string(), events.pgfree));
+    // PGFAULT (every handle_mm_fault()) and PGMAJFAULT (faults that waited for I/O: none
+    // without swap or files).
+    let faults = k.vm_state().events;
+    v.push(("pgfault".to_string(), faults.pgfault));
+    v.push(("pgmajfault".to_string(), faults.pgmajfault));
     // NR_TLB_* (CONFIG_DEBUG_TLBFLUSH, after the balloon events), summed over CPUs.
     for (name, value) in TlbFlushEvents::total(k.cpus()).items() {
         v.push((name.to_string(), value));

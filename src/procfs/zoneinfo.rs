@@ -20,6 +20,7 @@
 
 use super::buddyinfo::NODE_ID;
 use crate::kernel::Kernel;
+use crate::mm::page::{PageFlags, PageRole};
 use crate::mm::zone::{Wmark, Zone};
 use std::fmt::Write;
 
@@ -31,19 +32,48 @@ pub(crate) const WATERMARK_BOOST: u64 = 0;
 pub(crate) const ZONE_CMA_PAGES: u64 = 0;
 
 /// A per-zone counter: its `vmstat_text[]` name and how to read it from a zone.
-pub(crate) type ZoneStat = (&'static str, fn(&Zone) -> u64);
+pub(crate) type ZoneStat = (&'static str, fn(&Kernel, &Zone) -> u64);
 
 /// A per-node counter: its `vmstat_text[]` name and how to read it from the kernel.
 pub(crate) type NodeStat = (&'static str, fn(&Kernel) -> u64);
 
+/// The mlocked user pages (PG_mlocked) whose frames lie in `z`. They are also the zone's
+/// unevictable LRU: `mlock_folio()` moves a page there, and mmlab has no other unevictable
+/// page (no SHM_LOCK, ramfs or secretmem).
+fn zone_mlocked(k: &Kernel, z: &Zone) -> u64 {
+    let mm = k.page_alloc().mem_map();
+    let start = z.zone_start_pfn.as_u64();
+    (start..start.saturating_add(z.spanned_pages))
+        .filter_map(|pfn| mm.page(crate::addr::Pfn::new(pfn)))
+        .filter(|p| {
+            matches!(p.role(), PageRole::Anon | PageRole::Shmem)
+                && p.flags().contains(PageFlags::MLOCKED)
+        })
+        .count() as u64
+}
+
 /// The `zone_stat_item` counters mmlab maintains, in `vmstat_text[]` order.
 pub(crate) const ZONE_STATS: &[ZoneStat] = &[
-    ("nr_free_pages", Zone::free_pages),
-    ("nr_free_pages_blocks", Zone::free_pages_blocks),
+    ("nr_free_pages", |_, z| z.free_pages()),
+    ("nr_free_pages_blocks", |_, z| z.free_pages_blocks()),
+    // NR_ZONE_UNEVICTABLE: the mlocked pages (see zone_mlocked()).
+    ("nr_zone_unevictable", zone_mlocked),
+    // NR_MLOCK.
+    ("nr_mlock", zone_mlocked),
 ];
 
 /// The `node_stat_item` counters mmlab maintains, in `vmstat_text[]` order.
 pub(crate) const NODE_STATS: &[NodeStat] = &[
+    // NR_UNEVICTABLE (LRU_UNEVICTABLE): the mlocked pages.
+    ("nr_unevictable", |k| k.vm_state().rmap.nr_mlock),
+    // NR_ANON_MAPPED: anonymous pages mapped at least once.
+    ("nr_anon_pages", |k| k.vm_state().rmap.nr_anon_mapped),
+    // NR_FILE_MAPPED: page-cache (shmem) pages mapped at least once.
+    ("nr_mapped", |k| k.vm_state().rmap.nr_file_mapped),
+    // NR_FILE_PAGES: the page cache, whose only pages in mmlab are shmem's.
+    ("nr_file_pages", |k| k.vm_state().rmap.nr_shmem),
+    // NR_SHMEM.
+    ("nr_shmem", |k| k.vm_state().rmap.nr_shmem),
     // NR_PAGETABLE: page-table pages from the buddy allocator (`pagetable_*_ctor()`).
     ("nr_page_table_pages", |k| {
         k.page_alloc().nr_page_table_pages()
@@ -113,7 +143,7 @@ pub fn render(k: &Kernel) -> String {
             continue;
         }
         for (name, value) in ZONE_STATS {
-            stat_line(&mut s, name, value(z));
+            stat_line(&mut s, name, value(k, z));
         }
         let _ = write!(s, "\n  start_pfn:           {}", z.zone_start_pfn.as_u64());
         s.push('\n');

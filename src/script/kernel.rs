@@ -432,6 +432,9 @@ fn register_views(engine: &mut Engine) {
             match k.borrow().cat(&path) {
                 Ok(text) => Ok(text),
                 Err(Errno::ENOENT) => throw(format!("cat: {path}: No such file or directory")),
+                Err(Errno::EINVAL) if path.ends_with("/pagemap") => throw(format!(
+                    "cat: {path}: binary file; use k.read_proc(path, offset, len) or p.pagemap(addr)"
+                )),
                 Err(e) => throw(format!("cat: {path}: error {e}")),
             }
         })

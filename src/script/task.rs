@@ -59,6 +59,7 @@ pub(crate) fn register(engine: &mut Engine) {
     register_mremap(engine);
     register_fork(engine);
     register_madvise(engine);
+    register_procfs(engine);
 }
 
 fn describe(p: &mut TaskRef) -> String {
@@ -575,4 +576,132 @@ fn register_madvise(engine: &mut Engine) {
                 }
             },
         );
+}
+
+// ---- /proc views of a process (procfs::task_mmu) -----------------------------------------
+
+/// Registers `p.smaps()`, `p.status()`, `p.pagemap(addr)` and `k.read_proc(path, offset, len)`.
+fn register_procfs(engine: &mut Engine) {
+    engine
+        .register_fn("smaps", smaps)
+        .register_fn("status", status)
+        .register_fn("pagemap", pagemap)
+        .register_fn(
+            "read_proc",
+            |k: &mut KernelRef, path: Dynamic, off: Dynamic, len: Dynamic| -> Fallible<Dynamic> {
+                let path = args::string("read_proc", "path", &path)?;
+                let off = args::word("read_proc", "offset", &off)?;
+                let len = args::word("read_proc", "len", &len)?;
+                Ok(match k.borrow().read_proc(&path, off, len) {
+                    Ok(b) => Dynamic::from_blob(b),
+                    Err(e) => Dynamic::from(raw(Err(e))),
+                })
+            },
+        );
+}
+
+/// A "Label:   123 kB" (or "THPeligible:    0", "Tgid:\t5") value as an integer, else None.
+fn field_number(value: &str) -> Option<i64> {
+    value.trim().trim_end_matches(" kB").trim().parse().ok()
+}
+
+/// `p.smaps()`: one map per block of `/proc/<pid>/smaps` (the gate VMA last, as `p.maps()`):
+/// the maps fields, each size line by its label in kB (`Rss`, `Pss`, `Private_Dirty`, ...),
+/// `THPeligible` as 0/1 and `VmFlags` as its text without the trailing space.
+fn smaps(p: &mut TaskRef) -> Fallible<Array> {
+    let k = p.k.borrow();
+    let (Some(mm), Ok(text)) = (k.mm_of(p.pid), k.cat(&format!("/proc/{}/smaps", p.pid))) else {
+        return throw(format!("smaps: pid {} has exited", p.pid));
+    };
+    let mut out = Array::new();
+    let mut entries = pid_maps::entries(mm).into_iter();
+    let mut cur: Option<Map> = None;
+    for line in text.lines() {
+        if let Some(flags) = line.strip_prefix("VmFlags:") {
+            if let Some(mut m) = cur.take() {
+                m.insert("VmFlags".into(), Dynamic::from(flags.trim().to_string()));
+                out.push(Dynamic::from_map(m));
+            }
+            continue;
+        }
+        if cur.is_none() {
+            // A header: the next maps line.
+            let Some(e) = entries.next() else { break };
+            let mut m = Map::new();
+            m.insert("start".into(), Dynamic::from(to_i64(e.start)));
+            m.insert("end".into(), Dynamic::from(to_i64(e.end)));
+            m.insert("perms".into(), Dynamic::from(e.perms));
+            m.insert("offset".into(), Dynamic::from(to_i64(e.offset)));
+            m.insert("dev".into(), Dynamic::from(e.dev));
+            m.insert("inode".into(), Dynamic::from(to_i64(e.inode)));
+            m.insert("name".into(), Dynamic::from(e.name));
+            cur = Some(m);
+            continue;
+        }
+        if let (Some(m), Some((label, value))) = (cur.as_mut(), line.split_once(':'))
+            && let Some(n) = field_number(value)
+        {
+            m.insert(label.into(), Dynamic::from(n));
+        }
+    }
+    Ok(out)
+}
+
+/// `p.status()`: the lines of `/proc/<pid>/status` by label; sizes in kB and plain numbers
+/// as integers, the rest (Name, Uid, Cpus_allowed, ...) as text.
+fn status(p: &mut TaskRef) -> Fallible<Map> {
+    let Ok(text) = p.k.borrow().cat(&format!("/proc/{}/status", p.pid)) else {
+        return throw(format!("status: pid {} has exited", p.pid));
+    };
+    let mut m = Map::new();
+    for line in text.lines() {
+        if let Some((label, value)) = line.split_once(":\t") {
+            let v = match field_number(value) {
+                Some(n) if label != "Name" => Dynamic::from(n),
+                _ => Dynamic::from(value.to_string()),
+            };
+            m.insert(label.into(), v);
+        }
+    }
+    Ok(m)
+}
+
+/// `p.pagemap(addr)`: the `/proc/<pid>/pagemap` entry of the page holding `addr`, read with
+/// CAP_SYS_ADMIN (scripts are privileged readers, so the PFN is shown; Linux shows 0 to
+/// others): `#{ present, swapped, file_shared, exclusive, soft_dirty, uffd_wp, guard, pfn,
+/// raw }` (`pfn` is bits 0-54: the frame, or the swap type and offset). Throws for an exited
+/// pid and for an address at or above the task's user range, where the file ends.
+fn pagemap(p: &mut TaskRef, addr: Dynamic) -> Fallible<Map> {
+    use crate::procfs::pid_pagemap as pm;
+    let a = args::word("pagemap", "addr", &addr)?;
+    let k = p.k.borrow();
+    let Some(mm) = k.mm_of(p.pid) else {
+        return throw(format!("pagemap: pid {} has exited", p.pid));
+    };
+    if a >= mm.task_size {
+        return throw(format!(
+            "pagemap: address {a:#x} is past the end of the user address space ({:#x})",
+            mm.task_size
+        ));
+    }
+    let bytes = k
+        .read_proc(&format!("/proc/{}/pagemap", p.pid), (a >> 12) * 8, 8)
+        .ok()
+        .and_then(|b| <[u8; 8]>::try_from(b).ok());
+    let Some(bytes) = bytes else {
+        return throw(format!("pagemap: no entry for {a:#x}"));
+    };
+    let e = u64::from_le_bytes(bytes);
+    let mut m = Map::new();
+    let bit = |b: u64| Dynamic::from(e & b != 0);
+    m.insert("present".into(), bit(pm::PM_PRESENT));
+    m.insert("swapped".into(), bit(pm::PM_SWAP));
+    m.insert("file_shared".into(), bit(pm::PM_FILE));
+    m.insert("exclusive".into(), bit(pm::PM_MMAP_EXCLUSIVE));
+    m.insert("soft_dirty".into(), bit(pm::PM_SOFT_DIRTY));
+    m.insert("uffd_wp".into(), bit(pm::PM_UFFD_WP));
+    m.insert("guard".into(), bit(pm::PM_GUARD_REGION));
+    m.insert("pfn".into(), Dynamic::from(to_i64(e & pm::PM_PFRAME_MASK)));
+    m.insert("raw".into(), Dynamic::from(to_i64(e)));
+    Ok(m)
 }
