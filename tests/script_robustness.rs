@@ -105,6 +105,10 @@ const TASK_CALLS: &[(&str, usize)] = &[
     ("mincore", 3),
     ("mincore", 2),
     ("residency", 2),
+    ("pagewalk", 1),
+    ("translate", 1),
+    ("mremap", 4),
+    ("mremap", 5),
 ];
 
 #[test]

@@ -247,4 +247,34 @@ impl Kernel {
         let pte = crate::mm::pgtable::native_get_entry(&self.ram, slot.table, slot.index);
         crate::arch::x86_64::pgprot::pte_present(pte).then_some(pte)
     }
+
+    /// The entries a walk of task `pid`'s page tables reads for `addr`, PGD first, up to the
+    /// leaf or the first entry that is not a table (the walk of a TLB miss, for looking
+    /// inside: nothing is faulted in, no Accessed bit is set, the TLB is not consulted). None
+    /// for an unknown pid or an address at or above the task's user range.
+    pub fn user_pagewalk(&self, pid: Pid, addr: u64) -> Option<Vec<crate::hw::mmu::WalkStep>> {
+        use crate::mm::pgtable::{Level, native_get_entry};
+        let mm = self.mm_of(pid)?;
+        if addr >= mm.task_size {
+            return None;
+        }
+        let va = crate::addr::VirtAddr::new(addr);
+        let mut table = mm.pgd;
+        let mut steps = Vec::with_capacity(4);
+        for level in Level::ALL {
+            let index = level.index(va);
+            let entry = native_get_entry(&self.ram, table, index);
+            steps.push(crate::hw::mmu::WalkStep {
+                level: u32::from(level.number()),
+                table: table.phys(),
+                index: index as u32,
+                entry,
+            });
+            if !level.is_table(entry) {
+                break;
+            }
+            table = entry.pfn(false);
+        }
+        Some(steps)
+    }
 }

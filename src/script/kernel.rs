@@ -387,7 +387,7 @@ fn translation_map(t: &Translation) -> Map {
 }
 
 /// `#{ level, name, table, index, entry, flags }` for one step of a walk.
-fn step_map(s: &WalkStep) -> Map {
+pub(crate) fn step_map(s: &WalkStep) -> Map {
     let level = Level::from_number(s.level).unwrap_or(Level::Pte);
     let mut m = Map::new();
     m.insert("level".into(), Dynamic::from(i64::from(s.level)));

@@ -406,6 +406,25 @@ pub(crate) fn register_fork(engine: &mut Engine) {
             }
         })
         .register_fn(
+            "pagewalk",
+            |p: &mut TaskRef, addr: Dynamic| -> Fallible<Array> {
+                let a = args::word("pagewalk", "addr", &addr)?;
+                let k = p.k.borrow();
+                if k.mm_of(p.pid).is_none() {
+                    return throw(format!("pagewalk: pid {} has exited", p.pid));
+                }
+                match k.user_pagewalk(p.pid, a) {
+                    Some(steps) => Ok(steps
+                        .iter()
+                        .map(|s| Dynamic::from_map(super::kernel::step_map(s)))
+                        .collect()),
+                    None => throw(format!(
+                        "pagewalk: address {a:#x} is past the end of the user address space"
+                    )),
+                }
+            },
+        )
+        .register_fn(
             "translate",
             |p: &mut TaskRef, addr: Dynamic| -> Fallible<Dynamic> {
                 let a = args::word("translate", "addr", &addr)?;

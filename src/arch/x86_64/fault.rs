@@ -66,7 +66,8 @@ impl MmCtx<'_> {
                 code: SigCode::BusAdrerr,
                 addr,
             },
-            VmFault::Sigsegv => segv(SigCode::SegvAccerr),
+            // mm_fault_error(): VM_FAULT_SIGSEGV → bad_area_nosemaphore() → SEGV_MAPERR.
+            VmFault::Sigsegv => segv(SigCode::SegvMaperr),
             VmFault::Oom => SigInfo {
                 code: SigCode::KillOom,
                 addr,
