@@ -186,10 +186,12 @@ enum Op {
         prot: u8,
     },
     /// kind 0: no flags; 1: MAYMOVE; 2: MAYMOVE|FIXED; 3: MAYMOVE|FIXED|DONTUNMAP;
-    /// 4: MAYMOVE|DONTUNMAP with `to` as a hint.
+    /// 4: MAYMOVE|DONTUNMAP with `to` as a hint. `whole`: old_len reaches the end of the
+    /// VMA at `at` (so that growing in place can happen).
     Mremap {
         p: u8,
         at: u8,
+        whole: bool,
         old: u8,
         new: u8,
         kind: u8,
@@ -247,12 +249,12 @@ fn op() -> impl Strategy<Value = Op> {
     let at = 0..NP as u8;
     let len = 1..=8u8;
     prop_oneof![
-        5 => (p, at.clone(), len.clone(), 0..3u8, any::<bool>(), 0..3u8, prop::bool::weighted(0.2))
+        7 => (p, at.clone(), 1..=16u8, 0..3u8, any::<bool>(), 0..3u8, prop::bool::weighted(0.2))
             .prop_map(|(p, at, len, prot, shared, mode, populate)| Op::Mmap { p, at, len, prot, shared, mode, populate }),
         2 => (p, at.clone(), len.clone()).prop_map(|(p, at, len)| Op::Munmap { p, at, len }),
         3 => (p, at.clone(), len.clone(), 0..3u8).prop_map(|(p, at, len, prot)| Op::Mprotect { p, at, len, prot }),
-        5 => (p, at.clone(), 1..=6u8, 1..=6u8, 0..5u8, at.clone())
-            .prop_map(|(p, at, old, new, kind, to)| Op::Mremap { p, at, old, new, kind, to }),
+        6 => (p, at.clone(), any::<bool>(), 1..=8u8, 1..=12u8, 0..5u8, at.clone())
+            .prop_map(|(p, at, whole, old, new, kind, to)| Op::Mremap { p, at, whole, old, new, kind, to }),
         4 => (p, at.clone(), len.clone(), 0..ADVICES.len() as u8).prop_map(|(p, at, len, adv)| Op::Madvise { p, at, len, adv }),
         2 => (p, at.clone(), len.clone(), any::<bool>()).prop_map(|(p, at, len, lock)| Op::Mlock { p, at, len, lock }),
         1 => p.prop_map(|p| Op::Fork { p }),
@@ -335,7 +337,7 @@ fn expected_signal(m: &Model, pg: Option<&Pg>, write: bool) -> Option<SigCode> {
 }
 
 /// A region a move put outside the window: check it against the moved pages, then unmap it.
-fn check_outside(k: &mut Kernel, m: &Model, pid: Pid, at: u64, pages: &[Pg], ctx: &str) -> R2 {
+fn check_outside(k: &mut Kernel, m: &mut Model, pid: Pid, at: u64, pages: &[Pg], ctx: &str) -> R2 {
     ensure!(
         at + pages.len() as u64 * P <= BASE || at >= addr(NP),
         "{ctx}: moved to {at:#x}, inside the window"
@@ -358,6 +360,9 @@ fn check_outside(k: &mut Kernel, m: &Model, pid: Pid, at: u64, pages: &[Pg], ctx
                 got == page_of(m.content(pg.back)),
                 "{ctx}: moved page {i} holds other bytes"
             );
+            if let Some((o, off)) = m.obj_page(pg.back) {
+                m.objs[o].cached[off] = Some(true);
+            }
         }
     }
     ensure_eq!(
@@ -591,6 +596,7 @@ fn step(k: &mut Kernel, m: &mut Model, op: &Op, ctx: &str, stats: &Stats) -> R2 
         Op::Mremap {
             p,
             at,
+            whole,
             old,
             new,
             kind,
@@ -598,7 +604,11 @@ fn step(k: &mut Kernel, m: &mut Model, op: &Op, ctx: &str, stats: &Stats) -> R2 
         } => {
             let pi = pick(p);
             let pid = m.procs[pi].pid;
-            let (at, old) = range(at, old);
+            let (at, mut old) = range(at, old);
+            let vma = vma_pages(k, pid, at);
+            if let Some((_, e)) = vma.filter(|_| whole) {
+                old = e - at;
+            }
             let kind = kind % 5;
             let mut new = (new as usize).clamp(1, NP - at);
             if kind >= 3 {
@@ -617,7 +627,6 @@ fn step(k: &mut Kernel, m: &mut Model, op: &Op, ctx: &str, stats: &Stats) -> R2 
                 _ => (MREMAP_MAYMOVE | MREMAP_DONTUNMAP, addr(to)),
             };
             let before = m.procs[pi].pages.clone();
-            let vma = vma_pages(k, pid, at);
             let r = k.sys_mremap(pid, addr(at), old as u64 * P, new as u64 * P, flags, na);
             count(&r);
             let src = before[at..at + old].to_vec();
@@ -1086,7 +1095,7 @@ fn run_case(ops: &[Op], stats: &Stats) -> R2 {
 #[test]
 fn random_mm_sequences_match_the_model() {
     let config = Config {
-        cases: 48,
+        cases: 256,
         failure_persistence: None,
         max_shrink_iters: 2048,
         max_shrink_time: 60_000,
@@ -1096,10 +1105,24 @@ fn random_mm_sequences_match_the_model() {
     let mut runner =
         TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed));
     let stats = Stats::default();
-    let strategy = prop::collection::vec(op(), 1..80);
+    let strategy = prop::collection::vec(op(), 1..200);
     match runner.run(&strategy, |ops| run_case(&ops, &stats)) {
         Ok(()) => {
             eprintln!("{stats:?}");
+            // The sequences reached the interesting paths.
+            assert!(
+                stats.moves.get() > 300 && stats.grows.get() > 30,
+                "{stats:?}"
+            );
+            assert!(
+                stats.forks.get() > 200 && stats.shared_seen.get() > 200,
+                "{stats:?}"
+            );
+            assert!(
+                stats.signals.get() > 1000 && stats.ok.get() > 3000,
+                "{stats:?}"
+            );
+            assert!(stats.pages_checked.get() > 500_000, "{stats:?}");
         }
         Err(TestError::Fail(why, mut ops)) => {
             let scratch = Stats::default();
