@@ -434,13 +434,9 @@ fn check_proc(k: &mut Kernel, m: &Model, pi: usize, ctx: &str, stats: &Stats) ->
             }
         }
     }
-    for i in 0..NP {
+    for (i, got) in got.iter().enumerate() {
         let want = pr.pages[i].map(|pg| (perms(&pg), pg.dontfork, pg.wipe, pg.locked));
-        ensure_eq!(
-            got[i],
-            want,
-            "{ctx}: pid {pid} page {i} (perms, dc, wf, lo)"
-        );
+        ensure_eq!(*got, want, "{ctx}: pid {pid} page {i} (perms, dc, wf, lo)");
     }
     // The maps file agrees with smaps' headers.
     let maps = k.cat(&format!("/proc/{pid}/maps")).unwrap();
@@ -914,8 +910,8 @@ fn dontunmap_source(k: &Kernel, m: &mut Model, pi: usize, at: usize, n: usize, s
             m.procs[pi].pages[at + j] = Some(e);
         }
     }
-    for j in 0..n {
-        if src[j].is_some()
+    for (j, pg) in src.iter().enumerate().take(n) {
+        if pg.is_some()
             && let Some((s, e)) = vma_pages(k, pid, at + j)
         {
             for pg in m.procs[pi].pages[s..e].iter_mut().flatten() {
@@ -1133,4 +1129,154 @@ fn random_mm_sequences_match_the_model() {
         }
         Err(e) => panic!("{e}"),
     }
+}
+
+/// Where logical page `i` of the big region lives in a process, and what it holds.
+struct Layout {
+    pid: Pid,
+    loc: fn(usize) -> u64,
+    tags: Vec<u32>,
+}
+
+const BIG: usize = 2048;
+const BIG_A: u64 = 0x1_0000_0000;
+const BIG_B: u64 = 0x2_0000_0000;
+const BIG_C: u64 = 0x3_0000_0000;
+
+/// Checks every byte of the big region of `l` against its tags.
+fn check_every_byte(k: &mut Kernel, l: &Layout, what: &str) {
+    for (i, &tag) in l.tags.iter().enumerate() {
+        let got = k.read_user(l.pid, (l.loc)(i), P).unwrap();
+        if got != page_of(tag) {
+            let j = (0..P as usize)
+                .find(|&j| got[j] != pattern(tag, j))
+                .unwrap();
+            panic!(
+                "{what}: pid {} page {i} at {:#x} byte {j}: {:#x}, want {:#x} (tag {tag})",
+                l.pid,
+                (l.loc)(i),
+                got[j],
+                pattern(tag, j)
+            );
+        }
+    }
+}
+
+fn write_tag(k: &mut Kernel, l: &mut Layout, i: usize, tag: u32) {
+    k.write_user(l.pid, (l.loc)(i), &page_of(tag)).unwrap();
+    l.tags[i] = tag;
+}
+
+#[test]
+fn eight_mib_survive_fork_remap_write_fork_and_dontneed() {
+    let mut k = common::boot(256 << 20, "");
+    let free0 = k.page_alloc().nr_free_pages();
+    let c0 = k.committed_as();
+    let len = BIG as u64 * P;
+    let pa = k.process("big").unwrap();
+    let flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
+    assert_eq!(k.sys_mmap(pa, BIG_A, len, RW, flags, -1, 0), Ok(BIG_A));
+    let mut parent = Layout {
+        pid: pa,
+        loc: |i| BIG_A + i as u64 * P,
+        tags: vec![0; BIG],
+    };
+    // A position-dependent pattern: a distinct tag per page, varying bytes inside it.
+    for i in 0..BIG {
+        write_tag(&mut k, &mut parent, i, 1_000_000 + i as u32);
+    }
+    k.validate().unwrap();
+    let pc = k.fork(pa).unwrap();
+    let mut child = Layout {
+        pid: pc,
+        loc: |i| BIG_A + i as u64 * P,
+        tags: parent.tags.clone(),
+    };
+    k.validate().unwrap();
+    // The parent moves all of it; the child moves its first half away and keeps the second.
+    let r = k.sys_mremap(pa, BIG_A, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, BIG_B);
+    assert_eq!(r, Ok(BIG_B));
+    parent.loc = |i| BIG_B + i as u64 * P;
+    let half = len / 2;
+    let r = k.sys_mremap(pc, BIG_A, half, half, MREMAP_MAYMOVE | MREMAP_FIXED, BIG_C);
+    assert_eq!(r, Ok(BIG_C));
+    child.loc = |i| {
+        if i < BIG / 2 {
+            BIG_C + i as u64 * P
+        } else {
+            BIG_A + i as u64 * P
+        }
+    };
+    k.validate().unwrap();
+    check_every_byte(&mut k, &parent, "after the moves");
+    check_every_byte(&mut k, &child, "after the moves");
+    // Both write over the shared (COW) pages: every third page in the parent, every fifth
+    // in the child.
+    for i in (0..BIG).step_by(3) {
+        write_tag(&mut k, &mut parent, i, 2_000_000 + i as u32);
+    }
+    for i in (0..BIG).step_by(5) {
+        write_tag(&mut k, &mut child, i, 3_000_000 + i as u32);
+    }
+    k.validate().unwrap();
+    // The child forks again; then everyone writes a little more.
+    let pg = k.fork(pc).unwrap();
+    let mut grand = Layout {
+        pid: pg,
+        loc: child.loc,
+        tags: child.tags.clone(),
+    };
+    for i in (1..BIG).step_by(7) {
+        write_tag(&mut k, &mut grand, i, 4_000_000 + i as u32);
+    }
+    for i in 1500..1510 {
+        write_tag(&mut k, &mut child, i, 5_000_000 + i as u32);
+    }
+    k.validate().unwrap();
+    // DONTNEED: private anonymous pages read back as zeros, in that process only.
+    let dontneed = |k: &mut Kernel, l: &mut Layout, from: usize, to: usize| {
+        let r = k.sys_madvise(l.pid, (l.loc)(from), (to - from) as u64 * P, MADV_DONTNEED);
+        assert_eq!(r, Ok(0));
+        l.tags[from..to].fill(0);
+    };
+    dontneed(&mut k, &mut parent, 100, 300);
+    dontneed(&mut k, &mut grand, 1100, 1300);
+    dontneed(&mut k, &mut child, 10, 20);
+    k.validate().unwrap();
+    // The grandchild moves its second half on top of where the parent once was (now free).
+    let r = k.sys_mremap(
+        pg,
+        BIG_A + half,
+        half,
+        half,
+        MREMAP_MAYMOVE | MREMAP_FIXED,
+        BIG_A,
+    );
+    assert_eq!(r, Ok(BIG_A));
+    grand.loc = |i| {
+        if i < BIG / 2 {
+            BIG_C + i as u64 * P
+        } else {
+            BIG_A + (i - BIG / 2) as u64 * P
+        }
+    };
+    k.validate().unwrap();
+    for l in [&parent, &child, &grand] {
+        check_every_byte(&mut k, l, "at the end");
+    }
+    // RSS: the pages each process maps that are not the zero page (DONTNEED'd pages were
+    // not touched again; reading them mapped the zero page).
+    for l in [&parent, &child, &grand] {
+        let mm = k.mm_of(l.pid).unwrap();
+        let zeros = l.tags.iter().filter(|&&t| t == 0).count() as u64;
+        let (rss, want) = (mm.get_mm_rss(), BIG as u64 - zeros);
+        assert!((want..want + 64).contains(&rss), "pid {}: rss {rss}", l.pid);
+    }
+    for pid in [pg, pc, pa] {
+        k.exit_group(pid).unwrap();
+        k.validate().unwrap();
+    }
+    assert_eq!(k.page_alloc().nr_free_pages(), free0);
+    assert_eq!(k.committed_as(), c0);
+    assert_eq!(k.anon_vma_count(), 0);
 }
