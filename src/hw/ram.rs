@@ -188,6 +188,28 @@ impl Ram {
         })
     }
 
+    /// Copies the 4 KiB of frame `src` over frame `dst` (`copy_highpage()`), without going
+    /// through a buffer. Copying a frame onto itself changes nothing.
+    pub fn copy_frame(&mut self, src: Pfn, dst: Pfn) -> Result<(), RamError> {
+        let from = self.check(src.phys(), PAGE_SIZE)?;
+        let to = self.check(dst.phys(), PAGE_SIZE)?;
+        if from == to {
+            return Ok(());
+        }
+        self.mark_touched(to as u64, PAGE_SIZE);
+        // SAFETY: both ranges are inside the mapping (proved by `check`), distinct frames do
+        // not overlap (both are page-aligned and from != to), and `&mut self` means no slice
+        // into the mapping is alive.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.base.as_ptr().add(from),
+                self.base.as_ptr().add(to),
+                PAGE_SIZE as usize,
+            );
+        }
+        Ok(())
+    }
+
     /// Hands the host memory behind the 4 MiB chunk holding `pfn` back to the host; the chunk
     /// reads as zeros afterwards. Does nothing for a chunk that was never written.
     pub fn release_chunk(&mut self, pfn: Pfn) {
@@ -255,6 +277,24 @@ mod tests {
         assert!(ram.write(PhysAddr::new((16 << 20) - 2), b"abc").is_err());
         assert!(ram.read(PhysAddr::new(u64::MAX), &mut [0u8; 2]).is_err());
         assert!(ram.frame(Pfn::new(4096)).is_err());
+    }
+
+    #[test]
+    fn copy_frame_copies_one_frame_exactly() {
+        let mut ram = Ram::new(8 << 20).unwrap();
+        let (a, b) = (Pfn::new(3), Pfn::new(1500));
+        let bytes: Vec<u8> = (0..PAGE_SIZE).map(|i| (i * 7 % 251) as u8).collect();
+        ram.write(a.phys(), &bytes).unwrap();
+        ram.copy_frame(a, b).unwrap();
+        assert_eq!(ram.frame(b).unwrap(), &bytes[..]);
+        assert_eq!(
+            ram.frame(Pfn::new(1501)).unwrap(),
+            &[0u8; PAGE_SIZE as usize][..]
+        );
+        // b's chunk (the second 4 MiB) is now tracked for release.
+        assert_eq!(ram.touched_chunks(), 2);
+        ram.copy_frame(b, b).unwrap();
+        assert!(ram.copy_frame(a, Pfn::new(1 << 30)).is_err());
     }
 
     #[test]

@@ -40,19 +40,50 @@ impl From<SigInfo> for AccessError {
 /// does not change the page tables would loop forever on hardware).
 const MAX_FAULTS_PER_ACCESS: usize = 4;
 
+/// The task an access runs for, resolved once per access: its address space, credentials and
+/// CPU.
+#[derive(Clone, Copy)]
+struct Accessor {
+    pid: Pid,
+    mm: super::MmId,
+    cred: super::sys::Cred,
+    cpu: usize,
+}
+
 impl Kernel {
-    /// The physical address of `va` for `access` by task `pid`, faulting as needed.
+    /// Looks the task up and puts its mm on its CPU (`switch_mm_irqs_off()` if another mm
+    /// was loaded), as the task would be running when it makes the access. ESRCH for an
+    /// unknown pid.
+    fn accessor(&mut self, pid: Pid) -> Result<Accessor, Errno> {
+        let t = self.tasks.tasks.get(&pid).ok_or(Errno::ESRCH)?;
+        let a = Accessor {
+            pid,
+            mm: t.mm,
+            cred: t.cred,
+            cpu: t.cpu,
+        };
+        let mm = self.tasks.mms.get(&a.mm).ok_or(Errno::ESRCH)?;
+        let (ctx_id, root, tlb_gen) = (mm.ctx_id, mm.pgd.phys(), mm.tlb_gen);
+        if let (Some(c), Some(st)) = (self.cpus.get_mut(a.cpu), self.cpu_tlb.get_mut(a.cpu)) {
+            st.switch_mm(c, ctx_id, root, tlb_gen);
+        }
+        Ok(a)
+    }
+
+    /// The physical address of `va` for `access` by the task, faulting as needed: the CPU
+    /// translates (TLB, then a walk of the loaded tables); a #PF goes to
+    /// `do_user_addr_fault()` in the task's mm context, then the access is retried. The mm
+    /// stays loaded on the CPU across the fault (nothing else runs in between), so the retry
+    /// needs no new switch.
     fn user_translate(
         &mut self,
-        pid: Pid,
+        a: Accessor,
         va: u64,
         access: Access,
     ) -> Result<PhysAddr, AccessError> {
         for _ in 0..MAX_FAULTS_PER_ACCESS {
-            let mut ctx = self.mm_ctx(pid)?;
-            let cpu = ctx.cpu;
-            let r = ctx.cpus[cpu].translate(ctx.pgt.ram, VirtAddr::new(va), access);
-            match r {
+            let cpu = self.cpus.get_mut(a.cpu).ok_or(Errno::ESRCH)?;
+            match cpu.translate(&mut self.ram, VirtAddr::new(va), access) {
                 Ok(t) => return Ok(t.phys),
                 Err(Fault::NonCanonical(_)) => {
                     return Err(AccessError::Signal(SigInfo {
@@ -61,23 +92,24 @@ impl Kernel {
                     }));
                 }
                 Err(Fault::PageFault { addr, error_code }) => {
+                    let mut ctx = self.mm_ctx_of(a.mm, a.cred, a.cpu).ok_or(Errno::ESRCH)?;
                     ctx.do_user_addr_fault(addr.as_u64(), error_code)?;
-                    if let Some(t) = self.tasks.tasks.get_mut(&pid) {
+                    if let Some(t) = self.tasks.tasks.get_mut(&a.pid) {
                         t.min_flt += 1;
                     }
                 }
             }
         }
         self.log.push(format!(
-            "BUG: pid {pid}: access to {va:#x} still faults after {MAX_FAULTS_PER_ACCESS} tries"
+            "BUG: pid {}: access to {va:#x} still faults after {MAX_FAULTS_PER_ACCESS} tries",
+            a.pid
         ));
         Err(AccessError::Errno(Errno::EFAULT))
     }
 
     /// Charges the data part of an access to the task's CPU.
-    fn charge_user(&mut self, pid: Pid, bytes: u64, write: bool) {
-        let cpu = self.tasks.tasks.get(&pid).map_or(0, |t| t.cpu);
-        if let Some(c) = self.cpus.get_mut(cpu) {
+    fn charge_user(&mut self, a: Accessor, bytes: u64, write: bool) {
+        if let Some(c) = self.cpus.get_mut(a.cpu) {
             c.charge_access(
                 crate::arch::x86_64::pgtable_types::CacheMode::WriteBack,
                 bytes,
@@ -106,26 +138,28 @@ impl Kernel {
         if len > MAX_ACCESS {
             return Err(Errno::E2BIG.into());
         }
+        let t = self.accessor(pid)?;
         let mut out = vec![0u8; len as usize];
         for (a, off, n) in Self::pieces(va, len)? {
-            let pa = self.user_translate(pid, a, Access::USER_READ)?;
+            let pa = self.user_translate(t, a, Access::USER_READ)?;
             let buf = &mut out[off as usize..(off + n) as usize];
             self.ram.read(pa, buf).map_err(|_| Errno::EFAULT)?;
         }
-        self.charge_user(pid, len, false);
+        self.charge_user(t, len, false);
         Ok(out)
     }
 
     /// The program of task `pid` writes `data` at `va`.
     pub fn write_user(&mut self, pid: Pid, va: u64, data: &[u8]) -> Result<(), AccessError> {
         let len = data.len() as u64;
+        let t = self.accessor(pid)?;
         for (a, off, n) in Self::pieces(va, len)? {
-            let pa = self.user_translate(pid, a, Access::USER_WRITE)?;
+            let pa = self.user_translate(t, a, Access::USER_WRITE)?;
             self.ram
                 .write(pa, &data[off as usize..(off + n) as usize])
                 .map_err(|_| Errno::EFAULT)?;
         }
-        self.charge_user(pid, len, true);
+        self.charge_user(t, len, true);
         Ok(())
     }
 
@@ -134,11 +168,12 @@ impl Kernel {
         if len > MAX_ACCESS {
             return Err(Errno::E2BIG.into());
         }
+        let t = self.accessor(pid)?;
         for (a, _, n) in Self::pieces(va, len)? {
-            let pa = self.user_translate(pid, a, Access::USER_WRITE)?;
+            let pa = self.user_translate(t, a, Access::USER_WRITE)?;
             self.ram.fill(pa, n, byte).map_err(|_| Errno::EFAULT)?;
         }
-        self.charge_user(pid, len, true);
+        self.charge_user(t, len, true);
         Ok(())
     }
 
@@ -164,13 +199,14 @@ impl Kernel {
         } else {
             Access::USER_READ
         };
-        let pa = self.user_translate(pid, va, access)?;
+        let t = self.accessor(pid)?;
+        let pa = self.user_translate(t, va, access)?;
         let mut b = [0u8; 1];
         self.ram.read(pa, &mut b).map_err(|_| Errno::EFAULT)?;
         if write {
             self.ram.write(pa, &b).map_err(|_| Errno::EFAULT)?;
         }
-        self.charge_user(pid, 1, write);
+        self.charge_user(t, 1, write);
         Ok(())
     }
 }

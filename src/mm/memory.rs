@@ -291,16 +291,12 @@ impl MmCtx<'_> {
             )
             .map_err(|_| VmFault::Oom)?;
         let old_role = old.and_then(|p| self.pgt.page_alloc.mem_map().page(p).map(|pg| pg.role()));
-        if let Some(old) = old {
-            let bytes = self
-                .pgt
-                .ram
-                .frame(old)
-                .map(|b| b.to_vec())
-                .map_err(|_| VmFault::Sigbus)?;
-            if let Ok(dst) = self.pgt.ram.frame_mut(new) {
-                dst.copy_from_slice(&bytes);
-            }
+        if let Some(old) = old
+            && self.pgt.ram.copy_frame(old, new).is_err()
+        {
+            // __wp_page_copy_user() failing: the new page goes back, the fault is SIGBUS.
+            let _ = self.pgt.page_alloc.put_user_page(new, self.pgt.ram);
+            return Err(VmFault::Sigbus);
         }
         match old_role {
             Some(PageRole::Anon) => {}
