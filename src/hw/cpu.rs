@@ -204,6 +204,26 @@ impl Cpu {
         self.translate_slow(ram, va, access)
     }
 
+    /// [`Cpu::translate`] of an access re-executed after its page fault was handled: the
+    /// faulting walk left no TLB entry for `va` and nothing has translated on this CPU since,
+    /// so every TLB level misses; the lookup is charged and counted as one, and the walk runs.
+    /// The result is exactly what [`Cpu::translate`] would give, without the search.
+    pub fn translate_after_fault(
+        &mut self,
+        ram: &mut Ram,
+        va: VirtAddr,
+        access: Access,
+    ) -> Result<Translation, Fault> {
+        self.counters.translations += 1;
+        if !crate::hw::mmu::is_canonical(va) {
+            self.counters.faults += 1;
+            return Err(Fault::NonCanonical(va));
+        }
+        self.tlb.lookup_known_miss(va, self.pcid);
+        self.cycles += self.cost.lookup_cycles(2);
+        self.walk_and_fill(ram, va, access)
+    }
+
     /// [`Cpu::translate`] when the micro-TLB cannot answer alone.
     #[inline(never)]
     fn translate_slow(

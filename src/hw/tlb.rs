@@ -522,20 +522,29 @@ impl SetAssoc {
     fn insert(&mut self, tag: u64, class: usize, entry: TlbEntry, stamp: u64) -> (usize, bool) {
         let base = self.set_base(entry.va.as_u64(), class);
         let set = base..base + self.ways;
-        let tags = &self.tags[set.clone()];
-        let (way, evicted) = if let Some(w) = tags.iter().position(|&t| t == tag) {
-            (w, false)
-        } else if let Some(w) = tags.iter().position(|&t| t & TAG_VALID == 0) {
-            (w, false)
-        } else {
-            // The least recent way, chosen without a data-dependent branch.
-            let (mut lru, mut oldest) = (0, u64::MAX);
-            for (w, &s) in self.stamps[set].iter().enumerate() {
-                let older = s < oldest;
-                oldest = if older { s } else { oldest };
-                lru = if older { w } else { lru };
+        // One pass over the set: a way with the same tag wins at once; otherwise the first
+        // empty way; otherwise the least recently used one (the first of equal stamps).
+        let (mut same, mut empty) = (None, None);
+        let (mut lru, mut oldest) = (0, u64::MAX);
+        for (w, (&t, &s)) in self.tags[set.clone()]
+            .iter()
+            .zip(&self.stamps[set])
+            .enumerate()
+        {
+            if t == tag {
+                same = Some(w);
+                break;
             }
-            (lru, true)
+            if t & TAG_VALID == 0 {
+                empty = empty.or(Some(w));
+            }
+            let older = s < oldest;
+            oldest = if older { s } else { oldest };
+            lru = if older { w } else { lru };
+        }
+        let (way, evicted) = match (same, empty) {
+            (Some(w), _) | (None, Some(w)) => (w, false),
+            (None, None) => (lru, true),
         };
         let slot = base + way;
         let old = self.tags[slot];
@@ -754,6 +763,21 @@ impl Tlb {
         }
         self.stats.l2_misses += 1;
         None
+    }
+
+    /// The lookup of `va` under `pcid` when the caller knows every level misses (the retry of
+    /// an access that just faulted: a faulting walk leaves no entry behind, and nothing has
+    /// translated on this CPU since): the LRU clock and the miss counters move exactly as
+    /// [`Tlb::lookup`] would move them, without the search.
+    pub fn lookup_known_miss(&mut self, va: VirtAddr, pcid: Pcid) {
+        debug_assert!(self.probe(va, pcid).is_none(), "a known miss hit");
+        if !canonical57(va.as_u64()) {
+            return;
+        }
+        self.tick();
+        self.stats.l1_4k_misses += 1;
+        self.stats.l1_large_misses += 1;
+        self.stats.l2_misses += 1;
     }
 
     /// Looks `va` up under `pcid` without changing anything (no LRU update, no counters): the

@@ -81,9 +81,15 @@ impl Kernel {
         va: u64,
         access: Access,
     ) -> Result<PhysAddr, AccessError> {
-        for _ in 0..MAX_FAULTS_PER_ACCESS {
+        for attempt in 0..MAX_FAULTS_PER_ACCESS {
             let cpu = self.cpus.get_mut(a.cpu).ok_or(Errno::ESRCH)?;
-            match cpu.translate(&mut self.ram, VirtAddr::new(va), access) {
+            let va = VirtAddr::new(va);
+            let r = if attempt == 0 {
+                cpu.translate(&mut self.ram, va, access)
+            } else {
+                cpu.translate_after_fault(&mut self.ram, va, access)
+            };
+            match r {
                 Ok(t) => return Ok(t.phys),
                 Err(Fault::NonCanonical(_)) => {
                     return Err(AccessError::Signal(SigInfo {
