@@ -204,6 +204,18 @@ impl Cpu {
         self.translate_slow(ram, va, access)
     }
 
+    /// Counts a translation that goes past the micro-TLB; the canonical check comes before
+    /// any lookup (#GP, no TLB access).
+    #[inline]
+    fn count_translation(&mut self, va: VirtAddr) -> Result<(), Fault> {
+        self.counters.translations += 1;
+        if !crate::hw::mmu::is_canonical(va) {
+            self.counters.faults += 1;
+            return Err(Fault::NonCanonical(va));
+        }
+        Ok(())
+    }
+
     /// [`Cpu::translate`] of an access re-executed after its page fault was handled: the
     /// faulting walk left no TLB entry for `va` and nothing has translated on this CPU since,
     /// so every TLB level misses; the lookup is charged and counted as one, and the walk runs.
@@ -214,11 +226,7 @@ impl Cpu {
         va: VirtAddr,
         access: Access,
     ) -> Result<Translation, Fault> {
-        self.counters.translations += 1;
-        if !crate::hw::mmu::is_canonical(va) {
-            self.counters.faults += 1;
-            return Err(Fault::NonCanonical(va));
-        }
+        self.count_translation(va)?;
         self.tlb.lookup_known_miss(va, self.pcid);
         self.cycles += self.cost.lookup_cycles(2);
         self.walk_and_fill(ram, va, access)
@@ -232,12 +240,7 @@ impl Cpu {
         va: VirtAddr,
         access: Access,
     ) -> Result<Translation, Fault> {
-        self.counters.translations += 1;
-        // The canonical check comes before any lookup (#GP, no TLB access).
-        if !crate::hw::mmu::is_canonical(va) {
-            self.counters.faults += 1;
-            return Err(Fault::NonCanonical(va));
-        }
+        self.count_translation(va)?;
         match self.tlb.lookup(va, self.pcid) {
             Some(hit) => {
                 self.cycles += match hit.level {
