@@ -113,13 +113,7 @@ impl MmCtx<'_> {
         let mut tmp = first.start.as_u64();
         let mut nstart = start;
         while nstart < end {
-            let Some(vma) = self
-                .mm
-                .vmas
-                .find_vma(VirtAddr::new(nstart))
-                .filter(|v| v.start.as_u64() < end)
-                .cloned()
-            else {
+            let Some(vma) = self.mm.vmas.next_vma_before(nstart, end) else {
                 break;
             };
             if vma.start.as_u64() != tmp {

@@ -67,13 +67,7 @@ impl MmCtx<'_> {
         // ended) stops the walk with ENOMEM, the changes made so far staying.
         let mut nstart = start;
         while nstart < end {
-            let Some(vma) = self
-                .mm
-                .vmas
-                .find_vma(VirtAddr::new(nstart))
-                .filter(|v| v.start.as_u64() < end)
-                .cloned()
-            else {
+            let Some(vma) = self.mm.vmas.next_vma_before(nstart, end) else {
                 break;
             };
             if vma.start.as_u64() > nstart {

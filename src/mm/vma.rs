@@ -580,6 +580,14 @@ impl VmaTree {
         self.vmas.range(from..).next().map(|(_, v)| v)
     }
 
+    /// The first VMA ending above `addr` if it starts below `end`, as a copy: the next step
+    /// of the VMA-by-VMA walks of mprotect and mlock over `[addr, end)`.
+    pub fn next_vma_before(&self, addr: u64, end: u64) -> Option<Vma> {
+        self.find_vma(VirtAddr::new(addr))
+            .filter(|v| v.start.as_u64() < end)
+            .cloned()
+    }
+
     /// `find_vma_prev()`: [`VmaTree::find_vma`] and the VMA before it.
     pub fn find_vma_prev(&self, addr: VirtAddr) -> (Option<&Vma>, Option<&Vma>) {
         match self.find_vma(addr) {
