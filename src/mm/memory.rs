@@ -336,9 +336,24 @@ impl MmCtx<'_> {
         while va < end {
             let v = VirtAddr::new(va);
             match self.pgt.tables.slot(self.pgt.ram, root, v, Level::Pte) {
-                Some(slot) => {
-                    f(self, slot);
-                    va += PAGE_SIZE;
+                Some(mut slot) => {
+                    // The rest of this PTE table without walking down again: no caller
+                    // frees or replaces the table it is being called on.
+                    loop {
+                        debug_assert_eq!(
+                            self.pgt
+                                .tables
+                                .slot(self.pgt.ram, root, slot.va, Level::Pte),
+                            Some(slot)
+                        );
+                        f(self, slot);
+                        va += PAGE_SIZE;
+                        if va >= end || slot.index == 511 {
+                            break;
+                        }
+                        slot.index += 1;
+                        slot.va = VirtAddr::new(va & !(PAGE_SIZE - 1));
+                    }
                 }
                 None => {
                     // Skip to the end of the first missing level's span.
