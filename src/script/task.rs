@@ -9,10 +9,10 @@
 
 use super::KernelRef;
 use super::args::{self, Fallible, raw, throw, to_i64};
-use crate::kernel::Pid;
 use crate::kernel::signal::SigInfo;
 use crate::kernel::sys::{Cred, Rlimit};
 use crate::kernel::user_access::AccessError;
+use crate::kernel::{Kernel, Pid};
 use crate::procfs::pid_maps;
 use rhai::{Array, Blob, Dynamic, Engine, EvalAltResult, Map, Position};
 
@@ -173,29 +173,6 @@ pub(crate) fn register_mm(engine: &mut Engine) {
                     p.k.borrow_mut()
                         .sys_mmap(p.pid, addr, len, prot, flags, fd, off);
                 Ok(raw(r.map(to_i64)))
-            },
-        )
-        .register_fn(
-            "munmap",
-            |p: &mut TaskRef, addr: Dynamic, len: Dynamic| -> Fallible<i64> {
-                let (a, l) = (
-                    args::word("munmap", "addr", &addr)?,
-                    args::word("munmap", "len", &len)?,
-                );
-                Ok(raw(p.k.borrow_mut().sys_munmap(p.pid, a, l).map(to_i64)))
-            },
-        )
-        .register_fn(
-            "mprotect",
-            |p: &mut TaskRef, addr: Dynamic, len: Dynamic, prot: Dynamic| -> Fallible<i64> {
-                let f = "mprotect";
-                let (a, l) = (args::word(f, "addr", &addr)?, args::word(f, "len", &len)?);
-                let pr = args::word(f, "prot", &prot)?;
-                Ok(raw(p
-                    .k
-                    .borrow_mut()
-                    .sys_mprotect(p.pid, a, l, pr)
-                    .map(to_i64)))
             },
         )
         .register_fn("brk", |p: &mut TaskRef, addr: Dynamic| -> Fallible<i64> {
@@ -497,54 +474,53 @@ fn residency(
 
 /// Registers madvise, the mlock family, msync and mincore (raw -errno results, as `p.mmap`),
 /// and `p.residency(addr, len)`.
+/// A system call on a range, `p.NAME(addr, len)` → the raw result (0 or -errno).
+fn register_range_call(
+    engine: &mut Engine,
+    name: &'static str,
+    call: fn(&mut Kernel, Pid, u64, u64) -> Result<u64, crate::kernel::Errno>,
+) {
+    engine.register_fn(
+        name,
+        move |p: &mut TaskRef, addr: Dynamic, len: Dynamic| -> Fallible<i64> {
+            let (a, l) = (
+                args::word(name, "addr", &addr)?,
+                args::word(name, "len", &len)?,
+            );
+            Ok(raw(call(&mut p.k.borrow_mut(), p.pid, a, l).map(to_i64)))
+        },
+    );
+}
+
+/// A system call on a range with one more word, `p.NAME(addr, len, ARG)` → the raw result.
+fn register_range_call3(
+    engine: &mut Engine,
+    name: &'static str,
+    arg: &'static str,
+    call: fn(&mut Kernel, Pid, u64, u64, u64) -> Result<u64, crate::kernel::Errno>,
+) {
+    engine.register_fn(
+        name,
+        move |p: &mut TaskRef, addr: Dynamic, len: Dynamic, x: Dynamic| -> Fallible<i64> {
+            let (a, l) = (
+                args::word(name, "addr", &addr)?,
+                args::word(name, "len", &len)?,
+            );
+            let x = args::word(name, arg, &x)?;
+            Ok(raw(call(&mut p.k.borrow_mut(), p.pid, a, l, x).map(to_i64)))
+        },
+    );
+}
+
 fn register_madvise(engine: &mut Engine) {
+    register_range_call(engine, "munmap", Kernel::sys_munmap);
+    register_range_call3(engine, "mprotect", "prot", Kernel::sys_mprotect);
+    register_range_call(engine, "mlock", Kernel::sys_mlock);
+    register_range_call(engine, "munlock", Kernel::sys_munlock);
+    register_range_call3(engine, "madvise", "advice", Kernel::sys_madvise);
+    register_range_call3(engine, "mlock2", "flags", Kernel::sys_mlock2);
+    register_range_call3(engine, "msync", "flags", Kernel::sys_msync);
     engine
-        .register_fn(
-            "madvise",
-            |p: &mut TaskRef, addr: Dynamic, len: Dynamic, advice: Dynamic| -> Fallible<i64> {
-                let f = "madvise";
-                let (a, l) = (args::word(f, "addr", &addr)?, args::word(f, "len", &len)?);
-                let adv = args::word(f, "advice", &advice)?;
-                Ok(raw(p
-                    .k
-                    .borrow_mut()
-                    .sys_madvise(p.pid, a, l, adv)
-                    .map(to_i64)))
-            },
-        )
-        .register_fn(
-            "mlock",
-            |p: &mut TaskRef, addr: Dynamic, len: Dynamic| -> Fallible<i64> {
-                let (a, l) = (
-                    args::word("mlock", "addr", &addr)?,
-                    args::word("mlock", "len", &len)?,
-                );
-                Ok(raw(p.k.borrow_mut().sys_mlock(p.pid, a, l).map(to_i64)))
-            },
-        )
-        .register_fn(
-            "mlock2",
-            |p: &mut TaskRef, addr: Dynamic, len: Dynamic, flags: Dynamic| -> Fallible<i64> {
-                let f = "mlock2";
-                let (a, l) = (args::word(f, "addr", &addr)?, args::word(f, "len", &len)?);
-                let fl = args::word(f, "flags", &flags)?;
-                Ok(raw(p
-                    .k
-                    .borrow_mut()
-                    .sys_mlock2(p.pid, a, l, fl)
-                    .map(to_i64)))
-            },
-        )
-        .register_fn(
-            "munlock",
-            |p: &mut TaskRef, addr: Dynamic, len: Dynamic| -> Fallible<i64> {
-                let (a, l) = (
-                    args::word("munlock", "addr", &addr)?,
-                    args::word("munlock", "len", &len)?,
-                );
-                Ok(raw(p.k.borrow_mut().sys_munlock(p.pid, a, l).map(to_i64)))
-            },
-        )
         .register_fn(
             "mlockall",
             |p: &mut TaskRef, flags: Dynamic| -> Fallible<i64> {
@@ -555,15 +531,6 @@ fn register_madvise(engine: &mut Engine) {
         .register_fn("munlockall", |p: &mut TaskRef| -> i64 {
             raw(p.k.borrow_mut().sys_munlockall(p.pid).map(to_i64))
         })
-        .register_fn(
-            "msync",
-            |p: &mut TaskRef, addr: Dynamic, len: Dynamic, flags: Dynamic| -> Fallible<i64> {
-                let f = "msync";
-                let (a, l) = (args::word(f, "addr", &addr)?, args::word(f, "len", &len)?);
-                let fl = args::word(f, "flags", &flags)?;
-                Ok(raw(p.k.borrow_mut().sys_msync(p.pid, a, l, fl).map(to_i64)))
-            },
-        )
         .register_fn(
             "mincore",
             |p: &mut TaskRef, addr: Dynamic, len: Dynamic, vec: Dynamic| -> Fallible<i64> {
