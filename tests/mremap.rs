@@ -48,6 +48,12 @@ fn mremap(k: &mut Kernel, p: Pid, a: u64, ol: u64, nl: u64, f: u64, na: u64) -> 
     r
 }
 
+/// mremap(MREMAP_FIXED | MREMAP_MAYMOVE) of `[a, a + ol)` to `na` with length `nl`, then
+/// validate().
+fn move_fixed(k: &mut Kernel, p: Pid, a: u64, ol: u64, nl: u64, na: u64) -> Result<u64, Errno> {
+    mremap(k, p, a, ol, nl, FIXED | MAYMOVE, na)
+}
+
 /// The /proc/<pid>/maps lines starting in `[lo, hi)`, as "start-end perms".
 fn maps_in(k: &Kernel, p: Pid, lo: u64, hi: u64) -> Vec<String> {
     k.cat(&format!("/proc/{p}/maps"))
@@ -254,15 +260,7 @@ fn never_faulted_memory_takes_its_new_pgoff_and_merges() {
     // [host] an unfaulted VMA moved right after itself ends up as one VMA there.
     map(&mut k, p, 0x3a00_0000, 2 * P, RW, PRIV);
     assert_eq!(
-        mremap(
-            &mut k,
-            p,
-            0x3a00_0000,
-            2 * P,
-            2 * P,
-            FIXED | MAYMOVE,
-            0x3a00_2000
-        ),
+        move_fixed(&mut k, p, 0x3a00_0000, 2 * P, 2 * P, 0x3a00_2000),
         Ok(0x3a00_2000)
     );
     assert_eq!(
@@ -273,15 +271,7 @@ fn never_faulted_memory_takes_its_new_pgoff_and_merges() {
     // and stays apart.
     map(&mut k, p, 0x3c00_0000, P, RW, PRIV);
     assert_eq!(
-        mremap(
-            &mut k,
-            p,
-            0x3a00_2000,
-            2 * P,
-            2 * P,
-            FIXED | MAYMOVE,
-            0x3c00_1000
-        ),
+        move_fixed(&mut k, p, 0x3a00_2000, 2 * P, 2 * P, 0x3c00_1000),
         Ok(0x3c00_1000)
     );
     assert_eq!(
@@ -291,7 +281,7 @@ fn never_faulted_memory_takes_its_new_pgoff_and_merges() {
     map(&mut k, p, 0x3e00_0000, P, RW, PRIV);
     k.write_user(p, 0x3e00_0000, b"x").unwrap();
     assert_eq!(
-        mremap(&mut k, p, 0x3e00_0000, P, P, FIXED | MAYMOVE, 0x3c00_3000),
+        move_fixed(&mut k, p, 0x3e00_0000, P, P, 0x3c00_3000),
         Ok(0x3c00_3000)
     );
     assert_eq!(
@@ -401,13 +391,12 @@ fn commit_accounting_follows_the_host() {
         Ok(0x1_0000_0000)
     );
     assert_eq!(k.committed_as(), c0 - n / 2);
-    let r = mremap(
+    let r = move_fixed(
         &mut k,
         p,
         0x1_0000_0000,
         n / 2 * P,
         n / 2 * P,
-        FIXED | MAYMOVE,
         0x3_0000_0000,
     );
     assert_eq!(r, Ok(0x3_0000_0000));
@@ -417,28 +406,12 @@ fn commit_accounting_follows_the_host() {
     // A FIXED grow charges the growth; a FIXED shrink charges the shrunk part again, which
     // nothing gives back [host: +512M left after a 1G → 512M FIXED shrink and munmap].
     map(&mut k, p, 0x1_0000_0000, n * P, RW, PRIV);
-    let r = mremap(
-        &mut k,
-        p,
-        0x1_0000_0000,
-        n * P,
-        2 * n * P,
-        FIXED | MAYMOVE,
-        0x3_0000_0000,
-    );
+    let r = move_fixed(&mut k, p, 0x1_0000_0000, n * P, 2 * n * P, 0x3_0000_0000);
     assert_eq!(r, Ok(0x3_0000_0000));
     k.sys_munmap(p, 0x3_0000_0000, 2 * n * P).unwrap();
     assert_eq!(k.committed_as(), c0 - n);
     map(&mut k, p, 0x1_0000_0000, n * P, RW, PRIV);
-    let r = mremap(
-        &mut k,
-        p,
-        0x1_0000_0000,
-        n * P,
-        n / 2 * P,
-        FIXED | MAYMOVE,
-        0x3_0000_0000,
-    );
+    let r = move_fixed(&mut k, p, 0x1_0000_0000, n * P, n / 2 * P, 0x3_0000_0000);
     assert_eq!(r, Ok(0x3_0000_0000));
     k.sys_munmap(p, 0x3_0000_0000, n / 2 * P).unwrap();
     assert_eq!(k.committed_as(), c0 - n + n / 2);
@@ -552,15 +525,7 @@ fn multi_vma_moves_keep_the_gaps() {
     map(&mut k, p, 0x4600_3000, P, R, PRIV);
     k.write_user(p, 0x4600_0000, b"a").unwrap();
     k.write_user(p, 0x4600_1000, b"b").unwrap();
-    let r = mremap(
-        &mut k,
-        p,
-        0x4600_0000,
-        5 * P,
-        5 * P,
-        FIXED | MAYMOVE,
-        0x4700_0000,
-    );
+    let r = move_fixed(&mut k, p, 0x4600_0000, 5 * P, 5 * P, 0x4700_0000);
     assert_eq!(r, Ok(0x4700_0000));
     assert_eq!(
         maps_in(&k, p, 0x4600_0000, 0x4800_0000),
@@ -573,15 +538,7 @@ fn multi_vma_moves_keep_the_gaps() {
     assert_eq!(k.read_user(p, 0x4700_0000, 1).unwrap(), b"a");
     assert_eq!(k.read_user(p, 0x4700_1000, 1).unwrap(), b"b");
     // The first two VMAs only: the third stays.
-    let r = mremap(
-        &mut k,
-        p,
-        0x4700_0000,
-        2 * P,
-        2 * P,
-        FIXED | MAYMOVE,
-        0x4800_0000,
-    );
+    let r = move_fixed(&mut k, p, 0x4700_0000, 2 * P, 2 * P, 0x4800_0000);
     assert_eq!(r, Ok(0x4800_0000));
     assert_eq!(
         maps_in(&k, p, 0x4700_0000, 0x4900_0000),
@@ -616,15 +573,7 @@ fn shared_anonymous_memory_moves_and_duplicates() {
     assert_eq!(inodes.len(), 2);
     assert_eq!(inodes[0], inodes[1]);
     // A move keeps the object; the original mapping goes.
-    let r = mremap(
-        &mut k,
-        p,
-        0x3100_0000,
-        2 * P,
-        2 * P,
-        FIXED | MAYMOVE,
-        0x3200_0000,
-    );
+    let r = move_fixed(&mut k, p, 0x3100_0000, 2 * P, 2 * P, 0x3200_0000);
     assert_eq!(r, Ok(0x3200_0000));
     assert_eq!(k.read_user(p, 0x3200_1000, 2).unwrap(), b"77");
     assert!(maperr(&mut k, p, 0x3100_0000));
@@ -664,7 +613,7 @@ fn heap_grown_in_place_stays_heap() {
     );
     assert!(m.contains("[heap]"), "{m}");
     // Moved away from the brk range, the VMA is no longer [heap].
-    let r = mremap(&mut k, p, b0, 4 * P, 4 * P, FIXED | MAYMOVE, 0x5000_0000);
+    let r = move_fixed(&mut k, p, b0, 4 * P, 4 * P, 0x5000_0000);
     assert_eq!(r, Ok(0x5000_0000));
     let m = k.cat(&format!("/proc/{p}/maps")).unwrap();
     assert!(!m.contains("[heap]"), "{m}");
@@ -762,15 +711,7 @@ fn random_mmap_munmap_mprotect_mremap_match_a_page_model() {
                     // that does not overlap it.
                     let to = pick(&mut rng, PAGES - len + 1);
                     if to + len <= at || to >= at + len {
-                        let r = mremap(
-                            &mut k,
-                            p,
-                            addr,
-                            len * P,
-                            len * P,
-                            FIXED | MAYMOVE,
-                            BASE + to * P,
-                        );
+                        let r = move_fixed(&mut k, p, addr, len * P, len * P, BASE + to * P);
                         let src: Vec<Option<Page>> =
                             model[at as usize..(at + len) as usize].to_vec();
                         if src[0].is_none() {

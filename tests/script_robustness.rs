@@ -47,25 +47,36 @@ const EDGES: &[i64] = &[
     1 << 52,
 ];
 
+/// One argument: a random word one time in four, else an edge case.
+fn edge(rng: &mut Prng) -> String {
+    if rng.below(4) == 0 {
+        (rng.next_u64() as i64).to_string()
+    } else {
+        EDGES[rng.below(EDGES.len() as u64) as usize].to_string()
+    }
+}
+
+/// `n` lines calling random functions of `calls` (name, arity) on `receiver` with random
+/// arguments. Each call may throw (a type or range error) or return -errno; either is fine, a
+/// panic is not. The try block keeps the script going.
+fn random_calls(rng: &mut Prng, receiver: &str, calls: &[(&str, usize)], n: usize) -> String {
+    let mut script = String::new();
+    for _ in 0..n {
+        let (name, arity) = calls[rng.below(calls.len() as u64) as usize];
+        let args: Vec<String> = (0..arity).map(|_| edge(rng)).collect();
+        script += &format!(
+            "try {{ {receiver}.{name}({}); }} catch {{ }}\n",
+            args.join(", ")
+        );
+    }
+    script
+}
+
 #[test]
 fn extreme_arguments_give_errors_not_panics() {
     let mut rng = Prng::new(0x5eed);
     let mut script = String::from("let k = boot(#{ ram: \"32M\", cpus: 2 });\n");
-    for _ in 0..400 {
-        let (name, arity) = CALLS[rng.below(CALLS.len() as u64) as usize];
-        let args: Vec<String> = (0..arity)
-            .map(|_| {
-                if rng.below(4) == 0 {
-                    (rng.next_u64() as i64).to_string()
-                } else {
-                    EDGES[rng.below(EDGES.len() as u64) as usize].to_string()
-                }
-            })
-            .collect();
-        // Each call may throw (a type or range error) or return -errno; either is fine, a
-        // panic is not. The try block keeps the script going.
-        script += &format!("try {{ k.{name}({}); }} catch {{ }}\n", args.join(", "));
-    }
+    script += &random_calls(&mut rng, "k", CALLS, 400);
     script += "k.validate();\n";
     run_source("robustness.rhai", &script).unwrap_or_else(|e| panic!("{e}\n{script}"));
 }
@@ -118,19 +129,7 @@ fn task_mm_calls_survive_extreme_arguments() {
         "let k = boot(#{ ram: \"32M\" });\nlet p = k.process(\"r\");\n\
          p.mmap(0x100000, 0x100000, 3, 0x32, -1, 0);\np.fill(0x100000, 0x8000, 1);\n",
     );
-    for _ in 0..400 {
-        let (name, arity) = TASK_CALLS[rng.below(TASK_CALLS.len() as u64) as usize];
-        let args: Vec<String> = (0..arity)
-            .map(|_| {
-                if rng.below(4) == 0 {
-                    (rng.next_u64() as i64).to_string()
-                } else {
-                    EDGES[rng.below(EDGES.len() as u64) as usize].to_string()
-                }
-            })
-            .collect();
-        script += &format!("try {{ p.{name}({}); }} catch {{ }}\n", args.join(", "));
-    }
+    script += &random_calls(&mut rng, "p", TASK_CALLS, 400);
     script += "k.validate();\n";
     for call in [
         "p.madvise(\"x\", 0, 0)",
@@ -153,13 +152,6 @@ fn proc_views_take_any_argument() {
          p.mmap(0x10000000, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);\n\
          p.touch(0x10000000, 4096);\nlet path = \"/proc/\" + p.pid + \"/pagemap\";\n",
     );
-    let edge = |rng: &mut Prng| {
-        if rng.below(4) == 0 {
-            (rng.next_u64() as i64).to_string()
-        } else {
-            EDGES[rng.below(EDGES.len() as u64) as usize].to_string()
-        }
-    };
     for _ in 0..200 {
         let (a, b) = (edge(&mut rng), edge(&mut rng));
         script += &format!("try {{ p.pagemap({a}); }} catch {{ }}\n");

@@ -37,7 +37,7 @@ use super::vma::{
     VM_READ, VM_SEQ_READ, VM_SHARED, VM_SPECIAL, VM_WIPEONFORK, VM_WRITE, VmFlags, Vma,
 };
 use crate::addr::{PAGE_SIZE, Pfn, VirtAddr};
-use crate::arch::x86_64::pgprot::{pte_dirty, pte_present, pte_special, pte_write, pte_young};
+use crate::arch::x86_64::pgprot::{pte_dirty, pte_special, pte_write, pte_young};
 use crate::arch::x86_64::pgtable_types::PteFlags;
 use crate::kernel::Errno;
 use crate::mm::page::Page;
@@ -151,35 +151,14 @@ impl MmCtx<'_> {
     /// (ENOMEM at the end), a VMA-level error ends the walk.
     fn madvise_walk_vmas(
         &mut self,
-        mut start: u64,
+        start: u64,
         end: u64,
         behavior: u64,
         punches: &mut Vec<ShmemPunch>,
     ) -> Result<(), Errno> {
-        let mut unmapped_error = false;
-        loop {
-            let Some(vma) = self.mm.vmas.find_vma(VirtAddr::new(start)).cloned() else {
-                return Err(Errno::ENOMEM);
-            };
-            if start < vma.start.as_u64() {
-                unmapped_error = true;
-                start = vma.start.as_u64();
-                if start >= end {
-                    break;
-                }
-            }
-            let tmp = vma.end.as_u64().min(end);
-            self.madvise_vma_behavior(&vma, start, tmp, behavior, punches)?;
-            start = tmp;
-            if start >= end {
-                break;
-            }
-        }
-        if unmapped_error {
-            Err(Errno::ENOMEM)
-        } else {
-            Ok(())
-        }
+        self.walk_vmas_noting_holes(start, end, false, |ctx, vma, from, to| {
+            ctx.madvise_vma_behavior(vma, from, to, behavior, punches)
+        })
     }
 
     /// `madvise_vma_behavior()` for `[start, end)` inside `vma`.
@@ -309,6 +288,26 @@ impl MmCtx<'_> {
         Ok(())
     }
 
+    /// Calls `f(ctx, slot, pte, pfn)` on every PTE of `[start, end)` mapping a user page
+    /// (`vm_normal_folio()` finding a folio): the zero page and special entries are skipped.
+    fn for_each_user_page(
+        &mut self,
+        start: u64,
+        end: u64,
+        mut f: impl FnMut(&mut Self, super::pgtable::Slot, crate::arch::x86_64::pgtable_types::Pte, Pfn),
+    ) {
+        self.for_each_normal_pte(
+            VirtAddr::new(start),
+            VirtAddr::new(end),
+            |ctx, slot, pte| {
+                let pfn = pte.pfn(false);
+                if ctx.pgt.page_alloc.user_page_mut(pfn).is_some() {
+                    f(ctx, slot, pte, pfn);
+                }
+            },
+        );
+    }
+
     /// `madvise_free_pte_range()`: every present normal anonymous page of the range loses
     /// PG_swapbacked (`folio_mark_lazyfree()`, unless mlocked), and its PTE its young and dirty
     /// bits (`clear_young_dirty_ptes()`, flushed). A page with PG_dirty set is only cleaned when
@@ -316,12 +315,7 @@ impl MmCtx<'_> {
     fn madvise_free_pte_range(&mut self, start: u64, end: u64) {
         let target = self.flush_target();
         let mut flush = TlbFlush::nothing(target);
-        self.for_each_pte_slot(VirtAddr::new(start), VirtAddr::new(end), |ctx, slot| {
-            let pte = ctx.pgt.get(slot);
-            if !pte_present(pte) || pte_special(pte) {
-                return;
-            }
-            let pfn = pte.pfn(false);
+        self.for_each_user_page(start, end, |ctx, slot, pte, pfn| {
             let Some(page) = ctx.pgt.page_alloc.user_page_mut(pfn) else {
                 return;
             };
@@ -343,7 +337,7 @@ impl MmCtx<'_> {
             if pte_young(pte) || pte_dirty(pte) {
                 let clean = pte.without(PteFlags::ACCESSED).without(PteFlags::DIRTY);
                 let f = ctx.pgt.set_pte(slot, clean);
-                flush = std::mem::replace(&mut flush, TlbFlush::nothing(target)).merge(f);
+                flush.absorb(f);
             }
         });
         self.flush(flush);
@@ -360,12 +354,7 @@ impl MmCtx<'_> {
         let target = self.flush_target();
         let mut flush = TlbFlush::nothing(target);
         let mut discard: Vec<Pfn> = Vec::new();
-        self.for_each_pte_slot(VirtAddr::new(start), VirtAddr::new(end), |ctx, slot| {
-            let pte = ctx.pgt.get(slot);
-            if !pte_present(pte) || pte_special(pte) {
-                return;
-            }
-            let pfn = pte.pfn(false);
+        self.for_each_user_page(start, end, |ctx, slot, pte, pfn| {
             let Some(page) = ctx.pgt.page_alloc.user_page_mut(pfn) else {
                 return;
             };
@@ -376,7 +365,7 @@ impl MmCtx<'_> {
             if !pageout {
                 if pte_young(pte) {
                     let f = ctx.pgt.set_pte(slot, pte.without(PteFlags::ACCESSED));
-                    flush = std::mem::replace(&mut flush, TlbFlush::nothing(target)).merge(f);
+                    flush.absorb(f);
                 }
                 return;
             }
@@ -388,7 +377,7 @@ impl MmCtx<'_> {
                 return;
             }
             let f = ctx.pgt.pte_clear(slot);
-            flush = std::mem::replace(&mut flush, TlbFlush::nothing(target)).merge(f);
+            flush.absorb(f);
             ctx.mm.sub_rss(MmCounter::AnonPages, 1);
             discard.push(pfn);
         });

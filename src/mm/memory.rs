@@ -370,6 +370,22 @@ impl MmCtx<'_> {
         }
     }
 
+    /// Calls `f` on every present PTE of `[start, end)` that maps a normal page: not the
+    /// zero page or another special entry (the `vm_normal_page()` filter of the pte walkers).
+    pub fn for_each_normal_pte(
+        &mut self,
+        start: VirtAddr,
+        end: VirtAddr,
+        mut f: impl FnMut(&mut Self, Slot, Pte),
+    ) {
+        self.for_each_pte_slot(start, end, |ctx, slot| {
+            let pte = ctx.pgt.get(slot);
+            if pte_present(pte) && !pte_special(pte) {
+                f(ctx, slot, pte);
+            }
+        });
+    }
+
     /// `zap_pte_range()` over `[start, end)`: clears every entry, flushes the range from the
     /// TLBs (the mmu_gather's flush), then drops each page's mapping, reference and RSS count
     /// (dirty shmem pages keep PG_dirty). Returns the pages unmapped.
@@ -385,7 +401,7 @@ impl MmCtx<'_> {
                 return;
             }
             let f = ctx.pgt.pte_clear(slot);
-            flush = std::mem::replace(&mut flush, TlbFlush::nothing(target)).merge(f);
+            flush.absorb(f);
             if !pte_present(pte) || pte_special(pte) {
                 return;
             }
@@ -470,7 +486,7 @@ impl MmCtx<'_> {
             }
             if new != pte {
                 let f = ctx.pgt.set_pte(slot, new);
-                flush = std::mem::replace(&mut flush, TlbFlush::nothing(target)).merge(f);
+                flush.absorb(f);
                 pages += 1;
             }
         });
@@ -572,7 +588,7 @@ impl MmCtx<'_> {
             }
             if cow && pte_write(pte) {
                 let f = ctx.pgt.set_pte(slot, pte.without(PteFlags::RW));
-                flush = std::mem::replace(&mut flush, TlbFlush::nothing(target)).merge(f);
+                flush.absorb(f);
                 pte = pte.without(PteFlags::RW);
             }
             if shared {

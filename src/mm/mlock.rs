@@ -16,7 +16,6 @@ use super::MmCtx;
 use super::mman::{MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT, MLOCK_ONFAULT};
 use super::vma::{VM_HUGETLB, VM_LOCKED, VM_LOCKED_MASK, VM_LOCKONFAULT, VM_SPECIAL, VmFlags};
 use crate::addr::{PAGE_SHIFT, PAGE_SIZE, VirtAddr};
-use crate::arch::x86_64::pgprot::{pte_present, pte_special};
 use crate::kernel::Errno;
 use crate::kernel::sys::RLIMIT_MEMLOCK;
 
@@ -170,11 +169,7 @@ impl MmCtx<'_> {
     /// `mlock_vma_pages_range()` → `mlock_pte_range()`: PG_mlocked on (`lock`) or off for every
     /// present normal page of the range. The zero page is not a normal page.
     fn mlock_vma_pages_range(&mut self, start: u64, end: u64, lock: bool) {
-        self.for_each_pte_slot(VirtAddr::new(start), VirtAddr::new(end), |ctx, slot| {
-            let pte = ctx.pgt.get(slot);
-            if !pte_present(pte) || pte_special(pte) {
-                return;
-            }
+        self.for_each_normal_pte(VirtAddr::new(start), VirtAddr::new(end), |ctx, _, pte| {
             let pfn = pte.pfn(false);
             if lock {
                 ctx.vm.rmap.mlock(ctx.pgt.page_alloc, pfn);

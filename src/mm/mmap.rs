@@ -716,4 +716,42 @@ impl MmCtx<'_> {
         }
         Ok(())
     }
+
+    /// The VMA walk of madvise and msync (`madvise_walk_vmas()`, the loop of `msync()`): calls
+    /// `f(ctx, vma, from, to)` on the mapped part of each VMA meeting `[start, end)`, in order.
+    /// A hole is remembered and gives ENOMEM once the walk is done, or at once when
+    /// `stop_at_hole`; no VMA at all at or after `start` is ENOMEM at once; an error of `f`
+    /// ends the walk.
+    pub fn walk_vmas_noting_holes(
+        &mut self,
+        mut start: u64,
+        end: u64,
+        stop_at_hole: bool,
+        mut f: impl FnMut(&mut Self, &Vma, u64, u64) -> Result<(), Errno>,
+    ) -> Result<(), Errno> {
+        let mut unmapped_error = false;
+        while start < end {
+            let Some(vma) = self.mm.vmas.find_vma(VirtAddr::new(start)).cloned() else {
+                return Err(Errno::ENOMEM);
+            };
+            if start < vma.start.as_u64() {
+                if stop_at_hole {
+                    return Err(Errno::ENOMEM);
+                }
+                unmapped_error = true;
+                start = vma.start.as_u64();
+                if start >= end {
+                    break;
+                }
+            }
+            let to = vma.end.as_u64().min(end);
+            f(self, &vma, start, to)?;
+            start = to;
+        }
+        if unmapped_error {
+            Err(Errno::ENOMEM)
+        } else {
+            Ok(())
+        }
+    }
 }

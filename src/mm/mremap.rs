@@ -526,7 +526,7 @@ impl MmCtx<'_> {
             // move_ptes(): get_and_clear the old entry, set it unchanged at the new place
             // (the new entry was none: nothing cached to flush there).
             let f = ctx.pgt.pte_clear(slot);
-            flush = std::mem::replace(&mut flush, TlbFlush::nothing(target)).merge(f);
+            flush.absorb(f);
             ctx.pgt.set_pte(dst, pte).skip();
         });
         self.flush(flush);

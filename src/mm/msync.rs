@@ -7,7 +7,7 @@
 use super::MmCtx;
 use super::mman::{MS_ASYNC, MS_INVALIDATE, MS_SYNC};
 use super::vma::VM_LOCKED;
-use crate::addr::{PAGE_SIZE, VirtAddr};
+use crate::addr::PAGE_SIZE;
 use crate::kernel::Errno;
 
 impl MmCtx<'_> {
@@ -28,35 +28,13 @@ impl MmCtx<'_> {
         if end == start {
             return Ok(());
         }
-        let mut start = start;
-        let mut unmapped_error = false;
-        loop {
-            let Some(vma) = self.mm.vmas.find_vma(VirtAddr::new(start)) else {
-                return Err(Errno::ENOMEM);
-            };
-            if start < vma.start.as_u64() {
-                if flags == MS_ASYNC {
-                    return Err(Errno::ENOMEM);
-                }
-                start = vma.start.as_u64();
-                if start >= end {
-                    return Err(Errno::ENOMEM);
-                }
-                unmapped_error = true;
-            }
+        // A hole is ENOMEM at once for a plain MS_ASYNC, else at the end.
+        self.walk_vmas_noting_holes(start, end, flags == MS_ASYNC, |_, vma, _, _| {
             if flags & MS_INVALIDATE != 0 && vma.flags.contains(VM_LOCKED) {
                 return Err(Errno::EBUSY);
             }
             // MS_SYNC on a shared shmem mapping: vfs_fsync_range() → noop_fsync().
-            start = vma.end.as_u64();
-            if start >= end {
-                break;
-            }
-        }
-        if unmapped_error {
-            Err(Errno::ENOMEM)
-        } else {
             Ok(())
-        }
+        })
     }
 }

@@ -67,6 +67,13 @@ impl TlbFlush {
         }
     }
 
+    /// Folds `other` into this pending flush (an mmu_gather collecting the entries it
+    /// changed): afterwards `self` covers both.
+    pub fn absorb(&mut self, other: TlbFlush) {
+        let target = self.target;
+        *self = std::mem::replace(self, TlbFlush::nothing(target)).merge(other);
+    }
+
     /// Combines two pending flushes into one that covers both (`flush_tlb_mm_range()` batching).
     pub fn merge(self, other: TlbFlush) -> TlbFlush {
         use FlushScope::*;

@@ -77,18 +77,22 @@ fn maps(p: &mut TaskRef) -> Fallible<Array> {
     };
     Ok(pid_maps::entries(mm)
         .into_iter()
-        .map(|e| {
-            let mut m = Map::new();
-            m.insert("start".into(), Dynamic::from(to_i64(e.start)));
-            m.insert("end".into(), Dynamic::from(to_i64(e.end)));
-            m.insert("perms".into(), Dynamic::from(e.perms));
-            m.insert("offset".into(), Dynamic::from(to_i64(e.offset)));
-            m.insert("dev".into(), Dynamic::from(e.dev));
-            m.insert("inode".into(), Dynamic::from(to_i64(e.inode)));
-            m.insert("name".into(), Dynamic::from(e.name));
-            Dynamic::from_map(m)
-        })
+        .map(|e| Dynamic::from_map(maps_entry(e)))
         .collect())
+}
+
+/// One /proc/<pid>/maps line as a script map: `#{ start, end, perms, offset, dev, inode,
+/// name }`.
+fn maps_entry(e: pid_maps::MapsEntry) -> Map {
+    let mut m = Map::new();
+    m.insert("start".into(), Dynamic::from(to_i64(e.start)));
+    m.insert("end".into(), Dynamic::from(to_i64(e.end)));
+    m.insert("perms".into(), Dynamic::from(e.perms));
+    m.insert("offset".into(), Dynamic::from(to_i64(e.offset)));
+    m.insert("dev".into(), Dynamic::from(e.dev));
+    m.insert("inode".into(), Dynamic::from(to_i64(e.inode)));
+    m.insert("name".into(), Dynamic::from(e.name));
+    m
 }
 
 /// The thrown value of a signal: `#{ signal, code, addr }`.
@@ -613,15 +617,7 @@ fn smaps(p: &mut TaskRef) -> Fallible<Array> {
         if cur.is_none() {
             // A header: the next maps line.
             let Some(e) = entries.next() else { break };
-            let mut m = Map::new();
-            m.insert("start".into(), Dynamic::from(to_i64(e.start)));
-            m.insert("end".into(), Dynamic::from(to_i64(e.end)));
-            m.insert("perms".into(), Dynamic::from(e.perms));
-            m.insert("offset".into(), Dynamic::from(to_i64(e.offset)));
-            m.insert("dev".into(), Dynamic::from(e.dev));
-            m.insert("inode".into(), Dynamic::from(to_i64(e.inode)));
-            m.insert("name".into(), Dynamic::from(e.name));
-            cur = Some(m);
+            cur = Some(maps_entry(e));
             continue;
         }
         if let (Some(m), Some((label, value))) = (cur.as_mut(), line.split_once(':'))
