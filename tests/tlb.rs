@@ -1419,7 +1419,7 @@ mod reference {
 /// The TLB against the naive reference above over long seeded random sequences of fills,
 /// lookups (through the micro-TLB fast path first, as `Cpu::translate` does), INVLPGs, range,
 /// PCID and full flushes, with overlapping 4 KiB, 2 MiB and 1 GiB pages, global kernel pages and
-/// four PCIDs on a small geometry that evicts constantly. After every step each array's contents
+/// four PCIDs, on a small geometry that evicts constantly and on one with wide sets. After every step each array's contents
 /// for every address and PCID, and all the hit/miss/fill/eviction counters, must agree: the
 /// set-associative arrays are true LRU, and the micro-TLB in front of L1 is invisible.
 #[test]
@@ -1427,11 +1427,21 @@ fn the_tlb_behaves_as_a_naive_true_lru_model() {
     use mmlab::hw::tlb::TlbEntry;
     use mmlab::kernel::random::Prng;
 
-    let config = TlbConfig {
-        l1_4k: TlbGeometry::new(8, 2),
-        l1_large: TlbGeometry::new(4, 2),
-        l2: TlbGeometry::new(32, 4),
-    };
+    // A small geometry that evicts constantly, and wide sets: 24 ways (a search spans two
+    // 16-way signature blocks), and fully associative arrays of 64 and 128 ways (past the
+    // width a signature mask covers).
+    let configs = [
+        TlbConfig {
+            l1_4k: TlbGeometry::new(8, 2),
+            l1_large: TlbGeometry::new(4, 2),
+            l2: TlbGeometry::new(32, 4),
+        },
+        TlbConfig {
+            l1_4k: TlbGeometry::new(24, 24),
+            l1_large: TlbGeometry::new(64, 64),
+            l2: TlbGeometry::new(128, 128),
+        },
+    ];
     // (page base, size, global): 24 user 4 KiB pages, two user 2 MiB pages (the first covering
     // them), a user 1 GiB page covering everything below it, kernel 4 KiB and 2 MiB pages.
     let mut pool: Vec<(u64, PageSize, bool)> = (0..24)
@@ -1455,7 +1465,7 @@ fn the_tlb_behaves_as_a_naive_true_lru_model() {
     let levels = [TlbLevel::L1Small, TlbLevel::L1Large, TlbLevel::L2];
     let key = |e: Option<TlbEntry>| e.map(|e| (e.va, e.phys, e.page_size, e.flags, e.pcid));
 
-    for seed in 1..=4u64 {
+    for (seed, config) in (1..=6u64).map(|s| (s, configs[(s > 4) as usize])) {
         let mut rng = Prng::new(seed);
         let mut tlb = Tlb::new(config).unwrap();
         let mut model = reference::Tlb::new(config);

@@ -148,19 +148,20 @@ pub fn is_canonical(va: VirtAddr) -> bool {
     crate::arch::X86_64.is_canonical(va)
 }
 
+#[inline]
 fn read_entry(ram: &Ram, at: PhysAddr) -> Option<Pte> {
-    let mut b = [0u8; 8];
-    ram.read(at, &mut b).ok()?;
-    Some(Pte::from_raw(u64::from_le_bytes(b)))
+    ram.read_u64(at).ok().map(Pte::from_raw)
 }
 
+#[inline]
 fn write_entry(ram: &mut Ram, at: PhysAddr, e: Pte) {
     // The entry was just read from the same address, so the write cannot be refused.
-    let _ = ram.write(at, &e.raw().to_le_bytes());
+    let _ = ram.write_u64(at, e.raw());
 }
 
 /// Walks the 4-level tables rooted at `cr3` for `va` and checks `access`. Steps are pushed
 /// to `steps` when given. A/D bits are updated in RAM as the hardware would.
+#[inline(always)]
 pub fn walk(
     ram: &mut Ram,
     cr3: PhysAddr,

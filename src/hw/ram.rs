@@ -7,6 +7,7 @@
 //! hands the host pages back with `MADV_DONTNEED`. That is the model's counterpart of free page
 //! reporting to a hypervisor (mm/page_reporting.c): a fully free MAX_PAGE_ORDER block reads back
 //! as zeros afterwards. The rule depends only on simulated state, so it is deterministic.
+//! The mapping is aligned to, and advised for, host huge pages (see [`Ram::new`]).
 //!
 //! This is the only module with `unsafe` code: the host mapping and the slices made from it.
 
@@ -17,6 +18,9 @@ use std::ptr::NonNull;
 /// Frames per released chunk: one MAX_PAGE_ORDER (order-10) block, 4 MiB.
 pub const CHUNK_FRAMES: u64 = 1024;
 const CHUNK_BYTES: u64 = CHUNK_FRAMES * PAGE_SIZE;
+
+/// The host's huge-page size the mapping is aligned to (x86-64 and arm64 with 4 KiB pages).
+const HOST_HUGE_PAGE: usize = 2 << 20;
 
 /// Why a RAM access was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,12 +79,16 @@ impl Ram {
             & !(CHUNK_BYTES - 1);
         let len =
             usize::try_from(size.max(CHUNK_BYTES)).map_err(|_| RamError::HostMap(libc::EINVAL))?;
+        // One host huge page of slack, so that the mapping can start on a huge-page boundary.
+        let reserve = len
+            .checked_add(HOST_HUGE_PAGE)
+            .ok_or(RamError::HostMap(libc::ENOMEM))?;
         // SAFETY: an anonymous private mapping with no address hint has no preconditions; the
         // result is checked against MAP_FAILED before use.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                len,
+                reserve,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
                 -1,
@@ -92,7 +100,34 @@ impl Ram {
                 std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
             ));
         }
-        let base = NonNull::new(p.cast::<u8>()).ok_or(RamError::HostMap(libc::ENOMEM))?;
+        let head = (p as usize).next_multiple_of(HOST_HUGE_PAGE) - p as usize;
+        // SAFETY: `[p, p + head)` and `[p + head + len, p + reserve)` are the parts of the
+        // mapping just made that lie outside the aligned range kept; nothing refers to them.
+        // munmap of an empty range is skipped. The aligned range `[p + head, p + head + len)`
+        // stays mapped, and its start is what `base` holds.
+        let start = unsafe {
+            if head > 0 {
+                libc::munmap(p, head);
+            }
+            let tail = reserve - head - len;
+            if tail > 0 {
+                libc::munmap(p.cast::<u8>().add(head + len).cast(), tail);
+            }
+            p.cast::<u8>().add(head)
+        };
+        // The host may back the range with huge pages (`MADV_HUGEPAGE`; a hint, ignored where
+        // transparent huge pages are off). The simulated RAM is one large array read and written
+        // a frame at a time all over, as the kernel's direct map is, and for the same reason
+        // that map uses 2 MiB and 1 GiB pages: with 4 KiB host pages nearly every frame the
+        // simulation touches first costs a host TLB miss, a nested two-dimensional walk when
+        // mmlab itself runs in a virtual machine. Chunks are 4 MiB aligned, so releasing one
+        // hands whole huge pages back.
+        #[cfg(target_os = "linux")]
+        // SAFETY: madvise on a range this function mapped has no memory-safety effect.
+        unsafe {
+            libc::madvise(start.cast(), len, libc::MADV_HUGEPAGE);
+        }
+        let base = NonNull::new(start).ok_or(RamError::HostMap(libc::ENOMEM))?;
         let chunks = (len as u64 / CHUNK_BYTES) as usize;
         Ok(Ram {
             base,
@@ -135,6 +170,30 @@ impl Ram {
         // life of `self`, and `&self` excludes concurrent writers through `&mut self`.
         let src = unsafe { std::slice::from_raw_parts(self.base.as_ptr().add(off), buf.len()) };
         buf.copy_from_slice(src);
+        Ok(())
+    }
+
+    /// The little-endian u64 at `addr` (a page-table entry), without going through a buffer.
+    #[inline]
+    pub fn read_u64(&self, addr: PhysAddr) -> Result<u64, RamError> {
+        let off = self.check(addr, 8)?;
+        // SAFETY: `check` proved the eight bytes are inside the live mapping; the read is
+        // unaligned-safe and `&self` excludes writers.
+        Ok(u64::from_le(unsafe {
+            std::ptr::read_unaligned(self.base.as_ptr().add(off).cast::<u64>())
+        }))
+    }
+
+    /// Stores `value` little-endian at `addr` (a page-table entry).
+    #[inline]
+    pub fn write_u64(&mut self, addr: PhysAddr, value: u64) -> Result<(), RamError> {
+        let off = self.check(addr, 8)?;
+        self.mark_touched(off as u64, 8);
+        // SAFETY: `check` proved the eight bytes are inside the live mapping; `&mut self`
+        // gives exclusive access.
+        unsafe {
+            std::ptr::write_unaligned(self.base.as_ptr().add(off).cast::<u64>(), value.to_le())
+        };
         Ok(())
     }
 
@@ -262,6 +321,9 @@ mod tests {
     #[test]
     fn bytes_round_trip_and_start_zero() {
         let mut ram = Ram::new(16 << 20).unwrap();
+        // The host mapping starts on a huge-page boundary, so released chunks are whole huge
+        // pages.
+        assert_eq!(ram.base.as_ptr() as usize % HOST_HUGE_PAGE, 0);
         let mut buf = [0xffu8; 8];
         ram.read(PhysAddr::new(0x1000), &mut buf).unwrap();
         assert_eq!(buf, [0; 8]);

@@ -440,6 +440,13 @@ fn tag_class(tag: u64) -> usize {
     ((tag >> TAG_CLASS_SHIFT) & 3) as usize
 }
 
+/// The address-space half recorded in a valid tag: 0 for user addresses, 1 for kernel ones
+/// (tag bit 63 is address bit 56, which a 57-bit canonical address repeats up to bit 63).
+#[inline]
+fn tag_half(tag: u64) -> usize {
+    (tag >> 63) as usize
+}
+
 /// True when bits 56..=63 of `va` are all equal (canonical with 57 address bits).
 #[inline]
 fn canonical57(va: u64) -> bool {
@@ -459,12 +466,51 @@ const EMPTY_ENTRY: TlbEntry = TlbEntry {
     cache: CacheMode::WriteBack,
 };
 
+/// Bytes after a [`SetAssoc`]'s signatures, so that a 16-byte compare at any slot stays in
+/// the buffer.
+const SIG_PAD: usize = 16;
+
+/// The search byte of a tag: a fold of its page and size-class bits (not the PCID and global
+/// bits, so an entry's own PCID and a global one for the page share it), never 0, which marks
+/// an empty slot.
+#[inline]
+fn signature(tag: u64) -> u8 {
+    let h = (tag >> TAG_CLASS_SHIFT).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (h >> 56) as u8 | 1
+}
+
+/// A bit per byte of `bytes[..16]` equal to `b`: two eight-byte words compared a byte at a
+/// time with SWAR arithmetic (safe, portable code the compiler keeps to a few instructions).
+#[inline]
+fn match_bytes16(bytes: &[u8], b: u8) -> u32 {
+    let word = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().expect("eight bytes"));
+    match_bytes8(word(0), b) | match_bytes8(word(8), b) << 8
+}
+
+/// A bit per byte of the little-endian word `w` equal to `b`.
+#[inline]
+fn match_bytes8(w: u64, b: u8) -> u32 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let x = w ^ (u64::from(b) * 0x0101_0101_0101_0101);
+    // The top bit of each byte of `zero` is set exactly where `x` has a zero byte: adding 0x7f
+    // to the low seven bits carries into bit 7 unless they are all zero, and no carry crosses
+    // a byte.
+    let zero = !(((x & LOW7) + LOW7) | x | LOW7);
+    // Gather the eight top bits into one byte.
+    ((zero >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32
+}
+
 /// One set-associative array.
 #[derive(Clone, Debug)]
 struct SetAssoc {
     /// Tags; slot `set * ways + way`. A tag without [`TAG_VALID`] is an empty slot.
     tags: Box<[u64]>,
-    /// LRU stamps: the larger, the more recently used.
+    /// One byte per slot, [`signature`] of its tag (0 when empty), followed by
+    /// [`SIG_PAD`] zero bytes: a search compares a set's bytes sixteen at a time and checks
+    /// the full tag only where the byte matches.
+    sigs: Box<[u8]>,
+    /// LRU stamps: the larger, the more recently used; 0 in an empty slot, at least 1 in a
+    /// valid one.
     stamps: Box<[u64]>,
     /// The cached translations, parallel to `tags`.
     entries: Box<[TlbEntry]>,
@@ -472,8 +518,10 @@ struct SetAssoc {
     ways: usize,
     /// Sets − 1 (sets is a power of two).
     set_mask: u64,
-    /// Valid entries per page-size class, so lookups skip classes the array holds none of.
-    classes: [u32; 3],
+    /// Valid entries per page-size class and address-space half (user, kernel), so a lookup or
+    /// invalidation skips the sets of classes the array holds none of for that half: the 2 MiB
+    /// and 1 GiB entries of the kernel's direct map cost a user address nothing.
+    classes: [[u32; 2]; 3],
 }
 
 impl SetAssoc {
@@ -481,12 +529,20 @@ impl SetAssoc {
         let n = g.entries as usize;
         SetAssoc {
             tags: vec![0; n].into_boxed_slice(),
+            sigs: vec![0; n + SIG_PAD].into_boxed_slice(),
             stamps: vec![0; n].into_boxed_slice(),
             entries: vec![EMPTY_ENTRY; n].into_boxed_slice(),
             ways: g.ways as usize,
             set_mask: u64::from(g.sets()) - 1,
-            classes: [0; 3],
+            classes: [[0; 2]; 3],
         }
+    }
+
+    /// True when the array holds entries of `class` in the half of the address space `va` (a
+    /// 57-bit canonical address) is in.
+    #[inline]
+    fn holds(&self, class: usize, va: u64) -> bool {
+        self.classes[class][(va >> 63) as usize] != 0
     }
 
     /// First slot of the set `va` selects for pages of `class`.
@@ -501,10 +557,44 @@ impl SetAssoc {
         let page = page_tag(va, class);
         let (key, gkey) = (page | u64::from(pcid), page | TAG_GLOBAL);
         let base = self.set_base(va, class);
-        self.tags[base..base + self.ways]
-            .iter()
-            .position(|&t| t == key || t == gkey)
-            .map(|w| base + w)
+        self.first_slot(base, signature(page), |t| t == key || t == gkey)
+    }
+
+    /// The first slot of the set starting at `base` whose tag satisfies `hit`, given that
+    /// every such tag has signature `sig`: for sets of up to 64 ways only the slots whose
+    /// signature byte matches are checked; wider sets are scanned whole.
+    #[inline]
+    fn first_slot(&self, base: usize, sig: u8, hit: impl Fn(u64) -> bool) -> Option<usize> {
+        if self.ways > 64 {
+            return (base..base + self.ways).find(|&slot| hit(self.tags[slot]));
+        }
+        let mut mask = self.sig_mask(base, sig);
+        while mask != 0 {
+            let slot = base + mask.trailing_zeros() as usize;
+            if hit(self.tags[slot]) {
+                return Some(slot);
+            }
+            mask &= mask - 1;
+        }
+        None
+    }
+
+    /// The ways (bit `w` for way `w`) of the set starting at `base`, of at most 64 ways, whose
+    /// signature byte is `sig`.
+    #[inline]
+    fn sig_mask(&self, base: usize, sig: u8) -> u64 {
+        let ways = self.ways;
+        debug_assert!(ways <= 64);
+        let mut mask = 0u64;
+        let mut w = 0;
+        while w < ways {
+            mask |= u64::from(match_bytes16(&self.sigs[base + w..base + w + 16], sig)) << w;
+            w += 16;
+        }
+        if ways < 64 {
+            mask &= (1u64 << ways) - 1;
+        }
+        mask
     }
 
     /// The first class-by-class match for `va` under `pcid`.
@@ -512,7 +602,7 @@ impl SetAssoc {
     fn find_any(&self, va: u64, pcid: u16, classes: &[usize]) -> Option<usize> {
         classes
             .iter()
-            .filter(|&&c| self.classes[c] != 0)
+            .filter(|&&c| self.holds(c, va))
             .find_map(|&c| self.find(va, c, pcid))
     }
 
@@ -522,59 +612,63 @@ impl SetAssoc {
     fn insert(&mut self, tag: u64, class: usize, entry: TlbEntry, stamp: u64) -> (usize, bool) {
         let base = self.set_base(entry.va.as_u64(), class);
         let set = base..base + self.ways;
-        // One pass over the set: a way with the same tag wins at once; otherwise the first
-        // empty way; otherwise the least recently used one (the first of equal stamps).
-        let (mut same, mut empty) = (None, None);
-        let (mut lru, mut oldest) = (0, u64::MAX);
-        for (w, (&t, &s)) in self.tags[set.clone()]
-            .iter()
-            .zip(&self.stamps[set])
-            .enumerate()
-        {
-            if t == tag {
-                same = Some(w);
-                break;
+        // A way with the same tag wins; otherwise the way with the smallest stamp. Empty ways
+        // have stamp 0 and valid ones a clock value of at least 1, all distinct, so the first
+        // smallest stamp is the first empty way if there is one and the least recently used
+        // way if not. Two simple passes, which the compiler keeps branch-free.
+        let same = self.first_slot(base, signature(tag), |t| t == tag);
+        let way = match same {
+            Some(slot) => slot - base,
+            None => {
+                let (mut lru, mut oldest) = (0, u64::MAX);
+                for (w, &s) in self.stamps[set].iter().enumerate() {
+                    let older = s < oldest;
+                    oldest = if older { s } else { oldest };
+                    lru = if older { w } else { lru };
+                }
+                lru
             }
-            if t & TAG_VALID == 0 {
-                empty = empty.or(Some(w));
-            }
-            let older = s < oldest;
-            oldest = if older { s } else { oldest };
-            lru = if older { w } else { lru };
-        }
-        let (way, evicted) = match (same, empty) {
-            (Some(w), _) | (None, Some(w)) => (w, false),
-            (None, None) => (lru, true),
         };
         let slot = base + way;
         let old = self.tags[slot];
+        let evicted = old != tag && old & TAG_VALID != 0;
         if old & TAG_VALID != 0 {
-            self.classes[tag_class(old)] -= 1;
+            self.classes[tag_class(old)][tag_half(old)] -= 1;
         }
         self.tags[slot] = tag;
+        self.sigs[slot] = signature(tag);
         self.stamps[slot] = stamp;
         self.entries[slot] = entry;
-        self.classes[class] += 1;
+        self.classes[class][tag_half(tag)] += 1;
         (slot, evicted)
     }
 
+    /// Empties `slot`; its stamp goes back to 0, which [`SetAssoc::insert`] relies on.
     fn remove(&mut self, slot: usize) {
-        self.classes[tag_class(self.tags[slot])] -= 1;
+        let t = self.tags[slot];
+        self.classes[tag_class(t)][tag_half(t)] -= 1;
         self.tags[slot] = 0;
+        self.sigs[slot] = 0;
+        self.stamps[slot] = 0;
     }
 
-    /// Removes every entry a lookup of `va` under `pcid` could use; returns how many.
+    /// Removes every entry a lookup of `va` under `pcid` could use; returns how many. A set
+    /// may hold two such entries for a class (the PCID's own and a global one), so the set is
+    /// scanned to its end.
     fn invalidate(&mut self, va: u64, pcid: u16) -> u64 {
         let mut removed = 0;
         for class in 0..3 {
-            while self.classes[class] != 0 {
-                match self.find(va, class, pcid) {
-                    Some(slot) => {
-                        self.remove(slot);
-                        removed += 1;
-                    }
-                    None => break,
-                }
+            if !self.holds(class, va) {
+                continue;
+            }
+            let page = page_tag(va, class);
+            let (key, gkey) = (page | u64::from(pcid), page | TAG_GLOBAL);
+            let base = self.set_base(va, class);
+            // At most two entries match (the PCID's own and a global one), each found afresh.
+            while let Some(slot) = self.first_slot(base, signature(page), |t| t == key || t == gkey)
+            {
+                self.remove(slot);
+                removed += 1;
             }
         }
         removed
@@ -726,7 +820,7 @@ impl Tlb {
             return None;
         }
         let stamp = self.tick();
-        if self.l1_small.classes[0] != 0
+        if self.l1_small.holds(0, va)
             && let Some(slot) = self.l1_small.find(va, 0, pcid)
         {
             self.stats.l1_4k_hits += 1;
@@ -1087,6 +1181,37 @@ mod tests {
             user: true,
             executable: true,
             cache: CacheMode::WriteBack,
+        }
+    }
+
+    #[test]
+    fn byte_match_masks_are_exact() {
+        // Every byte value against every position, including the values that make SWAR
+        // zero-byte tricks misfire (0x00 and 0x80 next to a match, 0x01 after one).
+        let mut rng = 0x1234_5678_9abc_def0u64;
+        for round in 0..4000 {
+            let mut bytes = [0u8; 16];
+            for b in bytes.iter_mut() {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                *b = match rng % 5 {
+                    0 => 0,
+                    1 => 0x80,
+                    2 => 1,
+                    _ => (rng >> 8) as u8,
+                };
+            }
+            let target = if round % 3 == 0 { 0 } else { bytes[round % 16] };
+            let naive = bytes
+                .iter()
+                .enumerate()
+                .fold(0u32, |m, (i, &x)| m | (u32::from(x == target) << i));
+            assert_eq!(match_bytes16(&bytes, target), naive, "{bytes:?} {target}");
+        }
+        // Signatures are never the empty mark.
+        for tag in [0u64, TAG_VALID, u64::MAX, 1 << 63] {
+            assert_ne!(signature(tag), 0);
         }
     }
 

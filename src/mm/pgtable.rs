@@ -221,12 +221,8 @@ impl Slot {
 /// reads as an empty entry.
 pub fn native_get_entry(ram: &Ram, table: Pfn, index: usize) -> Pte {
     debug_assert!(index < PTRS_PER_TABLE);
-    let mut b = [0u8; 8];
     let at = PhysAddr::new(table.phys().as_u64() + index as u64 * 8);
-    match ram.read(at, &mut b) {
-        Ok(()) => Pte::from_raw(u64::from_le_bytes(b)),
-        Err(_) => Pte::NONE,
-    }
+    ram.read_u64(at).map_or(Pte::NONE, Pte::from_raw)
 }
 
 /// `native_set_pte()` and friends: writes the eight bytes of entry `index` of the table in frame
@@ -236,7 +232,7 @@ pub fn native_set_entry(ram: &mut Ram, table: Pfn, index: usize, e: Pte) {
     let at = PhysAddr::new(table.phys().as_u64() + index as u64 * 8);
     // Tables are RAM frames, so the write cannot be refused; a corrupt table pointer outside RAM
     // is reported by validate(), not here.
-    let _ = ram.write(at, &e.raw().to_le_bytes());
+    let _ = ram.write_u64(at, e.raw());
 }
 
 /// The 512 entries of a table, as raw values.
