@@ -33,6 +33,9 @@ pub const SPLIT_MERGE_PAGES: usize = 3;
 pub const FORK_BYTES: usize = 1 << 30;
 /// Written memory of the parent in `cow_faults`; the child writes every page of it.
 pub const COW_BYTES: usize = 64 << 20;
+/// The region of the cache-resident variants of the two fault workloads: small enough that
+/// the pages a round frees are still in the CPU's caches when the next round takes them again.
+pub const CACHED_FAULT_BYTES: usize = 4 << 20;
 
 const THP_ENABLED: &str = "/sys/kernel/mm/transparent_hugepage/enabled";
 const THP_DEFRAG: &str = "/sys/kernel/mm/transparent_hugepage/defrag";
@@ -267,10 +270,10 @@ fn check_faults(what: &str, faults: u64, pages: u64) {
     );
 }
 
-/// One round of demand-zero faults: map [`DEMAND_ZERO_BYTES`], write one byte per page (timed:
-/// one fault per page), unmap (untimed).
-pub fn demand_zero_round() -> Sample {
-    let r = AnonRegion::new(DEMAND_ZERO_BYTES);
+/// One round of demand-zero faults: map `bytes`, write one byte per page (timed: one fault per
+/// page), unmap (untimed).
+pub fn demand_zero_round(bytes: usize) -> Sample {
+    let r = AnonRegion::new(bytes);
     let start = Instant::now();
     let ops = r.touch(1);
     let elapsed = start.elapsed();
@@ -293,14 +296,24 @@ pub fn demand_zero_round() -> Sample {
 /// `getrusage(RUSAGE_THREAD).ru_minflt` that the 16,384 writes took at least 16,384 faults, and
 /// panics otherwise (tried: with `MADV_HUGEPAGE` instead, 262,144 pages took 512 faults).
 pub fn demand_zero_faults(budget: Duration) -> f64 {
-    verify_demand_zero();
-    timed_rate(budget, demand_zero_round)
+    demand_zero_faults_in(DEMAND_ZERO_BYTES, budget)
+}
+
+/// [`demand_zero_faults`] over [`CACHED_FAULT_BYTES`].
+pub fn demand_zero_faults_cached(budget: Duration) -> f64 {
+    demand_zero_faults_in(CACHED_FAULT_BYTES, budget)
+}
+
+/// [`demand_zero_faults`] with a region of `bytes`.
+pub fn demand_zero_faults_in(bytes: usize, budget: Duration) -> f64 {
+    verify_demand_zero(bytes);
+    timed_rate(budget, || demand_zero_round(bytes))
 }
 
 /// An untimed [`demand_zero_round`] that panics unless each page written took a fault of its
 /// own (`getrusage(RUSAGE_THREAD).ru_minflt`), i.e. no THP or mTHP folio served several pages.
-pub fn verify_demand_zero() {
-    let r = AnonRegion::new(DEMAND_ZERO_BYTES);
+pub fn verify_demand_zero(bytes: usize) {
+    let r = AnonRegion::new(bytes);
     let before = minor_faults();
     r.touch(1);
     check_faults("demand_zero_faults", minor_faults() - before, r.pages());
@@ -704,6 +717,16 @@ pub fn cow_round(parent: &AnonRegion) -> Sample {
 /// parent never writes the region again, so every round's child finds every page shared. Rate
 /// = total pages / total child write-loop time, after one untimed round.
 pub fn cow_faults(budget: Duration) -> f64 {
-    let region = AnonRegion::new_written(COW_BYTES);
+    cow_faults_in(COW_BYTES, budget)
+}
+
+/// [`cow_faults`] over [`CACHED_FAULT_BYTES`].
+pub fn cow_faults_cached(budget: Duration) -> f64 {
+    cow_faults_in(CACHED_FAULT_BYTES, budget)
+}
+
+/// [`cow_faults`] with a parent region of `bytes`.
+pub fn cow_faults_in(bytes: usize, budget: Duration) -> f64 {
+    let region = AnonRegion::new_written(bytes);
     timed_rate(budget, || cow_round(&region))
 }

@@ -55,16 +55,16 @@ impl Machine {
     }
 }
 
-/// A fresh machine with room for the demand-zero region three times over.
-pub fn demand_zero_machine() -> Machine {
-    Machine::new(4 * native::DEMAND_ZERO_BYTES as u64)
+/// A fresh machine with room for a demand-zero region of `bytes` three times over.
+pub fn demand_zero_machine(bytes: usize) -> Machine {
+    Machine::new(4 * bytes as u64)
 }
 
-/// One round: map [`native::DEMAND_ZERO_BYTES`], write one byte per page (timed: one
-/// demand-zero fault per page, each a TLB miss, a failed walk, `handle_mm_fault()` allocating
-/// a zeroed page and installing the PTE, then the retried access), unmap (untimed).
-pub fn demand_zero_round(m: &mut Machine) -> Sample {
-    let len = native::DEMAND_ZERO_BYTES as u64;
+/// One round: map `bytes`, write one byte per page (timed: one demand-zero fault per page,
+/// each a TLB miss, a failed walk, `handle_mm_fault()` allocating a zeroed page and installing
+/// the PTE, then the retried access), unmap (untimed).
+pub fn demand_zero_round(m: &mut Machine, bytes: usize) -> Sample {
+    let len = bytes as u64;
     let a = m.mmap(0, len, RW);
     let flt = m.k.task(m.pid).expect("task").min_flt;
     let start = Instant::now();
@@ -76,10 +76,19 @@ pub fn demand_zero_round(m: &mut Machine) -> Sample {
     Sample { ops, elapsed }
 }
 
-/// Demand-zero faults per second.
+/// Demand-zero faults per second over [`native::DEMAND_ZERO_BYTES`].
 pub fn demand_zero_faults(budget: Duration) -> f64 {
-    let mut m = demand_zero_machine();
-    timed_rate(budget, || demand_zero_round(&mut m))
+    demand_zero_faults_in(native::DEMAND_ZERO_BYTES, budget)
+}
+
+/// Demand-zero faults per second over [`native::CACHED_FAULT_BYTES`].
+pub fn demand_zero_faults_cached(budget: Duration) -> f64 {
+    demand_zero_faults_in(native::CACHED_FAULT_BYTES, budget)
+}
+
+fn demand_zero_faults_in(bytes: usize, budget: Duration) -> f64 {
+    let mut m = demand_zero_machine(bytes);
+    timed_rate(budget, || demand_zero_round(&mut m, bytes))
 }
 
 /// `mmap` + `munmap` of 64 KiB as a lone VMA at [`native::MMAP_HINT`], untouched.
@@ -223,22 +232,33 @@ pub fn fork_1g(budget: Duration) -> f64 {
     crate::common::rate(budget, 1, || f.fork_exit())
 }
 
-/// A parent with [`native::COW_BYTES`] written, whose children each write every page.
+/// A parent with a region written, whose children each write every page of it.
 pub struct Cow {
     m: Machine,
     addr: u64,
+    bytes: u64,
 }
 
 impl Cow {
+    /// A parent with [`native::COW_BYTES`] written.
     pub fn new() -> Cow {
-        let (m, addr) = written(native::COW_BYTES as u64);
-        Cow { m, addr }
+        Cow::with_bytes(native::COW_BYTES)
+    }
+
+    /// A parent with `bytes` written.
+    pub fn with_bytes(bytes: usize) -> Cow {
+        let (m, addr) = written(bytes as u64);
+        Cow {
+            m,
+            addr,
+            bytes: bytes as u64,
+        }
     }
 
     /// One round: fork (untimed), the child writes one byte per page (timed: one COW fault
     /// each, `do_wp_page()` copying the shared page), the child exits (untimed).
     pub fn round(&mut self) -> Sample {
-        let len = native::COW_BYTES as u64;
+        let len = self.bytes;
         let child = self.m.k.fork(self.m.pid).expect("fork");
         let start = Instant::now();
         for va in (self.addr..self.addr + len).step_by(native::PAGE_SIZE) {
@@ -255,8 +275,14 @@ impl Cow {
     }
 }
 
-/// COW faults per second.
+/// COW faults per second over [`native::COW_BYTES`].
 pub fn cow_faults(budget: Duration) -> f64 {
     let mut c = Cow::new();
+    timed_rate(budget, || c.round())
+}
+
+/// COW faults per second over [`native::CACHED_FAULT_BYTES`].
+pub fn cow_faults_cached(budget: Duration) -> f64 {
+    let mut c = Cow::with_bytes(native::CACHED_FAULT_BYTES);
     timed_rate(budget, || c.round())
 }
