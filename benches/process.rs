@@ -170,17 +170,32 @@ const WORKLOADS: [Workload; 7] = [
     },
 ];
 
-/// One line of the summary: best-of-rounds rates in ops/s.
+/// One line of the summary: best-of-rounds rates in ops/s, and the median over the rounds of
+/// each round's mmlab/host ratio.
 struct Row {
     name: &'static str,
     op: &'static str,
     native: f64,
     mmlab: Option<f64>,
+    median_ratio: Option<f64>,
+}
+
+/// The median of `v` (the mean of the middle two for an even count); `None` when empty.
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
 }
 
 /// Best-of-rounds rates for every workload. Each round calls the workload's function, which
 /// sets up its own memory (the 1 GiB of `fork_1g`, the 64 MiB of `cow_fault`) and measures for
-/// the round's budget.
+/// the round's budget. Both sides run in each round, one after the other, so a round's ratio
+/// compares them under nearly the same conditions; the median of those ratios is printed beside
+/// the ratio of the bests, as a shared machine's noise moves the two differently.
 fn summary() {
     const ROUNDS: usize = 7;
     let budget = Duration::from_millis(200);
@@ -199,11 +214,14 @@ fn summary() {
     let mut rows = Vec::new();
     for w in &WORKLOADS {
         let (mut native, mut mmlab) = (0f64, None::<f64>);
-        // Both sides in each round, so that a noisy neighbour favours neither.
+        let mut ratios = Vec::new();
         for _ in 0..ROUNDS {
-            native = native.max((w.native)(budget));
+            let n = (w.native)(budget);
+            native = native.max(n);
             if let Some(f) = w.mmlab {
-                mmlab = Some(mmlab.unwrap_or(0.0).max(f(budget)));
+                let m = f(budget);
+                mmlab = Some(mmlab.unwrap_or(0.0).max(m));
+                ratios.push(m / n);
             }
         }
         rows.push(Row {
@@ -211,20 +229,24 @@ fn summary() {
             op: w.op,
             native,
             mmlab,
+            median_ratio: median(ratios),
         });
     }
     println!(
-        "{:<22} {:<16} {:>16} {:>16} {:>8}",
-        "workload", "op", "native ops/s", "mmlab ops/s", "ratio"
+        "{:<22} {:<16} {:>16} {:>16} {:>8} {:>8}",
+        "workload", "op", "native ops/s", "mmlab ops/s", "ratio", "median"
     );
     for r in &rows {
         let (m, ratio) = match r.mmlab {
             Some(m) => (format!("{m:.3e}"), format!("{:.2}", m / r.native)),
             None => ("-".to_string(), "-".to_string()),
         };
+        let med = r
+            .median_ratio
+            .map_or("-".to_string(), |x| format!("{x:.2}"));
         println!(
-            "{:<22} {:<16} {:>16.3e} {:>16} {:>8}",
-            r.name, r.op, r.native, m, ratio
+            "{:<22} {:<16} {:>16.3e} {:>16} {:>8} {:>8}",
+            r.name, r.op, r.native, m, ratio, med
         );
     }
     println!("summary took {:.1} s", started.elapsed().as_secs_f64());
