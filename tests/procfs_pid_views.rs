@@ -483,11 +483,15 @@ fn host_status_header() -> StatusHeader {
         assert!(v.iter().all(|&x| x == v[0]), "{label}: ids differ");
         v[0]
     };
-    let cpus = status_value("Cpus_allowed_list");
-    let nr_cpus = match cpus.split_once('-') {
-        Some((_, last)) => last.parse::<u32>().unwrap() + 1,
-        None => 1,
-    };
+    // "0-1" or "0,2-3": the CPUs this process may use; the machine has at least the last.
+    let cpus: Vec<u64> = status_value("Cpus_allowed_list")
+        .split(',')
+        .flat_map(|r| {
+            let (a, b) = r.split_once('-').unwrap_or((r, r));
+            a.parse::<u64>().unwrap()..=b.parse::<u64>().unwrap()
+        })
+        .collect();
+    let nr = u32::try_from(cpus.iter().max().unwrap() + 1).unwrap();
     StatusHeader {
         name: status_value("Name").to_string(),
         pid: status_num("Pid"),
@@ -496,7 +500,7 @@ fn host_status_header() -> StatusHeader {
         uid: ids("Uid"),
         gid: ids("Gid"),
         threads: status_num("Threads"),
-        nr_cpus,
+        cpus_allowed: mmlab::kernel::cpumask::CpuMask::from_cpus(nr, cpus),
     }
 }
 

@@ -177,3 +177,39 @@ fn proc_views_take_any_argument() {
     script += "k.validate();\n";
     run_source("procviews.rhai", &script).unwrap_or_else(|e| panic!("{e}\n{script}"));
 }
+
+#[test]
+fn affinity_calls_take_any_argument() {
+    let mut rng = Prng::new(0xaff1);
+    let mut script = String::from(
+        "let k = boot(#{ ram: \"32M\", cpus: 3 });\nlet p = k.process(\"a\");\n\
+         let t = p.clone_thread();\n",
+    );
+    for _ in 0..200 {
+        let n = rng.below(4) as usize;
+        let cpus: Vec<String> = (0..n).map(|_| edge(&mut rng)).collect();
+        script += &format!(
+            "try {{ let r = t.sched_setaffinity([{}]); if r != 0 && r != -EINVAL {{ throw \"bad \" + r; }} }} catch (e) {{ if type_of(e) == \"string\" && e.starts_with(\"bad\") {{ throw e; }} }}\n",
+            cpus.join(", ")
+        );
+        // Whatever happened, the task runs on a CPU it may use.
+        script += "if !t.sched_getaffinity().contains(t.cpu) { throw \"off its mask\"; }\n";
+        script += "t.write_u8(0x7ffffffde000, 1);\n";
+    }
+    script += "k.validate();\n";
+    run_source("affinity.rhai", &script).unwrap_or_else(|e| panic!("{e}\n{script}"));
+    for call in [
+        "p.sched_setaffinity(5)",
+        "p.sched_setaffinity([\"x\"])",
+        "p.sched_setaffinity([-1])",
+    ] {
+        let src =
+            format!("let k = boot(#{{ ram: \"16M\" }});\nlet p = k.process(\"a\");\n{call};\n");
+        let err = run_source("t.rhai", &src).expect_err(call);
+        assert!(err.to_string().contains("t.rhai:3"), "{call}: {err}");
+    }
+    let src = "let k = boot(#{ ram: \"16M\" });\nlet p = k.process(\"a\");\np.exit_group(0);\n\
+               assert_eq(p.sched_getaffinity(), -ESRCH);\nassert_eq(p.sched_setaffinity([0]), -ESRCH);\n\
+               assert_eq(p.cpu, ());\n";
+    run_source("gone.rhai", src).unwrap_or_else(|e| panic!("{e}"));
+}

@@ -151,7 +151,7 @@ impl Kernel {
                 return Err(e);
             }
         };
-        let cpu = self.select_task_cpu();
+        let cpu = Kernel::select_task_cpu(&t);
         self.tasks.tasks.insert(
             child_pid,
             Task {
@@ -162,6 +162,8 @@ impl Kernel {
                 mm: child_id,
                 cred: t.cred,
                 cpu,
+                // dup_task_struct() copies cpus_mask.
+                cpus_allowed: t.cpus_allowed.clone(),
                 min_flt: 0,
                 maj_flt: 0,
             },
@@ -176,7 +178,7 @@ impl Kernel {
         let t = self.tasks.tasks.get(&pid).ok_or(Errno::ESRCH)?.clone();
         let new = self.tasks.alloc_pid_for(self.opts.cpus)?;
         self.tasks.mmget(t.mm);
-        let cpu = self.select_task_cpu();
+        let cpu = Kernel::select_task_cpu(&t);
         self.tasks.tasks.insert(
             new,
             Task {
@@ -188,6 +190,8 @@ impl Kernel {
                 mm: t.mm,
                 cred: t.cred,
                 cpu,
+                // dup_task_struct() copies cpus_mask.
+                cpus_allowed: t.cpus_allowed.clone(),
                 min_flt: 0,
                 maj_flt: 0,
             },

@@ -8,10 +8,12 @@
 //! Linux.
 
 pub mod cmdline;
+pub mod cpumask;
 pub mod errno;
 pub mod fork;
 pub mod random;
 pub mod resource;
+pub mod sched;
 pub mod signal;
 pub mod sys;
 pub mod syscall;
@@ -110,6 +112,8 @@ pub struct Kernel {
     vm: crate::mm::VmState,
     /// Each CPU's ASID slots (arch/x86_64/tlb.rs).
     cpu_tlb: Vec<crate::arch::x86_64::tlb::CpuTlbState>,
+    /// Each CPU's `distribute_cpu_mask_prev` (kernel/sched.rs).
+    distribute_prev: Vec<u32>,
     log: Vec<String>,
 }
 
@@ -255,6 +259,7 @@ impl Kernel {
             totalram: page_alloc.totalram_pages(),
         };
         let cpu_tlb = vec![Default::default(); cpus.len()];
+        let distribute_prev = vec![0; cpus.len()];
         Ok(Kernel {
             arch,
             opts,
@@ -269,6 +274,7 @@ impl Kernel {
             tasks: task::Tasks::default(),
             vm,
             cpu_tlb,
+            distribute_prev,
             log,
         })
     }

@@ -16,6 +16,7 @@
 //! pids go up from the last one given (`idr_alloc_cyclic()`), wrap at `pid_max` back to
 //! `RESERVED_PIDS` (300) and skip pids in use; EAGAIN when none is free, as `alloc_pid()` gives.
 
+use super::cpumask::CpuMask;
 use super::sys::Cred;
 use super::{Errno, Kernel};
 use crate::addr::VirtAddr;
@@ -69,6 +70,8 @@ pub struct Task {
     pub cred: Cred,
     /// The CPU the task runs on; its memory accesses go through that CPU's TLB.
     pub cpu: usize,
+    /// `cpus_mask`: the CPUs it may run on (`sched_setaffinity()`); inherited by fork and clone.
+    pub cpus_allowed: CpuMask,
     /// `min_flt`: faults resolved without I/O.
     pub min_flt: u64,
     /// `maj_flt`: faults that needed I/O.
@@ -206,7 +209,6 @@ impl Kernel {
         // exec's stack VMA is VM_ACCOUNT: its pages are charged (acct_stack_growth()).
         self.vm.overcommit.committed += mm.total_vm;
         let id = self.tasks.insert_mm(mm);
-        let cpu = self.select_task_cpu();
         self.tasks.tasks.insert(
             pid,
             Task {
@@ -216,7 +218,8 @@ impl Kernel {
                 comm: task_comm(name),
                 mm: id,
                 cred,
-                cpu,
+                cpu: 0,
+                cpus_allowed: CpuMask::full(self.opts.cpus),
                 min_flt: 0,
                 maj_flt: 0,
             },
@@ -224,10 +227,12 @@ impl Kernel {
         Ok(pid)
     }
 
-    /// The CPU a new task starts on. Every task runs on CPU 0 until scheduling is modelled
-    /// (Linux picks one in `wake_up_new_task()` → `select_task_rq()`).
-    pub(super) fn select_task_cpu(&self) -> usize {
-        0
+    /// The CPU a task forked or cloned by `parent` starts on: the parent's (`sched_fork()`
+    /// puts the child on the forking CPU). Linux then lets `wake_up_new_task()` →
+    /// `select_task_rq()` balance the load across the CPUs the child may use; mmlab has no
+    /// load to balance and leaves it there (docs/divergences.md).
+    pub(super) fn select_task_cpu(parent: &Task) -> usize {
+        parent.cpu
     }
 
     /// The task with this pid.
@@ -433,6 +438,7 @@ mod tests {
             mm: MmId(0),
             cred: Cred::ROOT,
             cpu: 0,
+            cpus_allowed: CpuMask::full(1),
             min_flt: 0,
             maj_flt: 0,
         }

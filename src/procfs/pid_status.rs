@@ -140,9 +140,8 @@ pub struct StatusHeader {
     pub gid: u32,
     /// `get_nr_threads()`: the threads of the thread group.
     pub threads: u32,
-    /// `nr_cpu_ids`: the machine's CPUs. Every task may run on all of them (mmlab has no
-    /// affinity calls or cpusets), which is what `cpus_mask` holds.
-    pub nr_cpus: u32,
+    /// `cpus_mask`: the CPUs the task may run on (`sched_setaffinity()`), over `nr_cpu_ids`.
+    pub cpus_allowed: crate::kernel::cpumask::CpuMask,
 }
 
 /// `proc_task_name(m, p, true)`: `seq_escape_str(m, tcomm, ESCAPE_SPACE | ESCAPE_SPECIAL,
@@ -165,26 +164,7 @@ pub fn escape_comm(name: &str) -> String {
 /// are set: 32-bit words in lowercase hex from the highest, comma-separated, the first one
 /// zero-padded to the digits its bits need and the others to 8.
 pub fn bitmap_string(nbits: u32, nset: u32) -> String {
-    const CHUNK: u32 = 32;
-    let mut out = String::new();
-    let mut chunksz = match nbits % CHUNK {
-        0 => CHUNK,
-        r => r,
-    };
-    // The first chunk starts at ALIGN(nbits, 32) - 32; none when nbits is 0.
-    let mut start = nbits.div_ceil(CHUNK).checked_sub(1).map(|c| c * CHUNK);
-    while let Some(i) = start {
-        let set_here = nset.saturating_sub(i).min(chunksz);
-        let val: u64 = (1u64 << set_here) - 1;
-        if !out.is_empty() {
-            out.push(',');
-        }
-        let width = chunksz.div_ceil(4) as usize;
-        let _ = write!(out, "{val:0width$x}");
-        chunksz = CHUNK;
-        start = i.checked_sub(CHUNK);
-    }
-    out
+    crate::kernel::cpumask::bitmap_string(nbits, |b| b < nset)
 }
 
 /// `bitmap_list_string()`, `%*pbl`, for a map whose lowest `nset` bits are set: `0-N`, `0`, or
@@ -206,7 +186,7 @@ pub fn bitmap_list_string(nset: u32) -> String {
 /// - the `task_mem()` block ([`task_mem`]);
 /// - `untag_mask` ([`UNTAG_MASK`]);
 /// - `Threads` (from `task_sig()`);
-/// - `Cpus_allowed`, `Cpus_allowed_list` (all `nr_cpus` CPUs) and `Mems_allowed`,
+/// - `Cpus_allowed`, `Cpus_allowed_list` (the task's `cpus_mask`) and `Mems_allowed`,
 ///   `Mems_allowed_list` (node 0 of [`MAX_NUMNODES`]).
 pub fn render_status(hdr: &StatusHeader, mem: &TaskMem) -> String {
     let mut out = String::new();
@@ -225,15 +205,11 @@ pub fn render_status(hdr: &StatusHeader, mem: &TaskMem) -> String {
     out.push_str(&task_mem(mem));
     let _ = writeln!(out, "untag_mask:\t{UNTAG_MASK:#x}");
     let _ = writeln!(out, "Threads:\t{}", hdr.threads);
-    let _ = writeln!(
-        out,
-        "Cpus_allowed:\t{}",
-        bitmap_string(hdr.nr_cpus, hdr.nr_cpus)
-    );
+    let _ = writeln!(out, "Cpus_allowed:\t{}", hdr.cpus_allowed.bitmap_string());
     let _ = writeln!(
         out,
         "Cpus_allowed_list:\t{}",
-        bitmap_list_string(hdr.nr_cpus)
+        hdr.cpus_allowed.list_string()
     );
     let _ = writeln!(out, "Mems_allowed:\t{}", bitmap_string(MAX_NUMNODES, 1));
     let _ = writeln!(out, "Mems_allowed_list:\t{}", bitmap_list_string(1));

@@ -400,7 +400,7 @@ pub fn status_header(k: &Kernel, pid: Pid) -> Result<StatusHeader, Errno> {
         uid: t.cred.uid,
         gid: t.cred.uid,
         threads: u32::try_from(threads).unwrap_or(u32::MAX),
-        nr_cpus: u32::try_from(k.cpus().len()).unwrap_or(u32::MAX),
+        cpus_allowed: t.cpus_allowed.clone(),
     })
 }
 

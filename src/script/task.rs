@@ -372,6 +372,40 @@ pub(crate) fn register_fork(engine: &mut Engine) {
         .register_get("ppid", |p: &mut TaskRef| {
             task_field(p, |t| i64::from(t.ppid.0))
         })
+        .register_get("cpu", |p: &mut TaskRef| {
+            task_field(p, |t| to_i64(t.cpu as u64))
+        })
+        .register_fn(
+            "sched_setaffinity",
+            |p: &mut TaskRef, cpus: Dynamic| -> Fallible<i64> {
+                let f = "sched_setaffinity";
+                let Some(list) = cpus.read_lock::<Array>() else {
+                    return throw(format!(
+                        "{f}: cpus must be an array of CPU numbers, got {}",
+                        cpus.type_name()
+                    ));
+                };
+                let mut v = Vec::with_capacity(list.len());
+                for c in list.iter() {
+                    let n = args::int(f, "cpu", c)?;
+                    match u64::try_from(n) {
+                        Ok(n) => v.push(n),
+                        Err(_) => return throw(format!("{f}: CPU number {n} is negative")),
+                    }
+                }
+                drop(list);
+                let r = p.k.borrow_mut().sched_setaffinity(p.pid, &v);
+                Ok(raw(r.map(|()| 0)))
+            },
+        )
+        .register_fn("sched_getaffinity", |p: &mut TaskRef| -> Dynamic {
+            match p.k.borrow().sched_getaffinity(p.pid) {
+                Ok(cpus) => Dynamic::from_array(
+                    cpus.into_iter().map(|c| Dynamic::from(to_i64(c))).collect(),
+                ),
+                Err(e) => Dynamic::from(e.as_neg()),
+            }
+        })
         .register_get("tgid", |p: &mut TaskRef| {
             task_field(p, |t| i64::from(t.tgid.0))
         })
