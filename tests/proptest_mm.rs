@@ -1,6 +1,9 @@
 //! Issue 4's combined property test: random mmap / munmap / mprotect / mremap / madvise /
-//! mlock / fork / exit / write / read / mincore sequences over a 64-page window in up to four
-//! processes, against a per-page reference model, plus a deterministic data-integrity test.
+//! mlock / fork / exit / write / read / mincore / sched_setaffinity sequences over a 64-page
+//! window in up to four processes on a three-CPU machine, against a per-page reference model,
+//! plus a deterministic data-integrity test. Processes move between CPUs, so the TLB of a CPU
+//! a process left, or comes back to, must never serve a stale translation: the reads and
+//! signals the model predicts would show it.
 //!
 //! The model (per process, per page of the window): unmapped, or the page's protection, its
 //! backing (private, with the tag of the last pattern written, 0 for zeros; or a shared
@@ -25,7 +28,8 @@
 //! time and never returns it — reproduced by mmlab and tested in tests/mremap.rs — which
 //! would break the "Committed_AS is back" check) and file mappings.
 //!
-//! The runner is seeded, so every run tries the same cases; a failure is shrunk and printed.
+//! The runner is seeded, so every run tries the same cases (256; `MMLAB_MM_CASES=N` runs N);
+//! a failure is shrunk and printed.
 
 mod common;
 
@@ -230,7 +234,17 @@ enum Op {
         at: u8,
         len: u8,
     },
+    /// sched_setaffinity() to one CPU of [`CPUS`]: the process moves there, and the CPU it
+    /// leaves keeps its mm loaded (and its TLB entries) until another process runs there.
+    Migrate {
+        p: u8,
+        cpu: u8,
+    },
 }
+
+/// CPUs of the machine: processes move between them, so flushes must reach CPUs a process
+/// left and a process coming back must not find stale entries.
+const CPUS: u32 = 3;
 
 const ADVICES: [u64; 9] = [
     MADV_DONTNEED,
@@ -262,6 +276,7 @@ fn op() -> impl Strategy<Value = Op> {
         5 => (p, at.clone(), len.clone()).prop_map(|(p, at, len)| Op::Write { p, at, len }),
         3 => (p, at.clone(), len.clone()).prop_map(|(p, at, len)| Op::Read { p, at, len }),
         2 => (p, at, len).prop_map(|(p, at, len)| Op::Mincore { p, at, len }),
+        2 => (p, 0..CPUS as u8).prop_map(|(p, cpu)| Op::Migrate { p, cpu }),
     ]
 }
 
@@ -337,6 +352,19 @@ fn expected_signal(m: &Model, pg: Option<&Pg>, write: bool) -> Option<SigCode> {
 }
 
 /// A region a move put outside the window: check it against the moved pages, then unmap it.
+/// mremap's `mm_populate()` of the part a VM_LOCKED mapping grew by (one VMA): every page
+/// faulted in, up to the first that cannot be (a PROT_NONE VMA refuses the first;
+/// `__mm_populate()` ignores the error and the rest of the VMA stays unpopulated).
+fn populate_grown(m: &mut Model, pi: usize, pages: std::ops::Range<usize>) {
+    for i in pages {
+        let pg = m.procs[pi].pages[i].unwrap();
+        if !pg.locked || pg.prot == 0 || m.beyond_eof(pg.back) {
+            return;
+        }
+        m.faulted(pi, i);
+    }
+}
+
 fn check_outside(k: &mut Kernel, m: &mut Model, pid: Pid, at: u64, pages: &[Pg], ctx: &str) -> R2 {
     ensure!(
         at + pages.len() as u64 * P <= BASE || at >= addr(NP),
@@ -649,7 +677,7 @@ fn step(k: &mut Kernel, m: &mut Model, op: &Op, ctx: &str, stats: &Stats) -> R2 
                             off: off + 1 + k,
                         },
                     },
-                    present: if last.locked { None } else { Some(false) },
+                    present: Some(false),
                     ..last
                 }
             };
@@ -674,6 +702,7 @@ fn step(k: &mut Kernel, m: &mut Model, op: &Op, ctx: &str, stats: &Stats) -> R2 
                         let g = grown(j);
                         m.procs[pi].pages[at + old + j] = Some(g);
                     }
+                    populate_grown(m, pi, at + old..at + new);
                 } else if kind == 0 {
                     ensure_eq!(r, Err(Errno::ENOMEM), "{ctx}");
                 } else {
@@ -698,23 +727,23 @@ fn step(k: &mut Kernel, m: &mut Model, op: &Op, ctx: &str, stats: &Stats) -> R2 
                 bump(&stats.moves);
                 let hint_free = before[to..to + new].iter().all(Option::is_none);
                 let moved: Vec<Pg> = src.iter().map(|p| p.unwrap()).collect();
-                dontunmap_source(k, m, pi, at, old, &src);
                 if hint_free {
                     ensure_eq!(got, addr(to), "{ctx}");
                     for (j, pg) in moved.into_iter().enumerate() {
                         m.procs[pi].pages[to + j] = Some(pg);
                     }
+                    // As for FIXED below: the copy may have merged with the source VMA.
+                    dontunmap_source(k, m, pi, at, old, &src);
                     return Ok(());
                 }
+                dontunmap_source(k, m, pi, at, old, &src);
                 return check_outside(k, m, pid, got, &moved, ctx);
             }
             // FIXED (kind 2 grow or same size; kind 3 DONTUNMAP): each source VMA moves to
             // the same offset; holes in the source leave their targets alone.
             ensure_eq!(r, Ok(addr(to)), "{ctx}");
             bump(&stats.moves);
-            if kind == 3 {
-                dontunmap_source(k, m, pi, at, old, &src);
-            } else {
+            if kind != 3 {
                 m.procs[pi].pages[at..at + old].fill(None);
             }
             if new > old {
@@ -728,6 +757,14 @@ fn step(k: &mut Kernel, m: &mut Model, op: &Op, ctx: &str, stats: &Stats) -> R2 
             for j in 0..new.saturating_sub(old) {
                 let g = grown(j);
                 m.procs[pi].pages[to + old + j] = Some(g);
+            }
+            if new > old {
+                populate_grown(m, pi, to + old..to + new);
+            }
+            if kind == 3 {
+                // After the target is in place: a never-faulted copy may have merged with the
+                // source VMA (copy_vma()), and dontunmap_complete() unlocks that whole VMA.
+                dontunmap_source(k, m, pi, at, old, &src);
             }
         }
         Op::Madvise { p, at, len, adv } => {
@@ -823,6 +860,13 @@ fn step(k: &mut Kernel, m: &mut Model, op: &Op, ctx: &str, stats: &Stats) -> R2 
                 })
                 .collect();
             m.procs.push(Proc { pid: child, pages });
+        }
+        Op::Migrate { p, cpu } => {
+            let pid = m.procs[pick(p)].pid;
+            let r = k.sched_setaffinity(pid, &[u64::from(cpu)]);
+            ensure_eq!(r, Ok(()), "{ctx}");
+            let now = k.task(pid).map(|t| t.cpu);
+            ensure_eq!(now, Some(usize::from(cpu)), "{ctx}");
         }
         Op::Exit { p } => {
             if np <= 1 {
@@ -1040,7 +1084,12 @@ fn read_pages(
 }
 
 fn run_case(ops: &[Op], stats: &Stats) -> R2 {
-    let mut k = common::boot(64 << 20, "");
+    let mut k = Kernel::boot(mmlab::BootOptions {
+        ram: 64 << 20,
+        cpus: CPUS,
+        ..Default::default()
+    })
+    .unwrap();
     let free0 = k.page_alloc().nr_free_pages();
     let c0 = k.committed_as();
     let first = k.process("prop").unwrap();
@@ -1090,8 +1139,14 @@ fn run_case(ops: &[Op], stats: &Stats) -> R2 {
 
 #[test]
 fn random_mm_sequences_match_the_model() {
+    // MMLAB_MM_CASES runs a longer campaign (the assertions on how often paths were reached
+    // scale with the default 256).
+    let cases = std::env::var("MMLAB_MM_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
     let config = Config {
-        cases: 256,
+        cases,
         failure_persistence: None,
         max_shrink_iters: 2048,
         max_shrink_time: 60_000,
