@@ -94,6 +94,8 @@ struct Obj {
 
 struct Proc {
     pid: Pid,
+    /// Further threads sharing the mm (`clone_thread`), each on a CPU of its own choosing.
+    threads: Vec<Pid>,
     pages: Vec<Option<Pg>>,
 }
 
@@ -130,6 +132,16 @@ impl Model {
     }
 
     /// A page was faulted in (read or written, or populated) through a mapping.
+    /// The task of process `pi` an op with selector `p` runs in: `p % procs` chose the
+    /// process, `p / 16` chooses among its threads, the first included.
+    fn tid(&self, pi: usize, p: u8) -> Pid {
+        let pr = &self.procs[pi];
+        match (p as usize / 16) % (pr.threads.len() + 1) {
+            0 => pr.pid,
+            t => pr.threads[t - 1],
+        }
+    }
+
     fn faulted(&mut self, pi: usize, i: usize) {
         let pg = self.procs[pi].pages[i].as_mut().unwrap();
         pg.present = Some(true);
@@ -234,11 +246,19 @@ enum Op {
         at: u8,
         len: u8,
     },
-    /// sched_setaffinity() to one CPU of [`CPUS`]: the process moves there, and the CPU it
-    /// leaves keeps its mm loaded (and its TLB entries) until another process runs there.
+    /// sched_setaffinity() to one CPU of [`CPUS`]: the task moves there, and the CPU it
+    /// leaves keeps its mm loaded (and its TLB entries) until another mm runs there.
     Migrate {
         p: u8,
         cpu: u8,
+    },
+    /// A new thread of a process (clone_thread), on the CPU of the task that creates it.
+    Thread {
+        p: u8,
+    },
+    /// One thread other than the first exits (the mm stays).
+    ExitThread {
+        p: u8,
     },
 }
 
@@ -276,7 +296,9 @@ fn op() -> impl Strategy<Value = Op> {
         5 => (p, at.clone(), len.clone()).prop_map(|(p, at, len)| Op::Write { p, at, len }),
         3 => (p, at.clone(), len.clone()).prop_map(|(p, at, len)| Op::Read { p, at, len }),
         2 => (p, at, len).prop_map(|(p, at, len)| Op::Mincore { p, at, len }),
-        2 => (p, 0..CPUS as u8).prop_map(|(p, cpu)| Op::Migrate { p, cpu }),
+        4 => (p, 0..CPUS as u8).prop_map(|(p, cpu)| Op::Migrate { p, cpu }),
+        1 => p.prop_map(|p| Op::Thread { p }),
+        1 => p.prop_map(|p| Op::ExitThread { p }),
     ]
 }
 
@@ -291,6 +313,9 @@ struct Stats {
     forks: Cell<u64>,
     shared_seen: Cell<u64>,
     pages_checked: Cell<u64>,
+    /// Migrate steps that moved a task to another CPU, and threads created.
+    migrations: Cell<u64>,
+    threads: Cell<u64>,
 }
 
 fn bump(c: &Cell<u64>) {
@@ -541,7 +566,7 @@ fn step(k: &mut Kernel, m: &mut Model, op: &Op, ctx: &str, stats: &Stats) -> R2 
             populate,
         } => {
             let pi = pick(p);
-            let pid = m.procs[pi].pid;
+            let pid = m.tid(pi, p);
             let (at, n) = range(at, len);
             let prot = prot_of(prot);
             let mut flags = MAP_ANONYMOUS | if shared { MAP_SHARED } else { MAP_PRIVATE };
@@ -590,7 +615,7 @@ fn step(k: &mut Kernel, m: &mut Model, op: &Op, ctx: &str, stats: &Stats) -> R2 
         Op::Munmap { p, at, len } => {
             let pi = pick(p);
             let (at, n) = range(at, len);
-            let r = k.sys_munmap(m.procs[pi].pid, addr(at), n as u64 * P);
+            let r = k.sys_munmap(m.tid(pi, p), addr(at), n as u64 * P);
             count(&r);
             ensure_eq!(r, Ok(0), "{ctx}");
             m.procs[pi].pages[at..at + n].fill(None);
@@ -599,7 +624,7 @@ fn step(k: &mut Kernel, m: &mut Model, op: &Op, ctx: &str, stats: &Stats) -> R2 
             let pi = pick(p);
             let (at, n) = range(at, len);
             let prot = prot_of(prot);
-            let r = k.sys_mprotect(m.procs[pi].pid, addr(at), n as u64 * P, prot);
+            let r = k.sys_mprotect(m.tid(pi, p), addr(at), n as u64 * P, prot);
             count(&r);
             // do_mprotect_pkey(): a hole at the start changes nothing; a later hole stops
             // the walk after the VMAs before it changed. Both are ENOMEM.
@@ -627,7 +652,7 @@ fn step(k: &mut Kernel, m: &mut Model, op: &Op, ctx: &str, stats: &Stats) -> R2 
             to,
         } => {
             let pi = pick(p);
-            let pid = m.procs[pi].pid;
+            let pid = m.tid(pi, p);
             let (at, mut old) = range(at, old);
             let vma = vma_pages(k, pid, at);
             if let Some((_, e)) = vma.filter(|_| whole) {
@@ -769,7 +794,7 @@ fn step(k: &mut Kernel, m: &mut Model, op: &Op, ctx: &str, stats: &Stats) -> R2 
         }
         Op::Madvise { p, at, len, adv } => {
             let pi = pick(p);
-            let pid = m.procs[pi].pid;
+            let pid = m.tid(pi, p);
             let (at, n) = range(at, len);
             let adv = ADVICES[adv as usize % ADVICES.len()];
             let r = k.sys_madvise(pid, addr(at), n as u64 * P, adv);
@@ -779,7 +804,7 @@ fn step(k: &mut Kernel, m: &mut Model, op: &Op, ctx: &str, stats: &Stats) -> R2 
         }
         Op::Mlock { p, at, len, lock } => {
             let pi = pick(p);
-            let pid = m.procs[pi].pid;
+            let pid = m.tid(pi, p);
             let (at, n) = range(at, len);
             let locked_vm = k.mm_of(pid).unwrap().locked_vm;
             let r = if lock {
@@ -828,7 +853,7 @@ fn step(k: &mut Kernel, m: &mut Model, op: &Op, ctx: &str, stats: &Stats) -> R2 
                 return Ok(());
             }
             let pi = pick(p);
-            let r = k.fork(m.procs[pi].pid);
+            let r = k.fork(m.tid(pi, p));
             let child = r.map_err(|e| TestCaseError::fail(format!("{ctx}: fork {e:?}")))?;
             bump(&stats.forks);
             // dup_mmap(): VM_DONTCOPY skipped, VM_WIPEONFORK empty, mlock not inherited;
@@ -859,14 +884,40 @@ fn step(k: &mut Kernel, m: &mut Model, op: &Op, ctx: &str, stats: &Stats) -> R2 
                     Some(c)
                 })
                 .collect();
-            m.procs.push(Proc { pid: child, pages });
+            m.procs.push(Proc {
+                pid: child,
+                threads: Vec::new(),
+                pages,
+            });
         }
         Op::Migrate { p, cpu } => {
-            let pid = m.procs[pick(p)].pid;
+            let pid = m.tid(pick(p), p);
+            if k.task(pid).map(|t| t.cpu) != Some(usize::from(cpu)) {
+                bump(&stats.migrations);
+            }
             let r = k.sched_setaffinity(pid, &[u64::from(cpu)]);
             ensure_eq!(r, Ok(()), "{ctx}");
             let now = k.task(pid).map(|t| t.cpu);
             ensure_eq!(now, Some(usize::from(cpu)), "{ctx}");
+        }
+        Op::Thread { p } => {
+            let pi = pick(p);
+            let parent = m.tid(pi, p);
+            let cpu = k.task(parent).map(|t| t.cpu);
+            let r = k.clone_thread(parent);
+            let t = r.map_err(|e| TestCaseError::fail(format!("{ctx}: clone_thread {e:?}")))?;
+            ensure_eq!(k.task(t).map(|t| t.cpu), cpu, "{ctx}: the thread's CPU");
+            m.procs[pi].threads.push(t);
+            bump(&stats.threads);
+        }
+        Op::ExitThread { p } => {
+            let pi = pick(p);
+            let threads = &mut m.procs[pi].threads;
+            if threads.is_empty() {
+                return Ok(());
+            }
+            let t = threads.remove(p as usize / 16 % threads.len());
+            ensure_eq!(k.exit(t), Ok(()), "{ctx}");
         }
         Op::Exit { p } => {
             if np <= 1 {
@@ -879,7 +930,7 @@ fn step(k: &mut Kernel, m: &mut Model, op: &Op, ctx: &str, stats: &Stats) -> R2 
         }
         Op::Write { p, at, len } => {
             let pi = pick(p);
-            let pid = m.procs[pi].pid;
+            let pid = m.tid(pi, p);
             let (at, n) = range(at, len);
             for i in at..at + n {
                 let tag = m.tag();
@@ -906,11 +957,12 @@ fn step(k: &mut Kernel, m: &mut Model, op: &Op, ctx: &str, stats: &Stats) -> R2 
         }
         Op::Read { p, at, len } => {
             let pi = pick(p);
-            read_pages(k, m, pi, at as usize % NP, len as usize, ctx, stats)?;
+            let pid = m.tid(pi, p);
+            read_pages(k, m, pi, pid, at as usize % NP, len as usize, ctx, stats)?;
         }
         Op::Mincore { p, at, len } => {
             let pi = pick(p);
-            let pid = m.procs[pi].pid;
+            let pid = m.tid(pi, p);
             let (at, n) = range(at, len);
             let r = k.mincore_residency(pid, addr(at), n as u64 * P);
             let pages = &m.procs[pi].pages[at..at + n];
@@ -1040,16 +1092,17 @@ fn madvise_model(m: &mut Model, pi: usize, at: usize, n: usize, adv: u64) -> Res
 }
 
 /// Reads pages `[at, at + len)` (clamped) of process `pi`, checking signals and bytes.
+#[allow(clippy::too_many_arguments)]
 fn read_pages(
     k: &mut Kernel,
     m: &mut Model,
     pi: usize,
+    pid: Pid,
     at: usize,
     len: usize,
     ctx: &str,
     stats: &Stats,
 ) -> R2 {
-    let pid = m.procs[pi].pid;
     for i in at..(at + len.max(1)).min(NP) {
         let pg = m.procs[pi].pages[i];
         let want = expected_signal(m, pg.as_ref(), false);
@@ -1096,6 +1149,7 @@ fn run_case(ops: &[Op], stats: &Stats) -> R2 {
     let mut m = Model {
         procs: vec![Proc {
             pid: first,
+            threads: Vec::new(),
             pages: vec![None; NP],
         }],
         objs: Vec::new(),
@@ -1110,15 +1164,21 @@ fn run_case(ops: &[Op], stats: &Stats) -> R2 {
             check_proc(&mut k, &m, pi, &ctx, stats)?;
         }
     }
-    // Every byte of every process, then every process exits.
+    // Every byte of every process, through each of its threads (each on its own CPU, with
+    // whatever its TLB still holds), then every process exits.
     for pi in 0..m.procs.len() {
-        read_pages(&mut k, &mut m, pi, 0, NP, "final read", stats)?;
-        for i in 0..NP {
-            if let Some(pg) = m.procs[pi].pages[i]
-                && expected_signal(&m, Some(&pg), false).is_none()
-            {
-                // read_pages stops at a signal: read the rest page by page.
-                read_pages(&mut k, &mut m, pi, i, 1, "final read", stats)?;
+        let tasks: Vec<Pid> = std::iter::once(m.procs[pi].pid)
+            .chain(m.procs[pi].threads.iter().copied())
+            .collect();
+        for pid in tasks {
+            read_pages(&mut k, &mut m, pi, pid, 0, NP, "final read", stats)?;
+            for i in 0..NP {
+                if let Some(pg) = m.procs[pi].pages[i]
+                    && expected_signal(&m, Some(&pg), false).is_none()
+                {
+                    // read_pages stops at a signal: read the rest page by page.
+                    read_pages(&mut k, &mut m, pi, pid, i, 1, "final read", stats)?;
+                }
             }
         }
     }
@@ -1174,6 +1234,10 @@ fn random_mm_sequences_match_the_model() {
                 "{stats:?}"
             );
             assert!(stats.pages_checked.get() > 500_000, "{stats:?}");
+            assert!(
+                stats.migrations.get() > 300 && stats.threads.get() > 200,
+                "{stats:?}"
+            );
         }
         Err(TestError::Fail(why, mut ops)) => {
             let scratch = Stats::default();
