@@ -22,6 +22,7 @@ const CALLS: &[(&str, usize)] = &[
     ("page", 1),
     ("translate", 1),
     ("pagewalk", 1),
+    ("tlb", 1),
     ("read_phys", 2),
     ("rmap", 1),
 ];

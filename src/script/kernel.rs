@@ -420,7 +420,38 @@ fn register_page_tables(engine: &mut Engine) {
                     .map(|s| Dynamic::from_map(step_map(s)))
                     .collect())
             },
-        );
+        )
+        .register_fn("tlb", |k: &mut KernelRef, c: Dynamic| -> Fallible<Array> {
+            let n = args::int("tlb", "cpu", &c)?;
+            let k = k.borrow();
+            let cpus = k.cpus();
+            let Some(cpu) = usize::try_from(n).ok().and_then(|i| cpus.get(i)) else {
+                return throw(format!(
+                    "tlb: no CPU {n} (the machine has {} CPUs, 0..{})",
+                    cpus.len(),
+                    cpus.len()
+                ));
+            };
+            Ok(cpu
+                .tlb
+                .entries()
+                .map(|(level, e)| Dynamic::from_map(tlb_entry_map(level, &e)))
+                .collect())
+        });
+}
+
+/// `#{ level, va, phys, page_size, pcid, global, writable, user, flags }` for a cached
+/// translation (`flags`: the leaf's, as when it was cached).
+fn tlb_entry_map(level: crate::hw::tlb::TlbLevel, e: &crate::hw::tlb::TlbEntry) -> Map {
+    let t = e.translation(e.va);
+    let mut m = translation_map(&t);
+    m.insert("level".into(), Dynamic::from(level.name().to_string()));
+    m.insert("va".into(), int_of(e.va.as_u64()));
+    m.insert("pcid".into(), Dynamic::from(i64::from(e.pcid.as_u16())));
+    m.insert("global".into(), Dynamic::from(e.global()));
+    m.insert("writable".into(), Dynamic::from(e.writable));
+    m.insert("user".into(), Dynamic::from(e.user));
+    m
 }
 
 // ---- views, tunables and inspection -----------------------------------------------------
