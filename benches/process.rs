@@ -23,7 +23,9 @@ mod common;
 mod native;
 mod sim;
 
-use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput, measurement::WallTime};
+use criterion::{
+    Bencher, BenchmarkGroup, Criterion, SamplingMode, Throughput, measurement::WallTime,
+};
 use std::time::{Duration, Instant};
 
 /// Criterion settings for every group here: each iteration of the slow workloads takes tens of
@@ -36,6 +38,12 @@ fn configure(g: &mut BenchmarkGroup<'_, WallTime>) {
         .measurement_time(Duration::from_secs(2));
 }
 
+/// Criterion iterations that are whole rounds of which only a part is timed: the sum of the
+/// rounds' own timings ([`native::Sample::elapsed`]).
+fn timed_rounds(b: &mut Bencher<'_, WallTime>, mut round: impl FnMut() -> native::Sample) {
+    b.iter_custom(|iters| (0..iters).map(|_| round().elapsed).sum());
+}
+
 fn criterion_benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("demand_zero_fault");
     configure(&mut g);
@@ -45,18 +53,12 @@ fn criterion_benches(c: &mut Criterion) {
     native::verify_demand_zero(native::DEMAND_ZERO_BYTES);
     // Only the fault loop is timed, not the mmap and munmap around it.
     g.bench_function("native", |b| {
-        b.iter_custom(|iters| {
-            (0..iters)
-                .map(|_| native::demand_zero_round(native::DEMAND_ZERO_BYTES).elapsed)
-                .sum()
-        })
+        timed_rounds(b, || native::demand_zero_round(native::DEMAND_ZERO_BYTES))
     });
     let mut m = sim::demand_zero_machine(native::DEMAND_ZERO_BYTES);
     g.bench_function("mmlab", |b| {
-        b.iter_custom(|iters| {
-            (0..iters)
-                .map(|_| sim::demand_zero_round(&mut m, native::DEMAND_ZERO_BYTES).elapsed)
-                .sum()
+        timed_rounds(b, || {
+            sim::demand_zero_round(&mut m, native::DEMAND_ZERO_BYTES)
         })
     });
     drop(m);
@@ -104,14 +106,10 @@ fn criterion_benches(c: &mut Criterion) {
     ));
     let region = native::AnonRegion::new_written(native::COW_BYTES);
     // The child's own timing of its write loop, not the fork and wait around it.
-    g.bench_function("native", |b| {
-        b.iter_custom(|iters| (0..iters).map(|_| native::cow_round(&region).elapsed).sum())
-    });
+    g.bench_function("native", |b| timed_rounds(b, || native::cow_round(&region)));
     drop(region);
     let mut c = sim::Cow::new();
-    g.bench_function("mmlab", |b| {
-        b.iter_custom(|iters| (0..iters).map(|_| c.round().elapsed).sum())
-    });
+    g.bench_function("mmlab", |b| timed_rounds(b, || c.round()));
     drop(c);
     g.finish();
 }

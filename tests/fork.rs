@@ -656,15 +656,13 @@ fn fork_script_functions_reject_bad_arguments_without_panicking() {
         k.validate();
     "#;
     run_source("ok.rhai", ok).unwrap();
-    for call in [
-        "p.translate(\"x\")",
-        "k.rmap([])",
-        "p.fork(1)",
-        "p.exit(0, 1)",
-    ] {
-        let src =
-            format!("let k = boot(#{{ ram: \"16M\" }});\nlet p = k.process(\"p\"); {call};\n");
-        let err = run_source("t.rhai", &src).expect_err(call);
-        assert!(err.to_string().contains("t.rhai:2"), "{call}: {err}");
-    }
+    common::assert_script_errors(
+        common::TASK_PRELUDE,
+        &[
+            "p.translate(\"x\")",
+            "k.rmap([])",
+            "p.fork(1)",
+            "p.exit(0, 1)",
+        ],
+    );
 }

@@ -1,6 +1,9 @@
 //! Bad input never panics: every kernel-side script call, given extreme or nonsensical
 //! arguments, returns a value, -errno or a script error — and the machine still validates.
 
+mod common;
+
+use common::{TASK_PRELUDE, assert_script_errors};
 use mmlab::kernel::random::Prng;
 use mmlab::script::run_source;
 
@@ -84,7 +87,7 @@ fn extreme_arguments_give_errors_not_panics() {
 
 #[test]
 fn wrong_types_are_script_errors() {
-    for call in [
+    let calls = [
         "k.alloc_pages(\"x\", 0)",
         "k.free_pages([], 0)",
         "k.cat(5)",
@@ -98,11 +101,8 @@ fn wrong_types_are_script_errors() {
         "boot(#{ tlb: 5 })",
         "k.process(5)",
         "k.process(\"a\").exit_group(\"x\")",
-    ] {
-        let src = format!("let k = boot(#{{ ram: \"16M\" }});\n{call};\n");
-        let err = run_source("t.rhai", &src).expect_err(call);
-        assert!(err.to_string().contains("t.rhai:2"), "{call}: {err}");
-    }
+    ];
+    assert_script_errors("let k = boot(#{ ram: \"16M\" });\n", &calls);
 }
 
 /// The task's madvise, mlock, msync and mincore calls with (integer...) arguments.
@@ -132,16 +132,14 @@ fn task_mm_calls_survive_extreme_arguments() {
     );
     script += &random_calls(&mut rng, "p", TASK_CALLS, 400);
     script += "k.validate();\n";
-    for call in [
-        "p.madvise(\"x\", 0, 0)",
-        "p.mlock([], 1)",
-        "p.residency(0, #{})",
-    ] {
-        let src =
-            format!("let k = boot(#{{ ram: \"16M\" }});\nlet p = k.process(\"a\");\n{call};\n");
-        let err = run_source("t.rhai", &src).expect_err(call);
-        assert!(err.to_string().contains("t.rhai:3"), "{call}: {err}");
-    }
+    assert_script_errors(
+        TASK_PRELUDE,
+        &[
+            "p.madvise(\"x\", 0, 0)",
+            "p.mlock([], 1)",
+            "p.residency(0, #{})",
+        ],
+    );
     run_source("robustness.rhai", &script).unwrap_or_else(|e| panic!("{e}\n{script}"));
 }
 
@@ -199,16 +197,14 @@ fn affinity_calls_take_any_argument() {
     }
     script += "k.validate();\n";
     run_source("affinity.rhai", &script).unwrap_or_else(|e| panic!("{e}\n{script}"));
-    for call in [
-        "p.sched_setaffinity(5)",
-        "p.sched_setaffinity([\"x\"])",
-        "p.sched_setaffinity([-1])",
-    ] {
-        let src =
-            format!("let k = boot(#{{ ram: \"16M\" }});\nlet p = k.process(\"a\");\n{call};\n");
-        let err = run_source("t.rhai", &src).expect_err(call);
-        assert!(err.to_string().contains("t.rhai:3"), "{call}: {err}");
-    }
+    assert_script_errors(
+        TASK_PRELUDE,
+        &[
+            "p.sched_setaffinity(5)",
+            "p.sched_setaffinity([\"x\"])",
+            "p.sched_setaffinity([-1])",
+        ],
+    );
     let src = "let k = boot(#{ ram: \"16M\" });\nlet p = k.process(\"a\");\np.exit_group(0);\n\
                assert_eq(p.sched_getaffinity(), -ESRCH);\nassert_eq(p.sched_setaffinity([0]), -ESRCH);\n\
                assert_eq(p.cpu, ());\n";

@@ -228,6 +228,18 @@ impl Cpu {
     ) -> Result<Translation, Fault> {
         self.count_translation(va)?;
         self.tlb.lookup_known_miss(va, self.pcid);
+        self.miss_and_walk(ram, va, access)
+    }
+
+    /// Every TLB level missed: the lookup of both levels is charged, then the walk runs and a
+    /// successful one fills the TLB.
+    #[inline]
+    fn miss_and_walk(
+        &mut self,
+        ram: &mut Ram,
+        va: VirtAddr,
+        access: Access,
+    ) -> Result<Translation, Fault> {
         self.cycles += self.cost.lookup_cycles(2);
         self.walk_and_fill(ram, va, access)
     }
@@ -253,10 +265,7 @@ impl Cpu {
                     self.rewalk(ram, va, access, hit.entry.allows(access))
                 }
             }
-            None => {
-                self.cycles += self.cost.lookup_cycles(2);
-                self.walk_and_fill(ram, va, access)
-            }
+            None => self.miss_and_walk(ram, va, access),
         }
     }
 
