@@ -12,6 +12,7 @@
 
 pub mod addr;
 pub mod arch;
+pub mod diff;
 pub mod hw;
 pub mod kernel;
 pub mod mm;

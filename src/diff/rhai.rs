@@ -1,0 +1,389 @@
+//! Prints a program as a ready-to-run Rhai scenario, with the host's results as assertions.
+//!
+//! Every step asserts what the host kernel returned, so the scenario is a regression test: it
+//! fails in mmlab at the diverging step until mmlab is fixed, and passes after. At the
+//! diverging step it also asserts the host's maps lines or residency of the window when those
+//! are what differ. [`report`] adds both observations side by side.
+
+use std::fmt::Write as _;
+
+use super::compare::{Divergence, Part};
+use super::observe::{MapLine, Obs, Ret, UNMAPPED};
+use super::program::{Loc, MARGIN_PAGES, Program, SPAN_END, SPAN_START, Step, WINDOW_BASE, Where};
+
+/// The name of a signal and `si_code` as scripts see them.
+pub fn signal_name(signo: i32, code: i32) -> String {
+    let s = match signo {
+        11 => "SIGSEGV",
+        7 => "SIGBUS",
+        9 => "SIGKILL",
+        _ => return format!("signal {signo} code {code}"),
+    };
+    let c = match (signo, code) {
+        (11, 1) => "SEGV_MAPERR",
+        (11, 2) => "SEGV_ACCERR",
+        (_, 0x80) | (9, 0) => "SI_KERNEL",
+        (7, 1) => "BUS_ADRALN",
+        (7, 2) => "BUS_ADRERR",
+        (7, 3) => "BUS_OBJERR",
+        _ => return format!("{s} code {code}"),
+    };
+    format!("{s} {c}")
+}
+
+fn loc(l: Loc) -> String {
+    match l {
+        Loc::Win(0) => "W".into(),
+        Loc::Win(o) if o < 0 => format!("W - {:#x}", -o),
+        Loc::Win(o) => format!("W + {o:#x}"),
+        Loc::Abs(a) if a > i64::MAX as u64 => format!("{}", a as i64),
+        Loc::Abs(a) => format!("{a:#x}"),
+    }
+}
+
+fn num(v: u64) -> String {
+    if v > i64::MAX as u64 {
+        format!("{}", v as i64)
+    } else if v >= 4096 {
+        format!("{v:#x}")
+    } else {
+        v.to_string()
+    }
+}
+
+fn at(w: Where) -> String {
+    match w {
+        Where::Win(o) => loc(Loc::Win(o)),
+        Where::Outside => "outside the window".into(),
+    }
+}
+
+/// A checksum of bytes that a script computes the same way (`sum()` in the prelude).
+pub fn checksum(b: &[u8]) -> u64 {
+    b.iter()
+        .fold(0u64, |h, &x| (h * 31 + u64::from(x)) % 1_000_000_007)
+}
+
+/// The residency of the span as a string: `0`, `1`, `.` for unmapped.
+pub fn residency_string(r: &[u8]) -> String {
+    r.iter()
+        .map(|&b| match b {
+            0 => '0',
+            1 => '1',
+            UNMAPPED => '.',
+            _ => '?',
+        })
+        .collect()
+}
+
+/// The host's result of a step, in words.
+pub fn describe(ret: &Ret) -> String {
+    match ret {
+        Ret::Val(v) => num(*v),
+        Ret::Addr { at: w, probe } => match probe {
+            None => at(*w),
+            Some(p) => format!("{} (read back: {})", at(*w), describe(p)),
+        },
+        Ret::Err(e) => format!("-{}", crate::Errno(*e)),
+        Ret::Signal { signo, code, addr } => {
+            format!("{} at {}", signal_name(*signo, *code), at(*addr))
+        }
+        Ret::Bytes(b) => format!("{} bytes, checksum {}", b.len(), checksum(b)),
+        Ret::Residency(v) => format!("[{}]", residency_string(v)),
+    }
+}
+
+const PRELUDE: &str = r#"fn pattern(seed, len) {
+    let b = blob(len);
+    for i in 0..len {
+        let x = seed * 0x9e37 + i * 0x85eb;
+        x = x ^ (x >> 11);
+        b[i] = ((x * 0x2f) >> 5) & 0xff;
+    }
+    b
+}
+fn sum(b) {
+    let h = 0;
+    for x in b { h = (h * 31 + x) % 1000000007; }
+    h
+}
+fn window_maps(p, lo, hi) {
+    let out = [];
+    for l in p.maps() {
+        if l.end > lo && l.start < hi {
+            let ino = if l.name == "/dev/zero (deleted)" { 0 } else { l.inode };
+            out.push(`${hex(l.start)}-${hex(l.end)} ${l.perms} ${l.offset} ${l.dev} ${ino} ${l.name}`);
+        }
+    }
+    out
+}
+fn window_residency(p, lo, hi) {
+    let s = "";
+    let cur = lo;
+    for l in p.maps() {
+        if l.end <= lo || l.start >= hi { continue; }
+        let a = if l.start > lo { l.start } else { lo };
+        let e = if l.end < hi { l.end } else { hi };
+        while cur < a { s += "."; cur += 4096; }
+        for x in p.mincore(a, e - a) { s += x; }
+        cur = e;
+    }
+    while cur < hi { s += "."; cur += 4096; }
+    s
+}
+"#;
+
+fn maps_strings(maps: &[MapLine]) -> Vec<String> {
+    maps.iter()
+        .map(|l| {
+            format!(
+                "{:#x}-{:#x} {} {} {} {} {}",
+                WINDOW_BASE.wrapping_add_signed(l.start),
+                WINDOW_BASE.wrapping_add_signed(l.end),
+                l.perms,
+                l.offset,
+                l.dev,
+                l.inode,
+                l.name
+            )
+        })
+        .collect()
+}
+
+/// The scenario: `prog` with the host's observations `native` (one per step, as far as they
+/// go) asserted; `focus` is the diverging step, whose maps or residency are asserted too.
+pub fn scenario(prog: &Program, native: &[Obs], focus: Option<(usize, Part)>) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "// Generated by mmlab's differential tester (program seed {}). Every assertion is what\n\
+         // Linux returned on the host; run with `mmlab run <file>`.",
+        prog.seed
+    );
+    s.push_str(PRELUDE);
+    let _ = writeln!(s, "let k = boot(#{{ ram: \"1G\" }});");
+    let _ = writeln!(s, "let p = k.process(\"diff\");");
+    let _ = writeln!(
+        s,
+        "let W = {WINDOW_BASE:#x};\nlet LO = {SPAN_START:#x};  // W - {MARGIN_PAGES} pages\nlet HI = {SPAN_END:#x};"
+    );
+    let mut procs = vec!["p".to_string()];
+    let mut forks = 0;
+    let mut i = 0;
+    while i < prog.steps.len() {
+        let cur = procs.last().cloned().unwrap_or_else(|| "p".into());
+        let obs = native.get(i);
+        let ret = obs.map(|o| &o.ret);
+        if Some(i) == focus.map(|f| f.0) {
+            let _ = writeln!(s, "// ---- step {i}: mmlab and Linux differ here ----");
+        }
+        let step = &prog.steps[i];
+        let call = |c: String| -> String {
+            match ret {
+                Some(Ret::Val(v)) => format!("assert_eq({c}, {});", num(*v)),
+                Some(Ret::Err(e)) => format!("assert_eq({c}, -{});", crate::Errno(*e)),
+                Some(Ret::Addr {
+                    at: Where::Win(o), ..
+                }) => format!("assert_eq({c}, {});", loc(Loc::Win(*o))),
+                Some(Ret::Addr { .. }) => {
+                    format!(
+                        "let a = {c};\nassert(a > 0 && (a < LO || a >= HI), \"placed outside the window\");"
+                    )
+                }
+                _ => format!("{c};"),
+            }
+        };
+        let line = match *step {
+            Step::Mmap {
+                addr,
+                len,
+                prot,
+                flags,
+                off,
+            } => call(format!(
+                "{cur}.mmap({}, {}, {prot:#x}, {flags:#x}, -1, {})",
+                loc(addr),
+                num(len),
+                num(off)
+            )),
+            Step::Munmap { addr, len } => {
+                call(format!("{cur}.munmap({}, {})", loc(addr), num(len)))
+            }
+            Step::Mprotect { addr, len, prot } => call(format!(
+                "{cur}.mprotect({}, {}, {prot:#x})",
+                loc(addr),
+                num(len)
+            )),
+            Step::Mremap {
+                addr,
+                old_len,
+                new_len,
+                flags,
+                new_addr,
+            } => call(format!(
+                "{cur}.mremap({}, {}, {}, {flags}, {})",
+                loc(addr),
+                num(old_len),
+                num(new_len),
+                loc(new_addr)
+            )),
+            Step::Madvise { addr, len, advice } => call(format!(
+                "{cur}.madvise({}, {}, {advice})",
+                loc(addr),
+                num(len)
+            )),
+            Step::Mlock { addr, len } => call(format!("{cur}.mlock({}, {})", loc(addr), num(len))),
+            Step::Mlock2 { addr, len, flags } => call(format!(
+                "{cur}.mlock2({}, {}, {flags})",
+                loc(addr),
+                num(len)
+            )),
+            Step::Munlock { addr, len } => {
+                call(format!("{cur}.munlock({}, {})", loc(addr), num(len)))
+            }
+            Step::Msync { addr, len, flags } => {
+                call(format!("{cur}.msync({}, {}, {flags})", loc(addr), num(len)))
+            }
+            Step::Mincore { addr, len } => {
+                let c = format!("{cur}.mincore({}, {})", loc(addr), num(len));
+                match ret {
+                    Some(Ret::Residency(v)) => format!(
+                        "let v = \"\"; for x in {c} {{ v += x; }}\nassert_eq(v, \"{}\");",
+                        residency_string(v)
+                    ),
+                    Some(Ret::Err(e)) => format!("assert_eq({c}, -{});", crate::Errno(*e)),
+                    _ => format!("{c};"),
+                }
+            }
+            Step::Write { addr, len, seed } => access(
+                format!("{cur}.write_mem({}, pattern({seed}, {len}))", loc(addr)),
+                ret,
+                false,
+            ),
+            Step::Read { addr, len } => {
+                access(format!("{cur}.read_mem({}, {len})", loc(addr)), ret, true)
+            }
+            Step::Fork => {
+                forks += 1;
+                let name = format!("c{forks}");
+                let l = format!("let {name} = {cur}.fork();");
+                procs.push(name);
+                l
+            }
+            Step::ExitChild => {
+                if procs.len() > 1 {
+                    procs.pop();
+                    format!("{cur}.exit_group(0);")
+                } else {
+                    "// (exit of a child that does not exist)".into()
+                }
+            }
+        };
+        s.push_str(&line);
+        s.push('\n');
+        if let (Some((f, part)), Some(o)) = (focus, obs)
+            && f == i
+        {
+            let cur = procs.last().cloned().unwrap_or_else(|| "p".into());
+            match part {
+                Part::Maps => {
+                    let _ = writeln!(
+                        s,
+                        "assert_eq(window_maps({cur}, LO, HI), {:?});",
+                        maps_strings(&o.maps)
+                    );
+                }
+                Part::Resident => {
+                    let _ = writeln!(
+                        s,
+                        "assert_eq(window_residency({cur}, LO, HI), \"{}\");",
+                        residency_string(&o.resident)
+                    );
+                }
+                _ => {}
+            }
+            break;
+        }
+        i += 1;
+    }
+    s
+}
+
+/// A memory access and the host's result: it faulted, or it did not (and a read returned
+/// bytes with this checksum).
+fn access(c: String, ret: Option<&Ret>, read: bool) -> String {
+    match ret {
+        Some(Ret::Signal { signo, code, addr }) => {
+            let name = signal_name(*signo, *code);
+            let (got, want) = match addr {
+                Where::Win(o) => (
+                    "`${e.signal} ${e.code} at ${hex(e.addr)}`",
+                    format!("{name} at {}", hex_of(*o)),
+                ),
+                Where::Outside => ("`${e.signal} ${e.code}`", name),
+            };
+            format!(
+                "let r = \"no fault\";\ntry {{ {c}; }} catch (e) {{ r = {got}; }}\nassert_eq(r, \"{want}\");"
+            )
+        }
+        Some(Ret::Bytes(b)) if read => format!("assert_eq(sum({c}), {});", checksum(b)),
+        _ => format!("{c};"),
+    }
+}
+
+fn hex_of(o: i64) -> String {
+    format!("{:#x}", WINDOW_BASE.wrapping_add_signed(o))
+}
+
+/// The report of a divergence: what each side saw at the step, then the scenario.
+pub fn report(prog: &Program, native: &[Obs], d: &Divergence) -> String {
+    let mut s = String::new();
+    let step = prog.steps.get(d.step);
+    let _ = writeln!(
+        s,
+        "step {} of {}: {:?} differs",
+        d.step,
+        prog.steps.len(),
+        d.part
+    );
+    let _ = writeln!(s, "  step:  {step:?}");
+    let show = |s: &mut String, who: &str, o: &Option<Obs>| match o {
+        None => {
+            let _ = writeln!(s, "  {who}: (no observation)");
+        }
+        Some(o) => {
+            let _ = writeln!(s, "  {who}: {}", describe(&o.ret));
+            for l in maps_strings(&o.maps) {
+                let _ = writeln!(s, "      {l}");
+            }
+            let _ = writeln!(s, "      residency {}", residency_string(&o.resident));
+        }
+    };
+    show(&mut s, "Linux", &d.native);
+    show(&mut s, "mmlab", &d.model);
+    let _ = writeln!(s, "\n---- scenario ----");
+    s.push_str(&scenario(prog, native, Some((d.step, d.part))));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::program::pattern_bytes;
+
+    #[test]
+    fn the_scenario_prelude_computes_the_same_pattern_and_checksum() {
+        let b = pattern_bytes(0x8765_4321, 300);
+        let script = format!(
+            "{PRELUDE}\nlet b = pattern({}, 300);\nprint(sum(b));\nassert_eq(sum(b), {});",
+            0x8765_4321u32,
+            checksum(&b)
+        );
+        crate::script::run_source("prelude.rhai", &script).expect("prelude agrees");
+    }
+
+    #[test]
+    fn span_page_counts_match() {
+        assert_eq!((SPAN_END - SPAN_START) / crate::diff::program::PAGE, 544);
+    }
+}
