@@ -104,7 +104,7 @@ const PRELUDE: &str = r#"fn pattern(seed, len) {
 }
 fn sum(b) {
     let h = 0;
-    for x in b { h = (h * 31 + x) % 1000000007; }
+    for i in 0..b.len() { h = (h * 31 + b[i]) % 1000000007; }
     h
 }
 fn window_maps(p, lo, hi) {
