@@ -9,10 +9,6 @@ use crate::mm::MmCtx;
 use crate::mm::mman::{MAP_ANONYMOUS, MAP_HUGETLB};
 use crate::mm::pgtable::Pgt;
 
-/// `MAP_HUGE_SHIFT` and `MAP_HUGE_MASK`: the huge page size field of the mmap flags.
-const MAP_HUGE_SHIFT: u64 = 26;
-const MAP_HUGE_MASK: u64 = 0x3f;
-
 impl Kernel {
     /// The mm `id` with everything its operations touch, as a task with `cred` on `cpu` sees
     /// it. None for an unknown mm.
@@ -71,15 +67,7 @@ impl Kernel {
             return Err(Errno::EBADF);
         }
         if flags & MAP_HUGETLB != 0 {
-            // hstate_sizelog(): the default size (2 MiB), 2 MiB or 1 GiB; hugetlb_file_setup()
-            // then needs reserved huge pages, of which mmlab has none.
-            let log = (flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK;
-            if !matches!(log, 0 | 21 | 30) {
-                return Err(Errno::EINVAL);
-            }
-            if len != 0 {
-                return Err(Errno::ENOMEM);
-            }
+            return Err(ctx.do_mmap_hugetlb(addr, len, prot, flags));
         }
         let (addr, populate) = ctx.do_mmap(addr, len, prot, flags)?;
         if populate {

@@ -125,8 +125,10 @@ impl Kernel {
     }
 
     /// Each page-bounded piece of `[va, va + len)`: (address, offset into the range, length).
+    /// A range that runs past the top of the address space stops there: its first pieces are
+    /// kernel addresses, where the access faults as the program's would.
     fn pieces(va: u64, len: u64) -> Result<impl Iterator<Item = (u64, u64, u64)>, Errno> {
-        let end = va.checked_add(len).ok_or(Errno::EFAULT)?;
+        let end = va.saturating_add(len);
         let mut cur = va;
         Ok(std::iter::from_fn(move || {
             if cur >= end {

@@ -32,9 +32,10 @@ use super::mman::*;
 use super::page::{PageFlags, PageRole};
 use super::tlbflush::{FlushTarget, TlbFlush};
 use super::vma::{
-    VM_DONTCOPY, VM_DONTDUMP, VM_DONTEXPAND, VM_HUGEPAGE, VM_HUGETLB, VM_IO, VM_LOCKED,
-    VM_MAYSHARE, VM_MAYWRITE, VM_MERGEABLE, VM_MIXEDMAP, VM_NOHUGEPAGE, VM_PFNMAP, VM_RAND_READ,
-    VM_READ, VM_SEQ_READ, VM_SHARED, VM_SPECIAL, VM_WIPEONFORK, VM_WRITE, VmFlags, Vma,
+    VM_DONTCOPY, VM_DONTDUMP, VM_DONTEXPAND, VM_DROPPABLE, VM_HUGEPAGE, VM_HUGETLB, VM_IO,
+    VM_LOCKED, VM_MAYSHARE, VM_MAYWRITE, VM_MERGEABLE, VM_MIXEDMAP, VM_NOHUGEPAGE, VM_PFNMAP,
+    VM_RAND_READ, VM_READ, VM_SEQ_READ, VM_SHARED, VM_SPECIAL, VM_WIPEONFORK, VM_WRITE, VmFlags,
+    Vma,
 };
 use crate::addr::{PAGE_SIZE, Pfn, VirtAddr};
 use crate::arch::x86_64::pgprot::{pte_dirty, pte_special, pte_write, pte_young};
@@ -103,10 +104,17 @@ fn vma_is_anonymous(vma: &Vma) -> bool {
     vma.file.is_none()
 }
 
-/// `vma_ksm_compatible()`: KSM ignores shared, special and hugetlb VMAs.
+/// `vma_ksm_compatible()`: KSM ignores shared, special, hugetlb and droppable VMAs.
 fn vma_ksm_compatible(vma: &Vma) -> bool {
     !vma.flags.intersects(
-        VM_SHARED | VM_MAYSHARE | VM_PFNMAP | VM_IO | VM_DONTEXPAND | VM_HUGETLB | VM_MIXEDMAP,
+        VM_SHARED
+            | VM_MAYSHARE
+            | VM_PFNMAP
+            | VM_IO
+            | VM_DONTEXPAND
+            | VM_HUGETLB
+            | VM_MIXEDMAP
+            | VM_DROPPABLE,
     )
 }
 
@@ -220,11 +228,18 @@ impl MmCtx<'_> {
                 }
                 new_flags |= VM_WIPEONFORK;
             }
-            // (VM_DROPPABLE, which refuses KEEPONFORK, cannot be mapped in mmlab.)
-            MADV_KEEPONFORK => new_flags = new_flags.without(VM_WIPEONFORK),
+            // Droppable memory is never kept across fork, nor dumped.
+            MADV_KEEPONFORK => {
+                if new_flags.contains(VM_DROPPABLE) {
+                    return Err(Errno::EINVAL);
+                }
+                new_flags = new_flags.without(VM_WIPEONFORK)
+            }
             MADV_DONTDUMP => new_flags |= VM_DONTDUMP,
             MADV_DODUMP => {
-                if new_flags.intersects(VM_SPECIAL) && !new_flags.contains(VM_HUGETLB) {
+                if (new_flags.intersects(VM_SPECIAL) && !new_flags.contains(VM_HUGETLB))
+                    || new_flags.contains(VM_DROPPABLE)
+                {
                     return Err(Errno::EINVAL);
                 }
                 new_flags = new_flags.without(VM_DONTDUMP);

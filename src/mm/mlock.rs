@@ -14,7 +14,9 @@
 
 use super::MmCtx;
 use super::mman::{MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT, MLOCK_ONFAULT};
-use super::vma::{VM_HUGETLB, VM_LOCKED, VM_LOCKED_MASK, VM_LOCKONFAULT, VM_SPECIAL, VmFlags};
+use super::vma::{
+    VM_DROPPABLE, VM_HUGETLB, VM_LOCKED, VM_LOCKED_MASK, VM_LOCKONFAULT, VM_SPECIAL, VmFlags,
+};
 use crate::addr::{PAGE_SHIFT, PAGE_SIZE, VirtAddr};
 use crate::kernel::Errno;
 use crate::kernel::sys::RLIMIT_MEMLOCK;
@@ -145,9 +147,9 @@ impl MmCtx<'_> {
         newflags: VmFlags,
     ) -> Result<(), Errno> {
         let oldflags = vma.flags;
-        // vma_supports_mlock(): not VM_SPECIAL, not hugetlb (nor DAX, secretmem, droppable or
-        // the gate VMA, none of which can be in the tree here).
-        if newflags == oldflags || oldflags.intersects(VM_SPECIAL | VM_HUGETLB) {
+        // vma_supports_mlock(): not VM_SPECIAL, not droppable, not hugetlb (nor DAX,
+        // secretmem or the gate VMA, none of which can be in the tree here).
+        if newflags == oldflags || oldflags.intersects(VM_SPECIAL | VM_HUGETLB | VM_DROPPABLE) {
             return Ok(());
         }
         let max = self.vm.sysctl.max_map_count;

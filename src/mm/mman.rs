@@ -45,6 +45,10 @@ pub const MAP_NONBLOCK: u64 = 0x1_0000;
 pub const MAP_STACK: u64 = 0x2_0000;
 /// MAP_HUGETLB.
 pub const MAP_HUGETLB: u64 = 0x4_0000;
+/// `MAP_HUGE_SHIFT`: where MAP_HUGETLB's page size (its log2) sits in the flags.
+pub const MAP_HUGE_SHIFT: u64 = 26;
+/// `MAP_HUGE_MASK`: the width of that field.
+pub const MAP_HUGE_MASK: u64 = 0x3f;
 /// MAP_SYNC.
 pub const MAP_SYNC: u64 = 0x8_0000;
 /// MAP_FIXED_NOREPLACE.

@@ -18,8 +18,9 @@ use super::MmCtx;
 use super::mm_types::{STACK_GUARD_GAP, task_unmapped_base};
 use super::mman::*;
 use super::vma::{
-    VM_ACCOUNT, VM_EXEC, VM_GROWSDOWN, VM_LOCKED, VM_LOCKED_MASK, VM_MAY_RWX, VM_MAYSHARE,
-    VM_NOHUGEPAGE, VM_NORESERVE, VM_READ, VM_SHARED, VM_SPECIAL, VM_SYNC, VM_WRITE, VmFlags, Vma,
+    VM_ACCOUNT, VM_DONTDUMP, VM_DROPPABLE, VM_EXEC, VM_GROWSDOWN, VM_LOCKED, VM_LOCKED_MASK,
+    VM_MAY_RWX, VM_MAYSHARE, VM_NOHUGEPAGE, VM_NORESERVE, VM_READ, VM_SHARED, VM_SPECIAL, VM_SYNC,
+    VM_WIPEONFORK, VM_WRITE, VmFlags, Vma,
 };
 use crate::addr::{PAGE_SHIFT, PAGE_SIZE, VirtAddr};
 use crate::kernel::Errno;
@@ -66,7 +67,7 @@ pub fn calc_vm_prot_bits(prot: u64) -> VmFlags {
 }
 
 /// `calc_vm_flag_bits()`: MAP_GROWSDOWN, MAP_LOCKED, MAP_SYNC and MAP_STACK (VM_NOHUGEPAGE).
-fn calc_vm_flag_bits(flags: u64) -> VmFlags {
+pub(crate) fn calc_vm_flag_bits(flags: u64) -> VmFlags {
     calc_vm_trans(
         flags,
         &[
@@ -144,7 +145,7 @@ impl MmCtx<'_> {
     }
 
     /// True when `[addr, addr + len)` is free, counting the guard gap of a stack above it.
-    fn hint_fits(&self, addr: u64, len: u64) -> bool {
+    pub(super) fn hint_fits(&self, addr: u64, len: u64) -> bool {
         match self.mm.vmas.find_vma(VirtAddr::new(addr)) {
             None => true,
             Some(v) => addr.saturating_add(len) <= vm_start_gap(v),
@@ -156,8 +157,13 @@ impl MmCtx<'_> {
         if flags & MAP_FIXED != 0 {
             return Ok(addr);
         }
-        let begin = task_unmapped_base(self.mm.task_size);
-        let end = self.mm.task_size;
+        // find_start_end(): MAP_32BIT searches the second GiB (1 GiB of playground for code
+        // of the small model; randomization is off), anything else from the legacy base.
+        let (begin, end) = if flags & MAP_32BIT != 0 {
+            (0x4000_0000, 0x8000_0000)
+        } else {
+            (task_unmapped_base(self.mm.task_size), self.mm.task_size)
+        };
         if len > end {
             return Err(Errno::ENOMEM);
         }
@@ -322,8 +328,14 @@ impl MmCtx<'_> {
             }
             MAP_PRIVATE => addr >> PAGE_SHIFT,
             MAP_DROPPABLE => {
-                // VM_DROPPABLE needs 64-bit; it is not modelled (docs/divergences.md).
-                return Err(Errno::EINVAL);
+                // A locked or stack area makes no sense to be droppable, nor does hugetlb.
+                if flags & (MAP_LOCKED | MAP_HUGETLB) != 0 || vm_flags.intersects(VM_GROWSDOWN) {
+                    return Err(Errno::EINVAL);
+                }
+                // Not reserved (the pages can go at any time), not kept across fork or in
+                // core dumps; then as MAP_PRIVATE.
+                vm_flags |= VM_DROPPABLE | VM_NORESERVE | VM_WIPEONFORK | VM_DONTDUMP;
+                addr >> PAGE_SHIFT
             }
             _ => return Err(Errno::EINVAL),
         };
@@ -416,7 +428,8 @@ impl MmCtx<'_> {
         self.mm.vmas.map_range(vma)?;
         self.mm.vm_stat_account(vm_flags, pglen, true);
         if vm_flags.contains(VM_LOCKED) {
-            if vm_flags.intersects(VM_SPECIAL) {
+            // vma_supports_mlock()
+            if vm_flags.intersects(VM_SPECIAL | VM_DROPPABLE) {
                 self.clear_locked(start, end);
             } else {
                 self.mm.locked_vm += pglen;
@@ -628,6 +641,11 @@ impl MmCtx<'_> {
         {
             return Err(Errno::ENOMEM);
         }
+        // "We must make sure the anon_vma is allocated": before any growth check, so a stack
+        // whose growth is then refused has one too, and fork copies its page tables
+        // (vma_needs_copy()) even when only the zero page was ever mapped there.
+        let fresh = self.vm.anon_vmas.alloc();
+        self.mm.vmas.anon_vma_prepare(vma_start, fresh)?;
         if addr >= vma.start.as_u64() {
             return Ok(());
         }

@@ -9,6 +9,7 @@
 
 pub mod debug;
 pub mod gfp;
+pub mod hugetlb;
 pub mod memblock;
 pub mod memory;
 pub mod mm_types;

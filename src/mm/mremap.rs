@@ -310,6 +310,10 @@ impl MmCtx<'_> {
     fn mremap_to(&mut self, vrm: &mut Vrm) -> Result<u64, Errno> {
         if vrm.flags & MREMAP_FIXED != 0 {
             self.do_munmap(vrm.new_addr, vrm.new_len)?;
+            // "If we remap a portion of a VMA elsewhere in the same VMA, this can invalidate
+            // the old VMA": the source is looked up again, before any shrink (EFAULT if the
+            // target's unmap took it).
+            self.lookup(vrm.addr)?;
         }
         if vrm.remap_type == RemapType::Shrink {
             // shrink_vma(drop_lock = false), then move what is left.

@@ -149,6 +149,9 @@ vm_flags! {
     VM_NOHUGEPAGE = 0x4000_0000, "nh";
     /// VM_MERGEABLE: MADV_MERGEABLE (KSM).
     VM_MERGEABLE = 0x8000_0000, "mg";
+    /// VM_DROPPABLE (bit 40 on 64-bit): MAP_DROPPABLE; reclaim may drop the pages, which then
+    /// read back as zeros.
+    VM_DROPPABLE = 0x100_0000_0000, "dp";
 }
 
 /// VM_NONE: no flag.
