@@ -27,6 +27,7 @@ Examples:
   mmlab cat /proc/buddyinfo           free blocks per zone and order on a 256M machine
   mmlab cat /proc/iomem --ram 6G      the physical memory map of a 6 GiB machine
   mmlab cat /proc/iomem --cmdline 'memmap=64M$0x8000000'
+  mmlab diff --seed 7 --programs 10000   mmlab against the running kernel on random programs
 
 The scripting API is documented in docs/scripting.md.";
 
@@ -56,6 +57,25 @@ enum Command {
         /// Linux boot parameters that shape memory, e.g. "mem=128M" or "memmap=64M$0x8000000".
         #[arg(long, value_name = "TEXT", default_value = "")]
         cmdline: String,
+    },
+    /// Run random memory-management programs on this machine's kernel and in mmlab, and
+    /// compare every step (docs/differential.md).
+    ///
+    /// Each program (50-500 steps of mmap, munmap, mprotect, mremap, madvise, mlock, msync,
+    /// mincore, fork and memory accesses) runs natively in a forked child, inside an address
+    /// window nothing else uses, and in a process of an mmlab machine. The first step whose
+    /// result, /proc/PID/maps lines or mincore residency differ is a divergence: the program
+    /// is shrunk and printed as a Rhai scenario. Exits with status 1 if any program diverged.
+    Diff {
+        /// The campaign's seed: each seed is a different set of programs.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// How many programs to run.
+        #[arg(long, default_value_t = 1000)]
+        programs: u64,
+        /// Shrink and explain one program, given its own seed (as printed by a campaign).
+        #[arg(long, value_name = "PROGRAM_SEED")]
+        replay: Option<u64>,
     },
 }
 
@@ -111,10 +131,45 @@ fn run(file: PathBuf) -> ExitCode {
     }
 }
 
+/// `mmlab diff`: a campaign (progress on standard error), or the explanation of one program.
+fn diff(seed: u64, programs: u64, replay: Option<u64>) -> ExitCode {
+    use mmlab::diff;
+    if let Some(p) = replay {
+        let prog = diff::Program::generate(p, diff::compare::host_gen_config());
+        print!("{}", diff::explain(&prog));
+        return ExitCode::SUCCESS;
+    }
+    let t = std::time::Instant::now();
+    let s = diff::run_campaign(seed, programs, |i, s| {
+        if i % 100 == 0 || i == programs {
+            eprint!(
+                "\r{i}/{programs} programs, {} steps, {} diverged, {} runner failures",
+                s.steps, s.diverged_count, s.error_count
+            );
+        }
+    });
+    eprintln!();
+    print!("{}", diff::render_summary(seed, &s, t.elapsed()));
+    if let Some((p, _)) = s.diverged.first() {
+        let prog = diff::Program::generate(*p, diff::compare::host_gen_config());
+        print!("\n{}", diff::explain(&prog));
+    }
+    if s.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run { file } => run(file),
+        Command::Diff {
+            seed,
+            programs,
+            replay,
+        } => diff(seed, programs, replay),
         Command::Cat { path, ram, cmdline } => {
             let opts = BootOptions {
                 ram,

@@ -57,6 +57,9 @@ impl std::fmt::Display for NativeError {
 
 impl std::error::Error for NativeError {}
 
+/// Milliseconds without an observation after which the native runner is killed.
+const HANG_MS: i32 = 20_000;
+
 /// Where the probe instruction resumes after a fault.
 static LANDING: AtomicU64 = AtomicU64::new(0);
 /// Set while a probe instruction runs.
@@ -76,10 +79,17 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
     }
     // SAFETY: the kernel passes a valid siginfo and ucontext to an SA_SIGINFO handler.
     unsafe {
+        let uc = ctx.cast::<libc::ucontext_t>();
+        let rip = (*uc).uc_mcontext.gregs[libc::REG_RIP as usize] as u64;
+        let landing = LANDING.load(SeqCst);
+        // Only the probe's own access (the instruction just before its landing) is skipped.
+        if !(landing.wrapping_sub(16)..landing).contains(&rip) {
+            libc::signal(sig, libc::SIG_DFL);
+            return;
+        }
         FAULT_SIGNO.store(sig, SeqCst);
         FAULT_CODE.store((*info).si_code, SeqCst);
         FAULT_ADDR.store((*info).si_addr() as u64, SeqCst);
-        let uc = ctx.cast::<libc::ucontext_t>();
         (*uc).uc_mcontext.gregs[libc::REG_RIP as usize] = LANDING.load(SeqCst) as i64;
     }
     FAULTED.store(true, SeqCst);
@@ -451,6 +461,8 @@ pub fn run_native(prog: &Program) -> Result<Vec<Obs>, NativeError> {
     if pid == 0 {
         // SAFETY: the child closes the read end, runs the program and leaves with _exit.
         unsafe {
+            // Its own process group, so a hung runner is killed with every fork of it.
+            libc::setpgid(0, 0);
             libc::close(rd);
             if let Err(what) = setup_child() {
                 let msg = format!("native runner set-up failed: {what}\n");
@@ -466,11 +478,31 @@ pub fn run_native(prog: &Program) -> Result<Vec<Obs>, NativeError> {
             libc::_exit(0);
         }
     }
-    // SAFETY: the parent keeps only the read end.
-    unsafe { libc::close(wr) };
+    // SAFETY: the parent keeps only the read end; the child's group is set from both sides,
+    // so it exists before any kill below.
+    unsafe {
+        libc::setpgid(pid, pid);
+        libc::close(wr);
+    }
     let mut data = Vec::new();
     let mut chunk = vec![0u8; 1 << 16];
+    let mut hung = false;
     loop {
+        // A runner that sends nothing for this long is stuck (a bug of the runner, or a step
+        // the host takes forever over): it is killed and reported.
+        let mut pfd = libc::pollfd {
+            fd: rd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: polls our own descriptor.
+        let r = unsafe { libc::poll(&mut pfd, 1, HANG_MS) };
+        if r == 0 {
+            hung = true;
+            // SAFETY: kills our child's process group: the child and its forks.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+            break;
+        }
         // SAFETY: reads into a live buffer.
         let n = unsafe { libc::read(rd, chunk.as_mut_ptr().cast(), chunk.len()) };
         if n < 0 && errno() == libc::EINTR {
@@ -492,7 +524,9 @@ pub fn run_native(prog: &Program) -> Result<Vec<Obs>, NativeError> {
     match obs {
         Some(obs) if ok => Ok(obs),
         obs => Err(NativeError::Child {
-            status: if libc::WIFSIGNALED(status) {
+            status: if hung {
+                format!("no output for {} s, killed", HANG_MS / 1000)
+            } else if libc::WIFSIGNALED(status) {
                 format!("signal {}", libc::WTERMSIG(status))
             } else {
                 format!("exit status {}", libc::WEXITSTATUS(status))

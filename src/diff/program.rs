@@ -40,9 +40,10 @@ pub const SPAN_END: u64 = WINDOW_BASE + (WINDOW_PAGES + MARGIN_PAGES) * PAGE;
 /// Pages in the observed span.
 pub const SPAN_PAGES: u64 = (SPAN_END - SPAN_START) / PAGE;
 
-/// Absolute addresses a program may use: each is refused by every call that could change
-/// memory (unaligned, above TASK_SIZE, or wrapping), or is below `vm.mmap_min_addr`, where
-/// nothing can be mapped by an unprivileged process.
+/// Absolute addresses a program may use: unaligned ones (refused by every call that changes
+/// memory, except mlock and munlock, which round down to page 0, where nothing can be mapped),
+/// ones at or above TASK_SIZE (where no mapping can be), and the two lowest pages, which a
+/// step may only cover up to [`LOW_LIMIT`].
 pub const ABS_ADDRS: &[u64] = &[
     0,
     1,
@@ -53,6 +54,13 @@ pub const ABS_ADDRS: &[u64] = &[
     0x8000_0000_0000_1000,
     !0xfff,
 ];
+
+/// Steps at the lowest absolute addresses stay below this (64 KiB): the host maps nothing
+/// there, and `vm.mmap_min_addr` keeps most of it unmappable.
+pub const LOW_LIMIT: u64 = 0x1_0000;
+
+/// TASK_SIZE_MAX + 1 page: the first address above user space on 4-level x86-64.
+const USER_END: u64 = 1 << 47;
 
 /// An address used by a step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -230,32 +238,34 @@ fn near(addr: u64, len: u64) -> bool {
     addr >= lo && addr.checked_add(len).is_some_and(|end| end <= hi)
 }
 
-/// True when `addr + len` (and so the page-aligned length too) wraps around.
-fn wraps(addr: u64, len: u64) -> bool {
-    addr.checked_add(len).is_none()
-}
-
-/// True for an address every changing call refuses outright (unaligned, or at or above
-/// TASK_SIZE), or one below `vm.mmap_min_addr`.
-fn refused(addr: u64) -> bool {
-    ABS_ADDRS.contains(&addr)
+/// True when a call that changes memory over `len` bytes at `a` cannot touch the host's own
+/// memory: the range wraps around the address space (refused before anything is done), or
+/// lies in the window's guard zone, or starts at an unaligned address (refused), above user
+/// space (nothing there), or in the lowest 64 KiB and stays there.
+fn range_ok(a: Loc, len: u64) -> bool {
+    let addr = a.addr();
+    let Some(end) = addr.checked_add(len) else {
+        return true;
+    };
+    match a {
+        Loc::Win(_) => near(addr, len),
+        Loc::Abs(a) if a & (PAGE - 1) != 0 || a >= USER_END => true,
+        Loc::Abs(_) => end <= LOW_LIMIT,
+    }
 }
 
 impl Step {
     /// True when the step cannot change memory outside the guard zone around the window on
     /// the host, whatever the kernel does with it. The native runner refuses other steps.
     pub fn is_safe(&self) -> bool {
-        let range_ok = |a: Loc, len: u64| {
-            let addr = a.addr();
-            match a {
-                Loc::Win(_) => near(addr, len) || wraps(addr, len),
-                Loc::Abs(_) => refused(addr),
-            }
-        };
         match *self {
             Step::Mmap {
                 addr, len, flags, ..
             } => {
+                // Populating a huge mapping would cost the host gigabytes of page tables.
+                if len > MAX_NEAR_LEN && flags & (MAP_POPULATE | MAP_LOCKED) != 0 {
+                    return false;
+                }
                 if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) == MAP_FIXED {
                     range_ok(addr, len)
                 } else {
@@ -283,10 +293,7 @@ impl Step {
                     && (flags & MREMAP_FIXED == 0 || range_ok(new_addr, new_len))
             }
             Step::Mincore { .. } | Step::Read { .. } | Step::Fork | Step::ExitChild => true,
-            Step::Write { addr, len, .. } => match addr {
-                Loc::Win(_) => near(addr.addr(), len.min(MAX_ACCESS)),
-                Loc::Abs(a) => refused(a),
-            },
+            Step::Write { addr, len, .. } => range_ok(addr, len.min(MAX_ACCESS)),
         }
     }
 }
@@ -297,7 +304,8 @@ pub const MAX_ACCESS: u64 = 6 * PAGE;
 /// A program: its seed and steps.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Program {
-    /// The seed it was generated from (0 for a hand-made or shrunk one).
+    /// The seed it was generated from (steps may have been removed since by the shrinker;
+    /// 0 for a hand-made program).
     pub seed: u64,
     /// The steps.
     pub steps: Vec<Step>,
@@ -309,6 +317,22 @@ pub struct GenConfig {
     /// The host has huge pages reserved (`vm.nr_hugepages` > 0): leave MAP_HUGETLB out, whose
     /// result would then depend on them.
     pub no_hugetlb: bool,
+}
+
+/// Leaves out the two MAP_HUGETLB cases mmlab does not model (docs/divergences.md,
+/// "hugetlbfs"): MAP_NORESERVE, with which Linux maps huge pages it does not have, and a
+/// MAP_FIXED one at a huge-page-aligned address, whose failure unmaps what was there.
+fn hugetlb_compatible(flags: u64, addr: Loc) -> u64 {
+    if flags & MAP_HUGETLB == 0 {
+        return flags;
+    }
+    let flags = flags & !MAP_NORESERVE;
+    let replaces = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) == MAP_FIXED;
+    if replaces && addr.addr() & ((2 << 20) - 1) == 0 {
+        flags & !MAP_HUGETLB
+    } else {
+        flags
+    }
 }
 
 /// The generator's memory of what it did: offsets it mapped or cut at, to aim later steps at
@@ -485,6 +509,7 @@ impl Gen {
                 let is_fixed = flags & MAP_FIXED != 0;
                 let len = self.len(addr, !is_fixed);
                 let off = if self.chance(3) { 0x800 } else { 0 };
+                let flags = hugetlb_compatible(flags, addr);
                 self.remember(addr, len);
                 Step::Mmap {
                     addr,
@@ -712,6 +737,44 @@ mod tests {
             off: 0,
         };
         assert!(hint.is_safe());
+        let populate = Step::Mmap {
+            addr: Loc::Win(0),
+            len: HUGE_LEN,
+            prot: 0,
+            flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
+            off: 0,
+        };
+        assert!(
+            !populate.is_safe(),
+            "a terabyte populated would exhaust the host"
+        );
+        let zap_all = Step::Madvise {
+            addr: Loc::Abs(0),
+            len: 0u64.wrapping_sub(4097),
+            advice: MADV_DONTNEED,
+        };
+        assert!(
+            !zap_all.is_safe(),
+            "page 0 up to the top would zap the runner itself"
+        );
+        let low = Step::Munmap {
+            addr: Loc::Abs(0x1000),
+            len: 0xf000,
+        };
+        assert!(low.is_safe());
+        assert!(
+            !Step::Munmap {
+                addr: Loc::Abs(0),
+                len: 0x2_0000
+            }
+            .is_safe()
+        );
+        let above = Step::Madvise {
+            addr: Loc::Abs(1 << 47),
+            len: 1 << 40,
+            advice: MADV_DONTNEED,
+        };
+        assert!(above.is_safe(), "nothing can be mapped above user space");
     }
 
     #[test]

@@ -35,7 +35,6 @@ pub fn shrink_by(
             let end = (start + chunk).min(cur.steps.len());
             let mut cand = cur.clone();
             cand.steps.drain(start..end);
-            cand.seed = 0;
             runs += 1;
             if fails(&cand) {
                 cur = cand;

@@ -1,0 +1,79 @@
+//! The differential test (issue 5): generated programs run on the host kernel and in mmlab,
+//! compared step by step. See src/diff/ and docs/differential.md.
+//!
+//! `MMLAB_DIFF_SEED=N` runs another campaign, `MMLAB_DIFF_PROGRAMS=M` another budget,
+//! `MMLAB_DIFF_REPLAY=<program seed>` shrinks and explains one program (with
+//! `MMLAB_DIFF_PRINT=1`: lists its steps). The test has its own `main` (harness = false): the
+//! native runner forks, which needs a process with one thread.
+
+use mmlab::diff::compare::{host_gen_config, program_seed, run_campaign};
+use mmlab::diff::{Program, explain, render_summary};
+
+/// Programs the CI run tries.
+const CI_PROGRAMS: u64 = 2000;
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v}: not a number")),
+        Err(_) => default,
+    }
+}
+
+fn main() {
+    // `cargo test -- --list` and name filters: this binary has one test, "differential".
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
+        println!("differential: test");
+        return;
+    }
+    if args
+        .iter()
+        .any(|a| !a.starts_with('-') && !"differential".contains(a.as_str()))
+    {
+        return;
+    }
+    if let Ok(v) = std::env::var("MMLAB_DIFF_REPLAY") {
+        let pseed: u64 = v.parse().expect("MMLAB_DIFF_REPLAY: a program seed");
+        let prog = Program::generate(pseed, host_gen_config());
+        if std::env::var_os("MMLAB_DIFF_PRINT").is_some() {
+            for (i, s) in prog.steps.iter().enumerate() {
+                println!("{i}: {s:?}");
+            }
+        } else {
+            eprintln!("{}", explain(&prog));
+        }
+        return;
+    }
+    let seed = env_u64("MMLAB_DIFF_SEED", 1);
+    let programs = env_u64("MMLAB_DIFF_PROGRAMS", CI_PROGRAMS);
+    let trace = std::env::var_os("MMLAB_DIFF_TRACE").is_some();
+    let t = std::time::Instant::now();
+    let mut reported = 0;
+    let s = run_campaign(seed, programs, |i, s| {
+        // Divergences as they happen, for long campaigns.
+        while reported < s.diverged.len() {
+            let (p, d) = &s.diverged[reported];
+            eprint!("{}", mmlab::diff::render_divergence(*p, d));
+            reported += 1;
+        }
+        if trace {
+            eprintln!("done {i}: {}", program_seed(seed, i - 1));
+        }
+        if i % 500 == 0 {
+            eprintln!(
+                "differential: {i}/{programs} programs, {} steps, {} diverged, {} runner failures",
+                s.steps, s.diverged_count, s.error_count
+            );
+        }
+    });
+    eprint!("differential: {}", render_summary(seed, &s, t.elapsed()));
+    if let Some((pseed, _)) = s.diverged.first() {
+        eprintln!("{}", explain(&Program::generate(*pseed, host_gen_config())));
+    }
+    assert!(
+        s.ok(),
+        "the differential test found divergences from Linux (above)"
+    );
+}
