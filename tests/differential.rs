@@ -37,6 +37,32 @@ fn main() {
     if let Ok(v) = std::env::var("MMLAB_DIFF_REPLAY") {
         let pseed: u64 = v.parse().expect("MMLAB_DIFF_REPLAY: a program seed");
         let prog = Program::generate(pseed, host_gen_config());
+        if let Ok(n) = std::env::var("MMLAB_DIFF_REPEAT") {
+            // Is the host deterministic on this program? Run it natively n times and report
+            // the steps at which runs differ from the first.
+            let n: u32 = n.parse().expect("MMLAB_DIFF_REPEAT: a count");
+            let model = std::env::var_os("MMLAB_DIFF_MODEL").is_some();
+            let cfg = mmlab::diff::model::ModelConfig::from_host();
+            let run = || {
+                if model {
+                    mmlab::diff::model::run_model(&prog, &cfg).expect("model run")
+                } else {
+                    mmlab::diff::native::run_native(&prog).expect("native run")
+                }
+            };
+            let first = run();
+            for i in 1..n {
+                let again = run();
+                if let Some(d) = mmlab::diff::compare::first_difference(&prog, &first, &again) {
+                    eprintln!(
+                        "run {i}: differs from run 0 at step {} ({:?})",
+                        d.step, d.part
+                    );
+                    eprint!("{}", mmlab::diff::render_divergence(pseed, &d));
+                }
+            }
+            return;
+        }
         if std::env::var_os("MMLAB_DIFF_PRINT").is_some() {
             for (i, s) in prog.steps.iter().enumerate() {
                 println!("{i}: {s:?}");

@@ -24,6 +24,13 @@ pub const KNOWN: &[Known] = &[];
 /// Cases the generator leaves out, by the id of their docs/divergences.md entry.
 pub const LEFT_OUT: &[&str] = &["hugetlbfs", "host-tasks"];
 
+/// The id of a divergence that does not happen again when the program runs again: the host's
+/// background work changed something (docs/divergences.md).
+pub const IRREPRODUCIBLE: &str = "irreproducible";
+
+/// How many times a diverging program of a campaign runs again before its divergence counts.
+pub const RERUNS: u32 = 2;
+
 /// Which part of an observation differs first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Part {
@@ -145,6 +152,8 @@ pub struct Summary {
     pub errors: Vec<(u64, String)>,
     /// Number of runner failures.
     pub error_count: u64,
+    /// Divergences that did not happen again (seed, the first run's divergence).
+    pub irreproducible: Vec<(u64, Divergence)>,
     /// Time spent on the host and in mmlab.
     pub times: [std::time::Duration; 2],
     /// The slowest program (seed, seconds on the host, seconds in mmlab).
@@ -186,7 +195,18 @@ pub fn run_campaign(seed: u64, programs: u64, mut progress: impl FnMut(u64, &Sum
         s.programs += 1;
         s.steps += prog.steps.len() as u64;
         let before = s.times;
-        let outcome = run_program_timed(&prog, &cfg, &mut s.times);
+        let mut outcome = run_program_timed(&prog, &cfg, &mut s.times);
+        if let Outcome::Diverged(d) = outcome.clone() {
+            // Both runners are deterministic on their own; a divergence that is gone when the
+            // program runs again came from the host's background work.
+            for _ in 0..RERUNS {
+                if run_program_timed(&prog, &cfg, &mut s.times) == Outcome::Same {
+                    s.irreproducible.push((pseed, d.clone()));
+                    outcome = Outcome::Known(IRREPRODUCIBLE, d);
+                    break;
+                }
+            }
+        }
         let (dn, dm) = (
             (s.times[0] - before[0]).as_secs_f64(),
             (s.times[1] - before[1]).as_secs_f64(),
@@ -229,7 +249,8 @@ mod tests {
             .split("## Differential tester")
             .nth(1)
             .expect("docs/divergences.md has a Differential tester section");
-        for id in KNOWN.iter().map(|k| k.id).chain(LEFT_OUT.iter().copied()) {
+        let ids = KNOWN.iter().map(|k| k.id).chain(LEFT_OUT.iter().copied());
+        for id in ids.chain([IRREPRODUCIBLE]) {
             assert!(
                 section.contains(&format!("### {id}\n")),
                 "{id} has no entry in docs/divergences.md"

@@ -61,6 +61,10 @@ pub fn render_summary(seed: u64, s: &Summary, elapsed: std::time::Duration) -> S
     for (pseed, d) in &s.diverged {
         out.push_str(&render_divergence(*pseed, d));
     }
+    for (pseed, d) in &s.irreproducible {
+        let _ = write!(out, "irreproducible (gone on a second run): ");
+        out.push_str(&render_divergence(*pseed, d));
+    }
     for (pseed, e) in &s.errors {
         let _ = writeln!(out, "runner failure, program {pseed}: {e}");
     }
@@ -70,33 +74,29 @@ pub fn render_summary(seed: u64, s: &Summary, elapsed: std::time::Duration) -> S
 /// One diverging program of a campaign: the step and what each side saw there.
 pub fn render_divergence(pseed: u64, d: &Divergence) -> String {
     let mut out = String::new();
-    let gen_cfg = compare::host_gen_config();
+    let prog = Program::generate(pseed, compare::host_gen_config());
+    let show = |o: &Option<observe::Obs>| o.as_ref().map_or("-".into(), |o| rhai::describe(&o.ret));
+    let _ = writeln!(
+        out,
+        "diverged: program {pseed}, step {} ({:?} differs): {:?}\n  Linux {}\n  mmlab {}",
+        d.step,
+        d.part,
+        prog.steps.get(d.step),
+        show(&d.native),
+        show(&d.model),
+    );
+    if d.part != compare::Part::Ret
+        && let (Some(n), Some(m)) = (&d.native, &d.model)
     {
-        let prog = Program::generate(pseed, gen_cfg);
-        let show =
-            |o: &Option<observe::Obs>| o.as_ref().map_or("-".into(), |o| rhai::describe(&o.ret));
         let _ = writeln!(
             out,
-            "diverged: program {pseed}, step {} ({:?} differs): {:?}\n  Linux {}\n  mmlab {}",
-            d.step,
-            d.part,
-            prog.steps.get(d.step),
-            show(&d.native),
-            show(&d.model),
+            "  Linux residency {}\n  mmlab residency {}",
+            rhai::residency_string(&n.resident),
+            rhai::residency_string(&m.resident)
         );
-        if d.part != compare::Part::Ret
-            && let (Some(n), Some(m)) = (&d.native, &d.model)
-        {
-            let _ = writeln!(
-                out,
-                "  Linux residency {}\n  mmlab residency {}",
-                rhai::residency_string(&n.resident),
-                rhai::residency_string(&m.resident)
-            );
-            for (who, o) in [("Linux", n), ("mmlab", m)] {
-                for l in &o.maps {
-                    let _ = writeln!(out, "  {who} maps {l}");
-                }
+        for (who, o) in [("Linux", n), ("mmlab", m)] {
+            for l in &o.maps {
+                let _ = writeln!(out, "  {who} maps {l}");
             }
         }
     }
