@@ -103,14 +103,26 @@ fn take_fault() -> Sig {
     }
 }
 
-/// Reads the byte at `addr` as the program would, or the fault it takes.
-fn probe_read(addr: u64) -> Result<u8, Sig> {
+/// Runs `access`, one instruction that may fault, as a probe: a fault is recorded by
+/// `on_fault` and returned.
+fn probe(access: impl FnOnce()) -> Result<(), Sig> {
     FAULTED.store(false, SeqCst);
     IN_PROBE.store(true, SeqCst);
-    let v: u8;
+    access();
+    IN_PROBE.store(false, SeqCst);
+    if FAULTED.load(SeqCst) {
+        Err(take_fault())
+    } else {
+        Ok(())
+    }
+}
+
+/// Reads the byte at `addr` as the program would, or the fault it takes.
+fn probe_read(addr: u64) -> Result<u8, Sig> {
+    let mut v: u8 = 0;
     // SAFETY: a load from any address: a fault is caught by `on_fault`, which resumes at
     // label 2. The landing address is stored before the load.
-    unsafe {
+    probe(|| unsafe {
         asm!(
             "lea {tmp}, [rip + 2f]",
             "mov qword ptr [{landing}], {tmp}",
@@ -119,25 +131,18 @@ fn probe_read(addr: u64) -> Result<u8, Sig> {
             addr = in(reg) addr,
             landing = in(reg) LANDING.as_ptr(),
             tmp = out(reg) _,
-            v = out(reg_byte) v,
+            v = inout(reg_byte) v,
             options(nostack),
         );
-    }
-    IN_PROBE.store(false, SeqCst);
-    if FAULTED.load(SeqCst) {
-        Err(take_fault())
-    } else {
-        Ok(v)
-    }
+    })?;
+    Ok(v)
 }
 
 /// Writes `v` at `addr` as the program would, or returns the fault it takes.
 fn probe_write(addr: u64, v: u8) -> Result<(), Sig> {
-    FAULTED.store(false, SeqCst);
-    IN_PROBE.store(true, SeqCst);
     // SAFETY: as probe_read; the step was checked to stay in the window's guard zone (or at
     // an address nothing can be mapped at), so this can only write the program's memory.
-    unsafe {
+    probe(|| unsafe {
         asm!(
             "lea {tmp}, [rip + 2f]",
             "mov qword ptr [{landing}], {tmp}",
@@ -149,13 +154,7 @@ fn probe_write(addr: u64, v: u8) -> Result<(), Sig> {
             v = in(reg_byte) v,
             options(nostack),
         );
-    }
-    IN_PROBE.store(false, SeqCst);
-    if FAULTED.load(SeqCst) {
-        Err(take_fault())
-    } else {
-        Ok(())
-    }
+    })
 }
 
 /// Each page-bounded piece of `[va, va + len)`: (address, offset, length). Stops at the top

@@ -12,7 +12,7 @@
 
 use super::MmCtx;
 use super::mman::*;
-use super::mmap::{calc_vm_flag_bits, calc_vm_prot_bits, page_align};
+use super::mmap::{calc_vm_flag_bits, calc_vm_prot_bits};
 use super::vma::{VM_GROWSDOWN, VM_MAY_RWX};
 use crate::addr::{PAGE_SIZE, VirtAddr};
 use crate::kernel::Errno;
@@ -58,27 +58,10 @@ impl MmCtx<'_> {
         // len = ALIGN(len, huge_page_size): may wrap to 0.
         let len = len.wrapping_add(hsize - 1) & !(hsize - 1);
         // hugetlb_file_setup(VM_NORESERVE) reserves nothing and succeeds; then do_mmap().
-        if len == 0 {
-            return Errno::EINVAL;
-        }
-        let mut flags = flags;
-        if flags & MAP_FIXED_NOREPLACE != 0 {
-            flags |= MAP_FIXED;
-        }
-        let mut addr = addr;
-        if flags & MAP_FIXED == 0 {
-            addr &= !(PAGE_SIZE - 1);
-            let min = self.vm.sysctl.mmap_min_addr();
-            if addr != 0 && addr < min {
-                addr = page_align(min).unwrap_or(min);
-            }
-        }
-        let Some(len) = page_align(len) else {
-            return Errno::ENOMEM;
+        let (addr, len, flags) = match self.do_mmap_prologue(addr, len, flags) {
+            Ok(v) => v,
+            Err(e) => return e,
         };
-        if self.mm.map_count() > self.vm.sysctl.max_map_count {
-            return Errno::ENOMEM;
-        }
         let vm_flags =
             calc_vm_prot_bits(prot) | calc_vm_flag_bits(flags) | self.mm.def_flags | VM_MAY_RWX;
         // __get_unmapped_area() → hugetlb_get_unmapped_area().

@@ -269,16 +269,16 @@ impl MmCtx<'_> {
         self.mm_get_unmapped_area(addr, len, flags)
     }
 
-    /// `do_mmap()` for anonymous memory (no file can be open yet, so a mapping without
-    /// MAP_ANONYMOUS fails earlier with EBADF). `len` is the caller's, unaligned. Returns the
-    /// address and whether to populate (`*populate`).
-    pub fn do_mmap(
-        &mut self,
+    /// The start of `do_mmap()`, the same for every file: len 0 is EINVAL, MAP_FIXED_NOREPLACE
+    /// implies MAP_FIXED, a hint is rounded (`round_hint_to_min()`), the length page aligned
+    /// (ENOMEM if that overflows), and map_count checked. Returns the address, length and
+    /// flags to go on with.
+    pub(super) fn do_mmap_prologue(
+        &self,
         addr: u64,
         len: u64,
-        prot: u64,
         mut flags: u64,
-    ) -> Result<(u64, bool), Errno> {
+    ) -> Result<(u64, u64, u64), Errno> {
         if len == 0 {
             return Err(Errno::EINVAL);
         }
@@ -287,7 +287,6 @@ impl MmCtx<'_> {
         }
         let mut addr = addr;
         if flags & MAP_FIXED == 0 {
-            // round_hint_to_min()
             addr &= !(PAGE_SIZE - 1);
             let min = self.vm.sysctl.mmap_min_addr();
             if addr != 0 && addr < min {
@@ -299,6 +298,20 @@ impl MmCtx<'_> {
         if self.mm.map_count() > self.vm.sysctl.max_map_count {
             return Err(Errno::ENOMEM);
         }
+        Ok((addr, len, flags))
+    }
+
+    /// `do_mmap()` for anonymous memory (no file can be open yet, so a mapping without
+    /// MAP_ANONYMOUS fails earlier with EBADF). `len` is the caller's, unaligned. Returns the
+    /// address and whether to populate (`*populate`).
+    pub fn do_mmap(
+        &mut self,
+        addr: u64,
+        len: u64,
+        prot: u64,
+        flags: u64,
+    ) -> Result<(u64, bool), Errno> {
+        let (addr, len, flags) = self.do_mmap_prologue(addr, len, flags)?;
         let mut vm_flags =
             calc_vm_prot_bits(prot) | calc_vm_flag_bits(flags) | self.mm.def_flags | VM_MAY_RWX;
         let shared = flags & MAP_TYPE == MAP_SHARED;
