@@ -1,4 +1,4 @@
-//! The `mmlab` binary: exit codes and error messages of `mmlab run`, and `mmlab cat`.
+//! The `mmlab` binary: exit codes and error messages of `mmlab run`, `mmlab cat` and `mmlab diff`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -206,4 +206,33 @@ fn help_explains_the_commands() {
     let o = mmlab(&["cat", "--help"]);
     assert!(stdout(&o).contains("--ram <SIZE>"), "{}", stdout(&o));
     assert!(stdout(&o).contains("--cmdline <TEXT>"), "{}", stdout(&o));
+}
+
+#[test]
+fn diff_runs_a_campaign_and_reports_it() {
+    // Forks in the mmlab process (one thread), not in this multithreaded test binary.
+    let o = mmlab(&["diff", "--seed", "3", "--programs", "12"]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with("seed 3: 12 programs, "),
+        "summary line: {out}"
+    );
+    assert!(out.contains(": 12 agreed, 0 stopped"), "{out}");
+    assert!(
+        stderr(&o).contains("12/12 programs"),
+        "progress: {}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn diff_refuses_a_bad_count() {
+    let o = mmlab(&["diff", "--programs", "many"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("invalid value 'many'"),
+        "{}",
+        stderr(&o)
+    );
 }

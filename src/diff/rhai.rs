@@ -84,7 +84,7 @@ pub fn describe(ret: &Ret) -> String {
             None => at(*w),
             Some(p) => format!("{} (read back: {})", at(*w), describe(p)),
         },
-        Ret::Err(e) => format!("-{}", crate::Errno(*e)),
+        Ret::Err(e) => format!("-{}", errno_expr(*e)),
         Ret::Signal { signo, code, addr } => {
             format!("{} at {}", signal_name(*signo, *code), at(*addr))
         }
@@ -181,13 +181,15 @@ pub fn scenario(prog: &Program, native: &[Obs], focus: Option<(usize, Part)>) ->
         let call = |c: String| -> String {
             match ret {
                 Some(Ret::Val(v)) => format!("assert_eq({c}, {});", num(*v)),
-                Some(Ret::Err(e)) => format!("assert_eq({c}, -{});", crate::Errno(*e)),
+                Some(Ret::Err(e)) => format!("assert_eq({c}, -{});", errno_expr(*e)),
                 Some(Ret::Addr {
                     at: Where::Win(o), ..
                 }) => format!("assert_eq({c}, {});", loc(Loc::Win(*o))),
                 Some(Ret::Addr { .. }) => {
+                    // The runners read such a mapping back and unmap it at once.
                     format!(
-                        "let a = {c};\nassert(a > 0 && (a < LO || a >= HI), \"placed outside the window\");"
+                        "let a = {c};\nassert(a > 0 && (a < LO || a >= HI), \"placed outside the window\");\n{cur}.munmap(a, {});",
+                        num(placed_len(step))
                     )
                 }
                 _ => format!("{c};"),
@@ -251,7 +253,7 @@ pub fn scenario(prog: &Program, native: &[Obs], focus: Option<(usize, Part)>) ->
                         "let v = \"\"; for x in {c} {{ v += x; }}\nassert_eq(v, \"{}\");",
                         residency_string(v)
                     ),
-                    Some(Ret::Err(e)) => format!("assert_eq({c}, -{});", crate::Errno(*e)),
+                    Some(Ret::Err(e)) => format!("assert_eq({c}, -{});", errno_expr(*e)),
                     _ => format!("{c};"),
                 }
             }
@@ -331,6 +333,24 @@ fn access(c: String, ret: Option<&Ret>, read: bool) -> String {
     }
 }
 
+/// The length of what a successful mmap or mremap step placed, as the runners unmap it.
+fn placed_len(step: &Step) -> u64 {
+    let len = match *step {
+        Step::Mmap { len, .. } => len,
+        Step::Mremap { new_len, .. } => new_len,
+        _ => 0,
+    };
+    len.div_ceil(crate::diff::program::PAGE).max(1) * crate::diff::program::PAGE
+}
+
+/// An errno as a script names it: its constant, or the number when it has no name.
+fn errno_expr(e: i32) -> String {
+    match crate::Errno(e).name() {
+        Some(n) => n.to_string(),
+        None => e.to_string(),
+    }
+}
+
 fn hex_of(o: i64) -> String {
     format!("{:#x}", WINDOW_BASE.wrapping_add_signed(o))
 }
@@ -380,6 +400,43 @@ mod tests {
             checksum(&b)
         );
         crate::script::run_source("prelude.rhai", &script).expect("prelude agrees");
+    }
+
+    #[test]
+    fn a_scenario_of_mmlabs_own_results_runs_clean_in_mmlab() {
+        // The renderer on generated programs (every kind of step), with mmlab's observations
+        // in place of Linux's: the scenario must parse, run and pass every assertion.
+        let cfg = crate::diff::model::ModelConfig::default();
+        for seed in 0..6 {
+            let prog = Program::generate(seed, crate::diff::program::GenConfig::default());
+            let obs = crate::diff::model::run_model(&prog, &cfg).expect("model run");
+            let script = scenario(&prog, &obs, None);
+            if let Err(e) = crate::script::run_source("generated.rhai", &script) {
+                panic!("seed {seed}: {e}\n{script}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_scenario_fails_where_linux_differs() {
+        let cfg = crate::diff::model::ModelConfig::default();
+        let prog = Program::generate(3, crate::diff::program::GenConfig::default());
+        let mut obs = crate::diff::model::run_model(&prog, &cfg).expect("model run");
+        // Pretend Linux returned something else at a munmap step.
+        let i = prog
+            .steps
+            .iter()
+            .position(|s| matches!(s, Step::Munmap { .. }))
+            .expect("a munmap");
+        obs[i].ret = Ret::Err(99);
+        let script = scenario(&prog, &obs, None);
+        let e = crate::script::run_source("generated.rhai", &script).expect_err("must fail");
+        let line = script
+            .lines()
+            .position(|l| l.contains("-EADDRNOTAVAIL"))
+            .expect("the assertion")
+            + 1;
+        assert_eq!(e.line, Some(line), "{e}");
     }
 
     #[test]
