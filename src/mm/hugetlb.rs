@@ -123,11 +123,13 @@ impl MmCtx<'_> {
         Errno::ENOMEM
     }
 
-    /// The search of a hugetlbfs `get_unmapped_area`: the hint if the range is free, else a
-    /// gap aligned to the huge page size (`info.align_mask`), top-down.
+    /// The search of a hugetlbfs `get_unmapped_area`: the layout's search with the hint (which
+    /// MAP_32BIT, for one, overrides), and room for a huge-page-aligned start
+    /// (`info.align_mask`). Where it lands does not matter here, only whether it fails.
     fn hugetlb_search(&self, hint: u64, len: u64, flags: u64, hsize: u64) -> Result<u64, Errno> {
-        if hint != 0 && self.mm.task_size - len >= hint && self.hint_fits(hint, len) {
-            return Ok(hint);
+        let a = self.get_unmapped_area(hint, len, flags & !MAP_FIXED, true)?;
+        if a == hint {
+            return Ok(a);
         }
         let padded = len.checked_add(hsize - PAGE_SIZE).ok_or(Errno::ENOMEM)?;
         let a = self.get_unmapped_area(0, padded, flags & !MAP_FIXED, true)?;
