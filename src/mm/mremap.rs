@@ -291,6 +291,11 @@ impl MmCtx<'_> {
         // vma_merge_extend(): vma_merge_new_range() of [vm_end, vm_end + delta) with the VMA
         // as prev.
         let mut ext = vma.clone();
+        // vma_merge_extend() passes no middle VMA and no copied_from, so
+        // is_mergeable_anon_vma()'s "had uncowed parents" test does not apply to the
+        // extension: a fork child's VMA grows into, and merges with, a next VMA without an
+        // anon_vma (found by the differential tester, campaign seed 3).
+        ext.fork_child = false;
         ext.pgoff = vma.pgoff + vma.pages();
         ext.start = vma.end;
         ext.end = VirtAddr::new(vma.end.as_u64() + vrm.delta);
