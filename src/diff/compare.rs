@@ -19,7 +19,49 @@ pub struct Known {
 }
 
 /// The known divergences (see docs/divergences.md, "Differential tester").
-pub const KNOWN: &[Known] = &[];
+pub const KNOWN: &[Known] = &[Known {
+    id: "thp",
+    matches: thp_residency,
+}];
+
+/// The `thp` divergence: Linux backed part of a private anonymous VM_HUGEPAGE VMA with a
+/// transparent huge page (a 2 MiB folio or the huge zero page, `do_huge_pmd_anonymous_page()`),
+/// so mincore reports its whole 2 MiB resident; mmlab maps 4 KiB pages only. It matches when
+/// the result and the maps lines agree and every page whose residency differs is resident on
+/// Linux, absent in mmlab, and inside a PMD-aligned 2 MiB range that lies wholly within one
+/// such VMA (the only place a huge PMD can be: `thp_vma_suitable_order()`).
+fn thp_residency(_step: &Step, native: &Obs, model: &Obs) -> bool {
+    use super::program::{PAGE, SPAN_START, WINDOW_BASE};
+    const HPAGE: u64 = 2 << 20;
+    if native.ret != model.ret
+        || native.maps != model.maps
+        || native.resident.len() != model.resident.len()
+    {
+        return false;
+    }
+    let in_huge_range = |addr: u64| {
+        let unit = addr & !(HPAGE - 1);
+        model.hugepage.iter().any(|&(s, e)| {
+            let (s, e) = (
+                WINDOW_BASE.wrapping_add_signed(s),
+                WINDOW_BASE.wrapping_add_signed(e),
+            );
+            s <= unit && unit.checked_add(HPAGE).is_some_and(|u| u <= e)
+        })
+    };
+    let mut differs = false;
+    for (i, (&n, &m)) in native.resident.iter().zip(&model.resident).enumerate() {
+        if n == m {
+            continue;
+        }
+        differs = true;
+        let addr = SPAN_START + i as u64 * PAGE;
+        if (n, m) != (1, 0) || !in_huge_range(addr) {
+            return false;
+        }
+    }
+    differs
+}
 
 /// Cases the generator leaves out, by the id of their docs/divergences.md entry.
 pub const LEFT_OUT: &[&str] = &["hugetlbfs", "host-tasks"];
@@ -259,11 +301,55 @@ mod tests {
     }
 
     #[test]
+    fn thp_matches_only_whole_huge_ranges_resident_on_linux_alone() {
+        use super::super::observe::{Obs, Ret};
+        use super::super::program::{PAGE, SPAN_PAGES, SPAN_START, WINDOW_BASE};
+        let idx = |off: u64| ((WINDOW_BASE + off - SPAN_START) / PAGE) as usize;
+        let unit = idx(0x10_0000)..SPAN_PAGES as usize; // [W + 1 MiB, W + 3 MiB) ∩ the span
+        let mut model = Obs {
+            ret: Ret::Bytes(vec![0; 8]),
+            maps: vec![],
+            resident: vec![0; SPAN_PAGES as usize],
+            hugepage: vec![(0x8000, 0x8000 + 0x31f_c000)],
+        };
+        model.resident[idx(0x12_2000)] = 1;
+        let mut native = model.clone();
+        native.hugepage.clear();
+        native.resident[unit.clone()].fill(1);
+        let step = Step::Mincore {
+            addr: super::super::program::Loc::Win(0),
+            len: 0,
+        };
+        assert!(thp_residency(&step, &native, &model));
+        // The same observations without VM_HUGEPAGE, or with a VMA ending inside the 2 MiB
+        // range, or with the result differing too: not this divergence.
+        let mut m = model.clone();
+        m.hugepage.clear();
+        assert!(!thp_residency(&step, &native, &m));
+        let mut m = model.clone();
+        m.hugepage = vec![(0x8000, 0x20_0000)];
+        assert!(!thp_residency(&step, &native, &m));
+        let mut m = model.clone();
+        m.ret = Ret::Bytes(vec![1; 8]);
+        assert!(!thp_residency(&step, &native, &m));
+        // mmlab holding a page Linux does not, or a page outside the range differing.
+        let mut n = native.clone();
+        n.resident[idx(0x12_2000)] = 0;
+        assert!(!thp_residency(&step, &n, &model));
+        let mut n = native.clone();
+        n.resident[idx(0x1000)] = 1;
+        assert!(!thp_residency(&step, &n, &model));
+        // No difference at all is not a divergence.
+        assert!(!thp_residency(&step, &model, &model));
+    }
+
+    #[test]
     fn the_first_difference_is_found_in_order() {
         let obs = |r: u64, res: u8| super::super::observe::Obs {
             ret: super::super::observe::Ret::Val(r),
             maps: vec![],
             resident: vec![res],
+            hugepage: vec![],
         };
         let prog = Program {
             seed: 0,

@@ -107,6 +107,13 @@ pub fn render_divergence(pseed: u64, d: &Divergence) -> String {
 /// diverging step and the ready-to-run scenario.
 pub fn explain(prog: &Program) -> String {
     let cfg = model::ModelConfig::from_host();
+    if let Outcome::Known(id, d) = run_program(prog, &cfg) {
+        return format!(
+            "program {} stops at step {} ({:?} differs) with the known divergence \"{id}\" \
+             (docs/divergences.md)\n",
+            prog.seed, d.step, d.part
+        );
+    }
     let (small, runs) = shrink::shrink(prog, &cfg, 3000);
     let mut out = format!(
         "program {} diverged; shrunk from {} to {} steps in {runs} runs\n",

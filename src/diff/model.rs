@@ -8,7 +8,7 @@
 //! `Kernel::validate()` must pass.
 
 use super::observe::{self, ForkSide, Machine, Obs, Sig};
-use super::program::{Program, Step};
+use super::program::{Program, SPAN_END, SPAN_START, Step, WINDOW_BASE};
 use crate::kernel::Pid;
 use crate::kernel::signal::SigCode;
 use crate::kernel::user_access::AccessError;
@@ -167,6 +167,29 @@ impl Machine for Model {
 
     fn emit(&mut self, obs: Obs) {
         self.obs.push(obs);
+    }
+
+    fn hugepage_vmas(&mut self) -> Vec<(i64, i64)> {
+        use crate::mm::vma::{VM_HUGEPAGE, VM_HUGETLB, VM_NOHUGEPAGE, VM_SHARED};
+        let Some(mm) = self.k.mm_of(self.cur()) else {
+            return Vec::new();
+        };
+        mm.vmas
+            .iter()
+            .filter(|v| {
+                v.flags.contains(VM_HUGEPAGE)
+                    && !v.flags.intersects(VM_NOHUGEPAGE | VM_HUGETLB | VM_SHARED)
+                    && v.file.is_none()
+                    && v.end.as_u64() > SPAN_START
+                    && v.start.as_u64() < SPAN_END
+            })
+            .map(|v| {
+                (
+                    v.start.as_u64().wrapping_sub(WINDOW_BASE) as i64,
+                    v.end.as_u64().wrapping_sub(WINDOW_BASE) as i64,
+                )
+            })
+            .collect()
     }
 }
 

@@ -152,6 +152,11 @@ pub struct Obs {
     pub maps: Vec<MapLine>,
     /// One byte per page of the span: mincore's 0 or 1, or [`UNMAPPED`].
     pub resident: Vec<u8>,
+    /// mmlab only (empty from the host, not compared): the private anonymous VMAs with
+    /// VM_HUGEPAGE meeting the span, as (start, end) relative to the window — where Linux
+    /// backs faults with transparent huge pages, which mmlab does not model (the `thp`
+    /// known divergence).
+    pub hugepage: Vec<(i64, i64)>,
 }
 
 /// How a fork left the runner.
@@ -184,6 +189,11 @@ pub trait Machine {
     fn maps(&mut self) -> String;
     /// Records a step's observation.
     fn emit(&mut self, obs: Obs);
+    /// The current process's private anonymous VM_HUGEPAGE VMAs meeting the span, relative to
+    /// the window ([`Obs::hugepage`]); the host reports none.
+    fn hugepage_vmas(&mut self) -> Vec<(i64, i64)> {
+        Vec::new()
+    }
 }
 
 /// Runs `prog` on `m`, emitting one [`Obs`] per step.
@@ -290,6 +300,7 @@ fn observe<M: Machine>(m: &mut M, ret: Ret) -> Obs {
         ret,
         maps,
         resident,
+        hugepage: m.hugepage_vmas(),
     }
 }
 
@@ -434,6 +445,7 @@ pub fn decode_all(mut data: &[u8]) -> Option<Vec<Obs>> {
             ret: r,
             maps,
             resident,
+            hugepage: Vec::new(),
         });
     }
     Some(out)
@@ -470,16 +482,19 @@ mod tests {
                      7ffff7ff0000-7ffff7ff1000 r--p 00000000 00:00 0 \n",
                 ),
                 resident: vec![0, 1, UNMAPPED],
+                hugepage: vec![],
             },
             Obs {
                 ret: Ret::Bytes(vec![1, 2, 3]),
                 maps: vec![],
                 resident: vec![],
+                hugepage: vec![],
             },
             Obs {
                 ret: Ret::Err(12),
                 maps: vec![],
                 resident: vec![1],
+                hugepage: vec![],
             },
         ];
         assert_eq!(
