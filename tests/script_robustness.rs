@@ -28,6 +28,12 @@ const CALLS: &[(&str, usize)] = &[
     ("tlb", 1),
     ("read_phys", 2),
     ("rmap", 1),
+    ("kmalloc", 2),
+    ("kmalloc", 3),
+    ("kzalloc", 2),
+    ("kfree", 1),
+    ("kfree", 2),
+    ("ksize", 1),
 ];
 
 /// Integers at the edges: zero, signs, powers of two around address-space limits, the direct

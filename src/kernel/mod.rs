@@ -15,6 +15,7 @@ pub mod random;
 pub mod resource;
 pub mod sched;
 pub mod signal;
+pub mod slab;
 pub mod sys;
 pub mod syscall;
 pub mod sysctl;
@@ -114,6 +115,8 @@ pub struct Kernel {
     cpu_tlb: Vec<crate::arch::x86_64::tlb::CpuTlbState>,
     /// Each CPU's `distribute_cpu_mask_prev` (kernel/sched.rs).
     distribute_prev: Vec<u32>,
+    /// SLUB: the kmalloc caches and every kmem_cache (mm/slub.rs).
+    slab: crate::mm::slub::Slub,
     log: Vec<String>,
 }
 
@@ -260,6 +263,35 @@ impl Kernel {
         };
         let cpu_tlb = vec![Default::default(); cpus.len()];
         let distribute_prev = vec![0; cpus.len()];
+        // kmem_cache_init(): SLUB comes up once the page allocator has its pages.
+        let param = |name: &str| {
+            cmdline.other.iter().rev().find_map(|p| {
+                let (k, v) = p
+                    .split_once('=')
+                    .map_or((p.as_str(), None), |(k, v)| (k, Some(v)));
+                (k == name).then_some(v)
+            })
+        };
+        let (debug, debug_caches) = match param("slub_debug") {
+            Some(v) => crate::mm::slub::parse_slub_debug(v).map_err(BootError)?,
+            None => Default::default(),
+        };
+        let slub_cfg = crate::mm::slub::SlubConfig {
+            nr_cpus: opts.cpus,
+            nomerge: param("slab_nomerge").is_some() || param("slub_nomerge").is_some(),
+            debug,
+            debug_caches,
+            seed: opts.seed,
+            page_offset: arch.page_offset().as_u64(),
+        };
+        let slab = crate::mm::slub::Slub::boot(
+            slub_cfg,
+            &mut crate::mm::slub::SlabMem {
+                pa: &mut page_alloc,
+                ram: &mut ram,
+            },
+        )
+        .map_err(|e| BootError(format!("kmem_cache_init: {e}")))?;
         Ok(Kernel {
             arch,
             opts,
@@ -275,6 +307,7 @@ impl Kernel {
             vm,
             cpu_tlb,
             distribute_prev,
+            slab,
             log,
         })
     }
@@ -546,6 +579,9 @@ impl Kernel {
         self.page_alloc.validate()?;
         self.pgtables
             .validate(&self.ram, &self.page_alloc, self.arch.direct_map_size())?;
+        self.slab
+            .validate(&self.page_alloc, &self.ram)
+            .map_err(|e| Inconsistency(format!("slab: {e}")))?;
         self.validate_tasks()
     }
 }

@@ -119,6 +119,10 @@ impl Gfp {
     pub const fn union(self, other: Gfp) -> Gfp {
         Gfp(self.0 | other.0)
     }
+    /// Without the flags of `other`.
+    pub const fn without(self, other: Gfp) -> Gfp {
+        Gfp(self.0 & !other.0)
+    }
 
     /// `gfp_zone()`: the highest zone this allocation may use, or `None` for the combinations
     /// GFP_ZONE_BAD forbids (e.g. __GFP_DMA with __GFP_DMA32). On 64-bit, __GFP_HIGHMEM means

@@ -22,6 +22,7 @@ pub mod page_alloc;
 pub mod pgtable;
 pub mod rmap;
 pub mod shmem;
+pub mod slub;
 pub mod tlbflush;
 pub mod util;
 pub mod vma;

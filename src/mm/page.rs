@@ -54,6 +54,20 @@ pub enum PageRole {
     /// shmem inode `mapping` at page offset `index`. The page cache holds one reference and
     /// every page-table entry mapping it one more.
     Shmem,
+    /// The first frame of a slab (`PGTY_slab`, mm/slub.c): `2^order` frames carved into the
+    /// objects of one kmem_cache. `mapping` holds the cache's id and `private` the slab's
+    /// slot in that cache (mmlab's `struct slab`, see mm/slub.rs); refcount 1.
+    Slab {
+        /// The slab is `2^order` frames.
+        order: u8,
+    },
+    /// The first frame of a `kmalloc()` too large for the kmalloc caches
+    /// (`PGTY_large_kmalloc`, `___kmalloc_large_node()`): a compound block of `2^order`
+    /// frames, refcount 1.
+    LargeKmalloc {
+        /// The block is `2^order` frames.
+        order: u8,
+    },
     /// A page-table page (`PGTY_table`, set by `pagetable_*_ctor()`): one table of 512
     /// entries at `level` (4 = PGD, 3 = PUD, 2 = PMD, 1 = PTE).
     PageTable {
@@ -246,6 +260,9 @@ impl Page {
     pub(crate) fn dec_mapcount(&mut self) -> bool {
         self.mapcount -= 1;
         self.mapcount == 0
+    }
+    pub(crate) fn set_private(&mut self, private: u64) {
+        self.private = private;
     }
     pub(crate) fn set_mapping(&mut self, mapping: u64, index: u64) {
         self.mapping = mapping;

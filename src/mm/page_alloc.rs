@@ -121,6 +121,7 @@ impl FreeError {
                 PageRole::PageTable { .. } => {
                     "page is in use as a page table (pagetable_dtor() not called)".to_string()
                 }
+                PageRole::Slab { .. } => "page is in use as a slab (PGTY_slab)".to_string(),
                 _ => "page is not the head of an allocated block".to_string(),
             },
             FreeError::WrongOrder {
@@ -154,6 +155,8 @@ impl FreeError {
                 // PGTY_buddy (0xf0) and PGTY_table (0xf2) in the top byte of page_type.
                 PageRole::Buddy { .. } => s += "page_type: f0(buddy)\n",
                 PageRole::PageTable { boot: false, .. } => s += "page_type: f2(table)\n",
+                PageRole::Slab { .. } => s += "page_type: f5(slab)\n",
+                PageRole::LargeKmalloc { .. } => s += "page_type: f8(large_kmalloc)\n",
                 _ => {}
             }
         }
@@ -236,6 +239,10 @@ pub struct PageAlloc {
     /// NR_PAGETABLE: page-table pages taken from this allocator (`pagetable_*_ctor()` adds
     /// one, `pagetable_dtor()` removes it). Boot tables from memblock are not counted.
     nr_pagetable: u64,
+    /// NR_SLAB_RECLAIMABLE_B / PAGE_SIZE.
+    nr_slab_reclaimable: u64,
+    /// NR_SLAB_UNRECLAIMABLE_B / PAGE_SIZE.
+    nr_slab_unreclaimable: u64,
     /// User pages allocated by `alloc_user_page()` and not yet freed (for the leak check).
     user_pages: u64,
     /// Page-table pages built at boot from memblock or the kernel image (PG_reserved).
@@ -333,6 +340,8 @@ impl PageAlloc {
             memory: memory.clone(),
             reserved_pages: 0,
             nr_pagetable: 0,
+            nr_slab_reclaimable: 0,
+            nr_slab_unreclaimable: 0,
             user_pages: 0,
             boot_pagetables: 0,
             release_queue: std::collections::VecDeque::new(),
@@ -688,6 +697,102 @@ impl PageAlloc {
             p.flags_mut().insert(PageFlags::HEAD);
         }
         self.free_pages(pfn, 0, ram)
+    }
+
+    // ---- slab pages ----------------------------------------------------------------
+
+    /// `alloc_slab_page()` + the accounting of `account_slab()`: a block of `2^order` frames
+    /// that becomes a slab of cache `cache`, in its slot `slot`, counted in
+    /// NR_SLAB_RECLAIMABLE_B when `reclaimable` (SLAB_RECLAIM_ACCOUNT) and
+    /// NR_SLAB_UNRECLAIMABLE_B otherwise.
+    pub fn alloc_slab_pages(
+        &mut self,
+        gfp: Gfp,
+        order: u32,
+        cache: u64,
+        slot: u64,
+        reclaimable: bool,
+        ram: &mut Ram,
+    ) -> Result<Pfn, AllocError> {
+        let pfn = self.alloc_pages(gfp, order, ram)?;
+        let p = self.page_mut(pfn);
+        p.set_role(PageRole::Slab { order: order as u8 });
+        p.set_mapping(cache, 0);
+        p.set_private(slot);
+        if reclaimable {
+            self.nr_slab_reclaimable += 1 << order;
+        } else {
+            self.nr_slab_unreclaimable += 1 << order;
+        }
+        Ok(pfn)
+    }
+
+    /// `__free_slab()` + `unaccount_slab()`: the slab at `pfn` goes back to the buddy lists.
+    /// Refused, changing nothing, for a frame that is not a slab's first.
+    pub fn free_slab_pages(
+        &mut self,
+        pfn: Pfn,
+        reclaimable: bool,
+        ram: &mut Ram,
+    ) -> Result<(), FreeError> {
+        let page = *self.mem_map.page(pfn).ok_or(FreeError::InvalidPfn(pfn))?;
+        let PageRole::Slab { order } = page.role() else {
+            return Err(FreeError::NotAllocated {
+                pfn,
+                role: page.role(),
+                refcount: page.refcount(),
+            });
+        };
+        let p = self.page_mut(pfn);
+        p.set_role(PageRole::Allocated { order });
+        p.set_mapping(0, 0);
+        p.set_private(0);
+        if reclaimable {
+            self.nr_slab_reclaimable -= 1 << order;
+        } else {
+            self.nr_slab_unreclaimable -= 1 << order;
+        }
+        self.free_pages(pfn, u32::from(order), ram)
+    }
+
+    /// `___kmalloc_large_node()`: a compound block for a large kmalloc, counted in
+    /// NR_SLAB_UNRECLAIMABLE_B as Linux counts it.
+    pub fn alloc_large_kmalloc(
+        &mut self,
+        gfp: Gfp,
+        order: u32,
+        ram: &mut Ram,
+    ) -> Result<Pfn, AllocError> {
+        let pfn = self.alloc_pages(gfp.union(Gfp::COMP), order, ram)?;
+        self.page_mut(pfn)
+            .set_role(PageRole::LargeKmalloc { order: order as u8 });
+        self.nr_slab_unreclaimable += 1 << order;
+        Ok(pfn)
+    }
+
+    /// `free_large_kmalloc()`. Refused, changing nothing, for any other frame.
+    pub fn free_large_kmalloc(&mut self, pfn: Pfn, ram: &mut Ram) -> Result<(), FreeError> {
+        let page = *self.mem_map.page(pfn).ok_or(FreeError::InvalidPfn(pfn))?;
+        let PageRole::LargeKmalloc { order } = page.role() else {
+            return Err(FreeError::NotAllocated {
+                pfn,
+                role: page.role(),
+                refcount: page.refcount(),
+            });
+        };
+        self.page_mut(pfn).set_role(PageRole::Allocated { order });
+        self.nr_slab_unreclaimable -= 1 << order;
+        self.free_pages(pfn, u32::from(order), ram)
+    }
+
+    /// NR_SLAB_RECLAIMABLE_B in pages.
+    pub fn nr_slab_reclaimable(&self) -> u64 {
+        self.nr_slab_reclaimable
+    }
+
+    /// NR_SLAB_UNRECLAIMABLE_B in pages (slabs of other caches and large kmallocs).
+    pub fn nr_slab_unreclaimable(&self) -> u64 {
+        self.nr_slab_unreclaimable
     }
 
     /// Marks a frame reserved at boot as a page table the kernel built before the allocator
@@ -1249,7 +1354,9 @@ impl PageAlloc {
                             (1, 2)
                         }
                         PageRole::Buddy { order } => (1u64 << order, 0),
-                        PageRole::Allocated { order } => (1u64 << order, 1),
+                        PageRole::Allocated { order }
+                        | PageRole::Slab { order }
+                        | PageRole::LargeKmalloc { order } => (1u64 << order, 1),
                         PageRole::Anon | PageRole::Shmem => (1, 1),
                         PageRole::PageTable { boot: false, .. } => {
                             page_tables += 1;

@@ -40,8 +40,8 @@ pub fn si_mem_available(pa: &PageAlloc) -> u64 {
     let mut pagecache: i128 = 0;
     pagecache -= (pagecache / 2).min(wmark_low);
     available += pagecache;
-    // NR_SLAB_RECLAIMABLE_B + NR_KERNEL_MISC_RECLAIMABLE: no reclaimable slab or kernel memory.
-    let mut reclaimable: i128 = 0;
+    // NR_SLAB_RECLAIMABLE_B + NR_KERNEL_MISC_RECLAIMABLE (no misc reclaimable memory).
+    let mut reclaimable: i128 = i128::from(pa.nr_slab_reclaimable());
     reclaimable -= (reclaimable / 2).min(wmark_low);
     available += reclaimable;
     u64::try_from(available.max(0)).unwrap_or(u64::MAX)
@@ -82,6 +82,12 @@ pub fn render(k: &Kernel) -> String {
     show_val_kb(&mut s, "AnonPages:      ", vm.rmap.nr_anon_mapped);
     show_val_kb(&mut s, "Mapped:         ", vm.rmap.nr_file_mapped);
     show_val_kb(&mut s, "Shmem:          ", vm.rmap.nr_shmem);
+    // NR_SLAB_RECLAIMABLE_B (+ NR_KERNEL_MISC_RECLAIMABLE, 0) and NR_SLAB_UNRECLAIMABLE_B.
+    let (sreclaimable, sunreclaim) = (pa.nr_slab_reclaimable(), pa.nr_slab_unreclaimable());
+    show_val_kb(&mut s, "KReclaimable:   ", sreclaimable);
+    show_val_kb(&mut s, "Slab:           ", sreclaimable + sunreclaim);
+    show_val_kb(&mut s, "SReclaimable:   ", sreclaimable);
+    show_val_kb(&mut s, "SUnreclaim:     ", sunreclaim);
     // global_node_page_state(NR_PAGETABLE).
     show_val_kb(&mut s, "PageTables:     ", pa.nr_page_table_pages());
     // Hard-coded zeros in meminfo_proc_show() since the counters were removed.

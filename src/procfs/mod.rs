@@ -11,6 +11,7 @@ pub mod pid_pagemap;
 pub mod pid_smaps;
 pub mod pid_statm;
 pub mod pid_status;
+pub mod slabinfo;
 pub mod task_mmu;
 pub mod vmstat;
 pub mod zoneinfo;
@@ -24,6 +25,7 @@ pub fn render(k: &Kernel, path: &str) -> Result<String, Errno> {
         "/proc/zoneinfo" => Ok(zoneinfo::render(k)),
         "/proc/meminfo" => Ok(meminfo::render(k)),
         "/proc/iomem" => Ok(iomem::render(k)),
+        "/proc/slabinfo" => Ok(slabinfo::render(k)),
         "/proc/vmstat" => Ok(vmstat::render(k)),
         "/proc/cmdline" => Ok(format!("{}\n", k.options().cmdline)),
         _ => {

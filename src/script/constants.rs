@@ -199,6 +199,11 @@ pub fn all() -> impl Iterator<Item = (&'static str, i64)> {
         .flat_map(|t| t.iter().copied())
         .chain(gfp::NAMED.iter().map(|(n, g)| (*n, i64::from(g.bits()))))
         .chain(errno::ALL.iter().map(|(n, e)| (*n, i64::from(e.0))))
+        .chain(
+            crate::mm::slub::NAMED
+                .iter()
+                .map(|(n, f)| (*n, i64::from(f.bits()))),
+        )
 }
 
 /// The module of constants, for `Engine::register_global_module`.

@@ -23,6 +23,7 @@ mod args;
 pub mod constants;
 mod helpers;
 mod kernel;
+mod slab;
 mod task;
 
 pub use args::parse_size;
@@ -212,6 +213,7 @@ pub fn engine() -> Engine {
     engine.register_global_module(constants::module().into());
     helpers::register(&mut engine);
     kernel::register(&mut engine);
+    slab::register(&mut engine);
     task::register(&mut engine);
     engine.on_print(|s| println!("{s}"));
     engine
