@@ -148,12 +148,18 @@ impl Ram {
         }
     }
 
+    #[inline]
     fn mark_touched(&mut self, start: u64, len: u64) {
         if len == 0 {
             return;
         }
         let first = start / CHUNK_BYTES;
         let last = (start + len - 1) / CHUNK_BYTES;
+        if first == last {
+            // The common case (a u64 store, a page): one chunk, no loop.
+            self.touched[(first / 64) as usize] |= 1 << (first % 64);
+            return;
+        }
         for c in first..=last {
             self.touched[(c / 64) as usize] |= 1 << (c % 64);
         }

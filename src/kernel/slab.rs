@@ -13,6 +13,7 @@ impl Kernel {
         &self.slab
     }
 
+    #[inline]
     fn slab_call<T>(
         &mut self,
         f: impl FnOnce(&mut Slub, &mut SlabMem<'_>) -> Result<T, SlabError>,
@@ -34,6 +35,7 @@ impl Kernel {
         }
     }
 
+    #[inline]
     fn check_cpu(&self, cpu: u32) -> Result<(), Errno> {
         if (cpu as usize) < self.cpus.len() {
             Ok(())
@@ -44,6 +46,7 @@ impl Kernel {
 
     /// `kmalloc(size, gfp)` on CPU `cpu`: a direct-map address, ZERO_SIZE_PTR (16) for 0
     /// bytes, or ENOMEM.
+    #[inline]
     pub fn kmalloc_on(&mut self, cpu: u32, size: u64, gfp: Gfp) -> Result<u64, Errno> {
         self.check_cpu(cpu)?;
         self.slab_call(|s, m| s.kmalloc(size, gfp, cpu, m))
@@ -60,6 +63,7 @@ impl Kernel {
     }
 
     /// `kfree(x)` on CPU `cpu`.
+    #[inline]
     pub fn kfree_on(&mut self, cpu: u32, x: u64) -> Result<(), Errno> {
         self.check_cpu(cpu)?;
         self.slab_call(|s, m| s.kfree(x, cpu, m))

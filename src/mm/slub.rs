@@ -281,14 +281,21 @@ struct Slab {
     prev: Option<u32>,
     next: Option<u32>,
     /// Allocated objects, one bit each: mmlab's check of every free.
-    allocated: Vec<u64>,
+    allocated: [u64; MAX_SLAB_OBJECTS / 64],
 }
+
+/// Objects a slab can hold in mmlab: 512, what an order-0 slab of 8-byte objects has.
+/// `calculate_order()` only goes above order 0 for objects larger than a page / min_objects,
+/// so no cache needs more.
+const MAX_SLAB_OBJECTS: usize = 512;
 
 /// `struct kmem_cache_cpu`.
 #[derive(Clone, Debug, Default)]
 struct CpuSlab {
     freelist: u64,
     slab: Option<u32>,
+    /// The address of object 0 of `slab` (mmlab's: saves the fast path a load of the slab).
+    base: u64,
     /// Head of the CPU partial list and its length.
     partial: Option<u32>,
     partial_len: u32,
@@ -338,6 +345,9 @@ pub struct KmemCache {
     pub object_size: u32,
     /// Bytes per object in the slab, metadata included (`s->size`).
     pub size: u32,
+    /// `s->reciprocal_size`: ceil(2^64 / size), so that `obj_to_index()` multiplies
+    /// instead of dividing (exact for offsets below 2^32, Lemire's method).
+    reciprocal_size: u64,
     /// Object alignment.
     pub align: u32,
     /// Offset of the metadata after the object (`s->inuse`).
@@ -441,6 +451,19 @@ impl KmemCache {
         } else {
             self.size
         }
+    }
+    /// `freelist_ptr_encode()` with CONFIG_SLAB_FREELIST_HARDENED: the pointer stored at `at`.
+    #[inline]
+    fn encode_ptr(random: u64, ptr: u64, at: u64) -> u64 {
+        ptr ^ random ^ at.swap_bytes()
+    }
+
+    /// `obj_to_index()`: the index of the object `rel` bytes into a slab's objects; `rel`
+    /// must be below 2^32 (a slab is at most 4 MiB).
+    #[inline]
+    fn obj_to_index(&self, rel: u64) -> u64 {
+        debug_assert!(rel < 1 << 32);
+        ((u128::from(self.reciprocal_size) * u128::from(rel)) >> 64) as u64
     }
     fn slab(&self, i: u32) -> &Slab {
         self.slabs[i as usize].as_ref().expect("slot in use")
@@ -894,6 +917,7 @@ impl Slub {
             aliases: Vec::new(),
             object_size: size,
             size: l.size,
+            reciprocal_size: u64::MAX / u64::from(l.size) + 1,
             align: l.align,
             inuse: l.inuse,
             offset: l.offset,
@@ -951,6 +975,7 @@ impl Slub {
     }
 
     /// The kmalloc cache for `size` bytes of type `t`, if the size has one.
+    #[inline]
     pub fn kmalloc_cache(&self, size: u64, t: KmallocType) -> Option<CacheId> {
         if size == 0 || size > KMALLOC_MAX_CACHE_SIZE {
             return None;
@@ -1114,7 +1139,7 @@ impl Slub {
 
     /// `freelist_ptr_encode()` with CONFIG_SLAB_FREELIST_HARDENED.
     fn encode(s: &KmemCache, ptr: u64, at: u64) -> u64 {
-        ptr ^ s.random ^ at.swap_bytes()
+        KmemCache::encode_ptr(s.random, ptr, at)
     }
 
     /// `get_freepointer()`.
@@ -1132,19 +1157,28 @@ impl Slub {
 
     /// Slab slot and object index of `x`, if it is the start of an object of a slab of
     /// cache `id` (`check_valid_pointer()`); the error names what it is instead.
+    #[inline]
     fn locate(&self, x: u64, pa: &PageAlloc) -> Result<(CacheId, u32, u32), String> {
         let Some(off) = x.checked_sub(self.cfg.page_offset) else {
             return Err("not a direct-map address".into());
         };
         let pfn = Pfn::new(off / PAGE_SIZE);
-        // The slab's first page: walk back over the block's tail frames.
-        let mut head = pfn;
-        let page = loop {
+        // The block's first page: blocks are aligned to their order and their other frames
+        // have no role, so the first frame with one at pfn rounded down to 2^0, 2^1, ... is it.
+        let mut found = None;
+        for o in 0..=crate::mm::zone::MAX_PAGE_ORDER {
+            let head = Pfn::new(pfn.as_u64() & !((1u64 << o) - 1));
             match pa.mem_map().page(head) {
-                Some(p) if p.role() != PageRole::None => break p,
-                Some(_) if head.as_u64() > 0 => head = Pfn::new(head.as_u64() - 1),
-                _ => return Err("no struct page".into()),
+                Some(p) if p.role() != PageRole::None => {
+                    found = Some((head, p));
+                    break;
+                }
+                Some(_) => {}
+                None => return Err("no struct page".into()),
             }
+        }
+        let Some((head, page)) = found else {
+            return Err("no struct page".into());
         };
         let PageRole::Slab { order } = page.role() else {
             return Err(format!("page is not a slab ({:?})", page.role()));
@@ -1162,13 +1196,14 @@ impl Slub {
             .ok_or("slab of no slot")?;
         let base = self.va(slab.pfn) + u64::from(s.red_left_pad);
         let rel = x.wrapping_sub(base);
-        if x < base
-            || !rel.is_multiple_of(u64::from(s.size))
-            || rel / u64::from(s.size) >= u64::from(slab.objects)
-        {
+        if x < base || rel >= PAGE_SIZE << slab.order {
             return Err(format!("Invalid object pointer 0x{x:016x}"));
         }
-        Ok((id, slot, (rel / u64::from(s.size)) as u32))
+        let idx = s.obj_to_index(rel);
+        if idx * u64::from(s.size) != rel || idx >= u64::from(slab.objects) {
+            return Err(format!("Invalid object pointer 0x{x:016x}"));
+        }
+        Ok((id, slot, idx as u32))
     }
 
     /// The cache of the slab page holding `x`, if it is one.
@@ -1273,7 +1308,7 @@ impl Slub {
             state: SlabState::Full,
             prev: None,
             next: None,
-            allocated: vec![0; objects.div_ceil(64) as usize],
+            allocated: [0; MAX_SLAB_OBJECTS / 64],
         };
         let start = self.va(pfn);
         if s.flags.contains(SlabFlags::POISON) {
@@ -1281,28 +1316,38 @@ impl Slub {
                 .ram
                 .fill(self.pa(start), PAGE_SIZE << order, POISON_INUSE);
         }
-        // shuffle_freelist() with CONFIG_SLAB_FREELIST_RANDOM, else objects in order.
-        let order_of: Vec<u32> = if s.random_seq.is_empty() {
-            (0..objects).collect()
+        // shuffle_freelist() with CONFIG_SLAB_FREELIST_RANDOM (next_freelist_entry() from a
+        // random position of s->random_seq, skipping indices beyond this slab), else objects
+        // in order. The list is threaded from its end, so each object points at the next.
+        let n = if s.random_seq.is_empty() {
+            objects as usize
         } else {
-            let n = s.random_seq.len();
-            let pos = (pos % n as u64) as usize;
-            (0..n)
-                .map(|k| s.random_seq[(pos + k) % n])
-                .filter(|&i| i < objects)
-                .collect()
+            s.random_seq.len()
         };
-        let s = self.cache(id).expect("exists");
-        let objs: Vec<u64> = order_of.iter().map(|&i| self.object(s, &slab, i)).collect();
-        for (k, &o) in objs.iter().enumerate() {
-            if s.debug() {
+        let pos = (pos % n.max(1) as u64) as usize;
+        let nth = |k: usize| -> u32 {
+            if s.random_seq.is_empty() {
+                k as u32
+            } else {
+                s.random_seq[(pos + k) % n]
+            }
+        };
+        let debug = s.debug();
+        let mut next = 0u64;
+        for k in (0..n).rev() {
+            let i = nth(k);
+            if i >= objects {
+                continue;
+            }
+            let o = self.object(s, &slab, i);
+            if debug {
                 self.init_object(s, o, SLUB_RED_INACTIVE, mem.ram);
             }
-            let next = objs.get(k + 1).copied().unwrap_or(0);
             self.set_freepointer(s, o, next, mem.ram);
+            next = o;
         }
         let mut slab = slab;
-        slab.freelist = objs.first().copied().unwrap_or(0);
+        slab.freelist = next;
         let c = self.caches[id.0 as usize].as_mut().expect("exists");
         if slot as usize == c.slabs.len() {
             c.slabs.push(Some(slab));
@@ -1530,6 +1575,7 @@ impl Slub {
     }
 
     /// `slab_alloc_node()` on CPU `cpu`: an object of cache `id`, zeroed with __GFP_ZERO.
+    #[inline]
     pub fn kmem_cache_alloc(
         &mut self,
         id: CacheId,
@@ -1544,6 +1590,7 @@ impl Slub {
         self.cache_alloc(id, gfp, cpu as usize, mem)
     }
 
+    #[inline]
     fn cache_alloc(
         &mut self,
         id: CacheId,
@@ -1551,22 +1598,56 @@ impl Slub {
         cpu: usize,
         mem: &mut SlabMem<'_>,
     ) -> Result<u64, SlabError> {
-        let debug = self.cache(id).ok_or(SlabError::NoCache)?.debug();
-        let object = if debug {
+        // slab_alloc_node()'s fast path, in one borrow: the next object of the CPU freelist.
+        let po = self.cfg.page_offset;
+        let c = self
+            .caches
+            .get_mut(id.0 as usize)
+            .and_then(Option::as_mut)
+            .ok_or(SlabError::NoCache)?;
+        let object = c.cpu[cpu].freelist;
+        if object != 0 && !c.debug() {
+            let slot = c.cpu[cpu]
+                .slab
+                .expect("a CPU freelist belongs to the CPU's slab");
+            let at = object + u64::from(c.offset);
+            let raw = mem.ram.read_u64(PhysAddr::new(at - po)).unwrap_or(0);
+            c.cpu[cpu].freelist = KmemCache::encode_ptr(c.random, raw, at);
+            c.stats.alloc_fastpath += 1;
+            let idx = c.obj_to_index(object - c.cpu[cpu].base);
+            let s = c.slabs[slot as usize].as_mut().expect("CPU slab");
+            s.allocated[(idx / 64) as usize] |= 1 << (idx % 64);
+            if gfp.contains(Gfp::ZERO) {
+                let _ = mem
+                    .ram
+                    .fill(PhysAddr::new(object - po), u64::from(c.object_size), 0);
+            }
+            return Ok(object);
+        }
+        self.cache_alloc_slow(id, gfp, cpu, mem)
+    }
+
+    /// Everything but the fast path of [`Slub::cache_alloc`]: the slow path and debugging.
+    #[inline(never)]
+    fn cache_alloc_slow(
+        &mut self,
+        id: CacheId,
+        gfp: Gfp,
+        cpu: usize,
+        mem: &mut SlabMem<'_>,
+    ) -> Result<u64, SlabError> {
+        let debug = self.cache(id).expect("exists").debug();
+        let (object, slot) = if debug {
             self.alloc_debug(id, gfp, mem)?
         } else {
             self.alloc_cpu(id, gfp, cpu, mem)?
         };
-        // The object was just taken from a freelist of this cache, so it is one of its objects.
-        let (_, slot, idx) = self.locate(object, mem.pa).map_err(|why| {
-            self.bug(
-                &self.cache(id).expect("exists").name,
-                "Freelist corrupt",
-                &why,
-            )
-        })?;
         let at = self.pa(object);
         let c = self.caches[id.0 as usize].as_mut().expect("exists");
+        let base = self.cfg.page_offset
+            + c.slab(slot).pfn.as_u64() * PAGE_SIZE
+            + u64::from(c.red_left_pad);
+        let idx = c.obj_to_index(object - base) as u32;
         let s = c.slab_mut(slot);
         s.allocated[(idx / 64) as usize] |= 1 << (idx % 64);
         // slab_post_alloc_hook(): __GFP_ZERO clears the object; otherwise it keeps what it
@@ -1584,7 +1665,7 @@ impl Slub {
         gfp: Gfp,
         cpu: usize,
         mem: &mut SlabMem<'_>,
-    ) -> Result<u64, SlabError> {
+    ) -> Result<(u64, u32), SlabError> {
         let c = self.cache(id).expect("exists");
         let object = c.cpu[cpu].freelist;
         if object != 0 {
@@ -1592,7 +1673,10 @@ impl Slub {
             let c = self.caches[id.0 as usize].as_mut().expect("exists");
             c.cpu[cpu].freelist = next;
             c.stats.alloc_fastpath += 1;
-            return Ok(object);
+            let slot = c.cpu[cpu]
+                .slab
+                .expect("a CPU freelist belongs to the CPU's slab");
+            return Ok((object, slot));
         }
         self.caches[id.0 as usize]
             .as_mut()
@@ -1607,7 +1691,7 @@ impl Slub {
                 if s.freelist != 0 {
                     let fl = std::mem::take(&mut s.freelist);
                     s.inuse = s.objects;
-                    return Ok(self.load_freelist(id, cpu, fl, mem.ram));
+                    return Ok((self.load_freelist(id, cpu, fl, mem.ram), slot));
                 }
                 // Full: it leaves the CPU and is on no list.
                 s.state = SlabState::Full;
@@ -1632,8 +1716,11 @@ impl Slub {
             let fl = std::mem::take(&mut s.freelist);
             s.inuse = s.objects;
             s.state = SlabState::Cpu(cpu as u32);
+            let base =
+                self.cfg.page_offset + s.pfn.as_u64() * PAGE_SIZE + u64::from(c.red_left_pad);
             c.cpu[cpu].slab = Some(slot);
-            return Ok(self.load_freelist(id, cpu, fl, mem.ram));
+            c.cpu[cpu].base = base;
+            return Ok((self.load_freelist(id, cpu, fl, mem.ram), slot));
         }
     }
 
@@ -1643,7 +1730,11 @@ impl Slub {
         let c = self.caches[id.0 as usize].as_mut().expect("exists");
         debug_assert!(c.cpu[cpu].slab.is_none());
         c.slab_mut(slot).state = SlabState::Cpu(cpu as u32);
+        let base = self.cfg.page_offset
+            + c.slab(slot).pfn.as_u64() * PAGE_SIZE
+            + u64::from(c.red_left_pad);
         c.cpu[cpu].slab = Some(slot);
+        c.cpu[cpu].base = base;
     }
 
     /// The `load_freelist:` label: the first object is returned, the rest is the CPU's.
@@ -1695,7 +1786,7 @@ impl Slub {
         id: CacheId,
         gfp: Gfp,
         mem: &mut SlabMem<'_>,
-    ) -> Result<u64, SlabError> {
+    ) -> Result<(u64, u32), SlabError> {
         self.caches[id.0 as usize]
             .as_mut()
             .expect("exists")
@@ -1735,13 +1826,14 @@ impl Slub {
         if s.inuse == s.objects {
             self.remove_partial(id, slot);
         }
-        Ok(object)
+        Ok((object, slot))
     }
 
     // ---- free ------------------------------------------------------------------------
 
     /// `kmem_cache_free(s, x)` on CPU `cpu` (`s` None: `kfree()`'s lookup by the slab).
     /// Every call is checked; a bad one is refused with slub_debug's report.
+    #[inline]
     pub fn kmem_cache_free(
         &mut self,
         id: Option<CacheId>,
@@ -1782,6 +1874,7 @@ fn bug_text(name: &str, what: &str, detail: &str) -> String {
 }
 
 impl Slub {
+    #[inline]
     fn cache_free(
         &mut self,
         id: Option<CacheId>,
@@ -1789,16 +1882,28 @@ impl Slub {
         cpu: usize,
         mem: &mut SlabMem<'_>,
     ) -> Result<(), SlabError> {
-        let (owner, slot, idx) = match self.locate(x, mem.pa) {
-            Ok(t) => t,
+        match self.locate(x, mem.pa) {
+            Ok(at) => self.cache_free_at(id, x, at, cpu, mem),
             Err(why) => {
                 let name = id
                     .or_else(|| self.cache_of_page(x, mem.pa))
                     .and_then(|i| self.cache(i))
                     .map_or("<unknown>", |c| c.name.as_str());
-                return Err(self.bug(name, &why, &format!("object 0x{x:016x}")));
+                Err(self.bug(name, &why, &format!("object 0x{x:016x}")))
             }
-        };
+        }
+    }
+
+    /// The free of `x`, which [`Slub::locate`] found as object `idx` of slab `slot` of `owner`.
+    #[inline]
+    fn cache_free_at(
+        &mut self,
+        id: Option<CacheId>,
+        x: u64,
+        (owner, slot, idx): (CacheId, u32, u32),
+        cpu: usize,
+        mem: &mut SlabMem<'_>,
+    ) -> Result<(), SlabError> {
         if let Some(want) = id
             && want != owner
         {
@@ -1816,6 +1921,60 @@ impl Slub {
                 &format!("cache_from_obj: Wrong slab cache. {w} but object is from {o}"),
             ));
         }
+        // do_slab_free()'s fast path, in one borrow: an allocated object of the CPU's slab of
+        // a cache without debugging goes onto the CPU freelist.
+        let po = self.cfg.page_offset;
+        let c = self.caches[owner.0 as usize].as_mut().expect("located");
+        let (word, bit) = ((idx / 64) as usize, 1u64 << (idx % 64));
+        if !c.debug() {
+            let own = c.cpu[cpu].slab == Some(slot);
+            let s = c.slabs[slot as usize].as_mut().expect("located");
+            if s.allocated[word] & bit != 0 {
+                let at = x + u64::from(c.offset);
+                if own {
+                    s.allocated[word] &= !bit;
+                    let head = c.cpu[cpu].freelist;
+                    let _ = mem.ram.write_u64(
+                        PhysAddr::new(at - po),
+                        KmemCache::encode_ptr(c.random, head, at),
+                    );
+                    c.cpu[cpu].freelist = x;
+                    c.stats.free_fastpath += 1;
+                    return Ok(());
+                }
+                // __slab_free() when no list changes: the slab is another CPU's (frozen),
+                // on a CPU partial list, or on the node list and not becoming empty.
+                let stays = match s.state {
+                    SlabState::Cpu(_) | SlabState::CpuPartial(_) => true,
+                    SlabState::NodePartial => s.inuse > 1,
+                    SlabState::Full | SlabState::Leaked => false,
+                };
+                if stays {
+                    s.allocated[word] &= !bit;
+                    let _ = mem.ram.write_u64(
+                        PhysAddr::new(at - po),
+                        KmemCache::encode_ptr(c.random, s.freelist, at),
+                    );
+                    s.freelist = x;
+                    s.inuse -= 1;
+                    c.stats.free_slowpath += 1;
+                    return Ok(());
+                }
+            }
+        }
+        self.cache_free_slow(x, (owner, slot, idx), cpu, mem)
+    }
+
+    /// Everything but the fast path of [`Slub::cache_free_at`]: the checks, debugging and
+    /// the slow path.
+    #[inline(never)]
+    fn cache_free_slow(
+        &mut self,
+        x: u64,
+        (owner, slot, idx): (CacheId, u32, u32),
+        cpu: usize,
+        mem: &mut SlabMem<'_>,
+    ) -> Result<(), SlabError> {
         let c = self.cache(owner).expect("located");
         let s = c.slab(slot);
         if s.allocated[(idx / 64) as usize] & (1 << (idx % 64)) == 0 {
@@ -2019,6 +2178,7 @@ impl Slub {
 
     /// `kmalloc(size, gfp)` on CPU `cpu`: the kmalloc cache of the size and type, or
     /// whole pages above 8 KiB (`kmalloc_large()`); ZERO_SIZE_PTR for 0.
+    #[inline]
     pub fn kmalloc(
         &mut self,
         size: u64,
@@ -2053,23 +2213,27 @@ impl Slub {
 
     /// `kfree(x)`: NULL and ZERO_SIZE_PTR are ignored; large kmallocs go back to the page
     /// allocator; anything else must be an object of a slab.
+    #[inline]
     pub fn kfree(&mut self, x: u64, cpu: u32, mem: &mut SlabMem<'_>) -> Result<(), SlabError> {
         if x <= ZERO_SIZE_PTR {
             return Ok(());
         }
-        if let Some(&order) = self.large.get(&x) {
+        if cpu as usize >= self.cfg.nr_cpus.max(1) as usize {
+            return Err(SlabError::Invalid(format!("no CPU {cpu}")));
+        }
+        let why = match self.locate(x, mem.pa) {
+            Ok(at) => return self.cache_free_at(None, x, at, cpu as usize, mem),
+            Err(why) => why,
+        };
+        if let Some(order) = self.large.remove(&x) {
             let pfn = self.pa(x).pfn();
-            mem.pa
-                .free_large_kmalloc(pfn, mem.ram)
-                .map_err(|e| SlabError::Bug(format!("free_large_kmalloc: {e}")))?;
-            let _ = order;
-            self.large.remove(&x);
-            return Ok(());
+            return mem.pa.free_large_kmalloc(pfn, mem.ram).map_err(|e| {
+                self.large.insert(x, order);
+                SlabError::Bug(format!("free_large_kmalloc: {e}"))
+            });
         }
         // free_large_kmalloc()'s check for a pointer into a page that is no slab.
-        if let Err(why) = self.locate(x, mem.pa)
-            && !why.starts_with("Invalid object pointer")
-        {
+        if !why.starts_with("Invalid object pointer") {
             return Err(SlabError::Bug(format!(
                 "WARNING: kfree(0x{x:016x}): Not a kmalloc allocation ({why})\n"
             )));
@@ -2272,5 +2436,28 @@ impl Slub {
     /// The configuration.
     pub fn config(&self) -> &SlubConfig {
         &self.cfg
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn obj_to_index_is_exact_for_every_object_of_every_size() {
+        // Every object size a cache can have, up to KMALLOC_MAX_SIZE, and every offset into
+        // a slab of it: the reciprocal gives the quotient division would.
+        let sizes = (8..=8192u64)
+            .step_by(8)
+            .chain([12288, 65536, 100_000, 1 << 20, 4 << 20]);
+        for size in sizes {
+            let recip = u64::MAX / size + 1;
+            let slab = (PAGE_SIZE << 3).max(size * 4);
+            let step = (size / 7).max(1);
+            for rel in (0..slab).step_by(step as usize).chain([slab - 1]) {
+                let q = ((u128::from(recip) * u128::from(rel)) >> 64) as u64;
+                assert_eq!(q, rel / size, "size {size}, offset {rel}");
+            }
+        }
     }
 }
