@@ -506,6 +506,7 @@ fn meminfo_layout_matches_the_host() {
                 "CommitLimit:    ",
                 "Committed_AS:   ",
                 "VmallocTotal:   ",
+                "VmallocUsed:    ",
                 "VmallocChunk:   ",
                 "DirectMap4k:    ",
                 "DirectMap2M:    ",
@@ -541,6 +542,7 @@ fn meminfo_layout_matches_the_host() {
                     "Shmem",
                     "CommitLimit",
                     "Committed_AS",
+                    "VmallocUsed",
                 ]
                 .iter()
                 .any(|p| l.starts_with(&format!("{p}:")))

@@ -34,6 +34,15 @@ const CALLS: &[(&str, usize)] = &[
     ("kfree", 1),
     ("kfree", 2),
     ("ksize", 1),
+    ("vmalloc", 1),
+    ("vzalloc", 1),
+    ("vfree", 1),
+    ("vmalloc_to_page", 1),
+    ("ioremap", 2),
+    ("iounmap", 1),
+    ("read_kernel", 2),
+    ("release_mem_region", 2),
+    ("release_region", 2),
 ];
 
 /// Integers at the edges: zero, signs, powers of two around address-space limits, the direct

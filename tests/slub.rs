@@ -65,6 +65,7 @@ fn kmalloc_caches_have_the_hosts_geometry() {
         ("dma-kmalloc-2k", 2048, 16, 8),
         ("kmalloc-rcl-192", 192, 21, 1),
         ("kmalloc_buckets", 112, 36, 1),
+        ("vmap_area", 72, 56, 1),
         ("kmem_cache", 256, 16, 1),
         ("kmem_cache_node", 128, 32, 1),
     ];
@@ -82,8 +83,9 @@ fn kmalloc_caches_have_the_hosts_geometry() {
             "{l}"
         );
     }
-    // slabinfo lists the newest cache first: kmalloc_buckets, the cg, dma, rcl and normal
-    // caches, kmem_cache, kmem_cache_node last; each type 8k down to 8, then 192 and 96.
+    // slabinfo lists the newest cache first: vmap_area (vmalloc_init()), kmalloc_buckets, the
+    // cg, dma, rcl and normal caches, kmem_cache, kmem_cache_node last; each type 8k down to 8,
+    // then 192 and 96.
     let names: Vec<String> = k
         .cat("/proc/slabinfo")
         .unwrap()
@@ -91,16 +93,16 @@ fn kmalloc_caches_have_the_hosts_geometry() {
         .skip(2)
         .map(|l| l.split_whitespace().next().unwrap().to_string())
         .collect();
-    assert_eq!(names.first().map(String::as_str), Some("kmalloc_buckets"));
+    assert_eq!(names[..2], ["vmap_area", "kmalloc_buckets"]);
     assert_eq!(
-        names[1..4],
+        names[2..5],
         ["kmalloc-cg-8k", "kmalloc-cg-4k", "kmalloc-cg-2k"]
     );
     assert_eq!(
         names[names.len() - 4..],
         ["kmalloc-192", "kmalloc-96", "kmem_cache", "kmem_cache_node"]
     );
-    assert_eq!(names.len(), 1 + 4 * 13 + 2);
+    assert_eq!(names.len(), 2 + 4 * 13 + 2);
 }
 
 #[test]

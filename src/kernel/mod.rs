@@ -21,6 +21,7 @@ pub mod syscall;
 pub mod sysctl;
 pub mod task;
 pub mod user_access;
+pub mod vmalloc;
 
 use crate::addr::{PAGE_SIZE, Pfn, PfnRange, PhysAddr, VirtAddr};
 use crate::arch::x86_64::init::{self as x86_init, DirectMap};
@@ -117,6 +118,12 @@ pub struct Kernel {
     distribute_prev: Vec<u32>,
     /// SLUB: the kmalloc caches and every kmem_cache (mm/slub.rs).
     slab: crate::mm::slub::Slub,
+    /// The vmalloc area (mm/vmalloc.rs, kernel/vmalloc.rs).
+    vmalloc: crate::mm::vmalloc::Vmalloc,
+    /// `vmap_area_cachep`.
+    vmap_area_cache: crate::mm::slub::CacheId,
+    /// `ioport_resource`: /proc/ioports.
+    ioports: Resource,
     log: Vec<String>,
 }
 
@@ -174,6 +181,29 @@ impl Kernel {
         for e in e820.entries() {
             // Ranges come from a sanitized, disjoint table, so insertion cannot conflict.
             let _ = iomem.insert(e.start, e.end, e.kind.iomem_name());
+            // do_mark_busy(): everything below 1 MiB and every type but reserved and
+            // persistent memory is IORESOURCE_BUSY, so no driver can claim it.
+            let busy = e.start < 1 << 20
+                || !matches!(e.kind, E820Type::Reserved | E820Type::Pmem | E820Type::Pram);
+            if busy {
+                iomem.mark_busy(e.start, e.end);
+            }
+        }
+        // reserve_standard_io_resources(): the legacy PC ports, busy.
+        let mut ioports = Resource::root("PCI IO", 0x10000);
+        for (start, end, name) in [
+            (0x00, 0x1f, "dma1"),
+            (0x20, 0x21, "pic1"),
+            (0x40, 0x43, "timer0"),
+            (0x50, 0x53, "timer1"),
+            (0x60, 0x60, "keyboard"),
+            (0x64, 0x64, "keyboard"),
+            (0x80, 0x8f, "dma page reg"),
+            (0xa0, 0xa1, "pic2"),
+            (0xc0, 0xdf, "dma2"),
+            (0xf0, 0xff, "fpu"),
+        ] {
+            let _ = ioports.request(start, end + 1, name);
         }
 
         // memblock.memory: e820 RAM rounded inwards to pages; memblock.reserved: the first MiB.
@@ -292,6 +322,14 @@ impl Kernel {
             },
         )
         .map_err(|e| BootError(format!("kmem_cache_init: {e}")))?;
+        // vmalloc_init(): vmap_area_cachep = KMEM_CACHE(vmap_area, SLAB_PANIC).
+        let mut slab = slab;
+        let vmap_area_cache = slab.kmem_cache_create_boot(
+            "vmap_area",
+            crate::mm::vmalloc::VMAP_AREA_SIZE,
+            8,
+            crate::mm::slub::SlabFlags::PANIC,
+        );
         Ok(Kernel {
             arch,
             opts,
@@ -308,6 +346,9 @@ impl Kernel {
             cpu_tlb,
             distribute_prev,
             slab,
+            vmalloc: Default::default(),
+            vmap_area_cache,
+            ioports,
             log,
         })
     }
@@ -582,6 +623,8 @@ impl Kernel {
         self.slab
             .validate(&self.page_alloc, &self.ram)
             .map_err(|e| Inconsistency(format!("slab: {e}")))?;
+        self.validate_vmalloc()
+            .map_err(|e| Inconsistency(format!("vmalloc: {e}")))?;
         self.validate_tasks()
     }
 }

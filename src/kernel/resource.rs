@@ -128,19 +128,47 @@ impl Resource {
 
     /// `release_resource()` of the resource exactly `[start, end)`; its children move up.
     pub fn release(&mut self, start: u64, end: u64) -> bool {
+        self.release_matching(start, end, false)
+    }
+
+    /// `__release_region()`: releases the busy resource exactly `[start, end)`; false (nothing
+    /// changed) when there is none.
+    pub fn release_busy(&mut self, start: u64, end: u64) -> bool {
+        self.release_matching(start, end, true)
+    }
+
+    fn release_matching(&mut self, start: u64, end: u64, busy_only: bool) -> bool {
         if let Some(i) = self
             .children
             .iter()
-            .position(|c| c.start == start && c.end == end)
+            .position(|c| (c.busy || !busy_only) && c.start == start && c.end == end)
         {
             let c = self.children.remove(i);
             self.children.extend(c.children);
             self.children.sort_by_key(|c| c.start);
             return true;
         }
-        self.children
-            .iter_mut()
-            .any(|c| c.start <= start && end <= c.end && c.release(start, end))
+        self.children.iter_mut().any(|c| {
+            !(busy_only && c.busy)
+                && c.start <= start
+                && end <= c.end
+                && c.release_matching(start, end, busy_only)
+        })
+    }
+
+    /// Marks the resource exactly `[start, end)` busy (IORESOURCE_BUSY), as
+    /// `e820__reserve_resources()` does for `do_mark_busy()` ranges.
+    pub fn mark_busy(&mut self, start: u64, end: u64) -> bool {
+        for c in &mut self.children {
+            if c.start == start && c.end == end {
+                c.busy = true;
+                return true;
+            }
+            if c.start <= start && end <= c.end && c.mark_busy(start, end) {
+                return true;
+            }
+        }
+        false
     }
 
     /// The /proc/iomem text: `r_show()` prints "%*s%0*llx-%0*llx : %s" with two spaces of
@@ -148,21 +176,23 @@ impl Resource {
     /// 0xffff), end inclusive.
     pub fn render(&self) -> String {
         let mut s = String::new();
-        fn walk(r: &Resource, depth: usize, out: &mut String) {
+        // r_show(): 4 hex digits for a root ending below 0x10000 (ioports), else 8.
+        let width = if self.end <= 0x10000 { 4 } else { 8 };
+        fn walk(r: &Resource, depth: usize, width: usize, out: &mut String) {
             for c in &r.children {
                 let _ = writeln!(
                     out,
-                    "{:indent$}{:08x}-{:08x} : {}",
+                    "{:indent$}{:0width$x}-{:0width$x} : {}",
                     "",
                     c.start,
                     c.end - 1,
                     c.name,
                     indent = depth * 2
                 );
-                walk(c, depth + 1, out);
+                walk(c, depth + 1, width, out);
             }
         }
-        walk(self, 0, &mut s);
+        walk(self, 0, width, &mut s);
         s
     }
 }

@@ -26,6 +26,7 @@ pub mod slub;
 pub mod tlbflush;
 pub mod util;
 pub mod vma;
+pub mod vmalloc;
 pub mod zone;
 // madvise, the mlock family, msync and mincore.
 pub mod madvise;

@@ -1082,6 +1082,25 @@ impl Slub {
         Ok(id)
     }
 
+    /// `kmem_cache_create()` by the kernel at boot (e.g. `vmap_area_cachep`): merging as
+    /// usual, but the descriptor lives on the host like every boot cache's.
+    pub fn kmem_cache_create_boot(
+        &mut self,
+        name: &str,
+        size: u32,
+        align: u32,
+        flags: SlabFlags,
+    ) -> CacheId {
+        if let Some(id) = self.find_mergeable(name, size, align, flags) {
+            let s = self.caches[id.0 as usize].as_mut().expect("found");
+            s.refcount += 1;
+            s.aliases.push(name.to_string());
+            return id;
+        }
+        let align = calculate_alignment(flags, align, size);
+        self.open_cache(name, size, align, flags, 0, 1)
+    }
+
     /// `kmem_cache_destroy()`: drops a creator's reference; the last one empties the CPU
     /// slabs, frees every empty slab and the cache. With objects left Linux warns ("Slab cache
     /// still has objects") and keeps the cache; so does mmlab, returning EBUSY.

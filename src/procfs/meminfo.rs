@@ -104,6 +104,12 @@ pub fn render(k: &Kernel) -> String {
     if let Some(total) = vmalloc_total(k) {
         let _ = writeln!(s, "VmallocTotal:   {:>8} kB", total >> 10);
     }
+    // vmalloc_nr_pages(): pages vmalloc() allocated.
+    show_val_kb(
+        &mut s,
+        "VmallocUsed:    ",
+        k.vmalloc_state().nr_vmalloc_pages,
+    );
     show_val_kb(&mut s, "VmallocChunk:   ", 0);
     // arch_report_meminfo() (arch/x86/mm/pat/set_memory.c), last: "%8lu kB" like the others.
     if k.arch().name() == "x86_64" {

@@ -26,6 +26,8 @@ pub fn render(k: &Kernel, path: &str) -> Result<String, Errno> {
         "/proc/meminfo" => Ok(meminfo::render(k)),
         "/proc/iomem" => Ok(iomem::render(k)),
         "/proc/slabinfo" => Ok(slabinfo::render(k)),
+        "/proc/vmallocinfo" => Ok(k.vmalloc_state().render()),
+        "/proc/ioports" => Ok(iomem::render_tree(k.ioports())),
         "/proc/vmstat" => Ok(vmstat::render(k)),
         "/proc/cmdline" => Ok(format!("{}\n", k.options().cmdline)),
         _ => {

@@ -25,6 +25,7 @@ mod helpers;
 mod kernel;
 mod slab;
 mod task;
+mod vmalloc;
 
 pub use args::parse_size;
 pub use helpers::{ASSERTION_FAILED, describe, errname, values_equal};
@@ -214,6 +215,7 @@ pub fn engine() -> Engine {
     helpers::register(&mut engine);
     kernel::register(&mut engine);
     slab::register(&mut engine);
+    vmalloc::register(&mut engine);
     task::register(&mut engine);
     engine.on_print(|s| println!("{s}"));
     engine

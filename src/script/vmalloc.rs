@@ -1,0 +1,159 @@
+//! The vmalloc, ioremap and resource calls of the kernel handle: `k.vmalloc(size)`,
+//! `k.vzalloc`, `k.vfree`, `k.vmalloc_to_page`, `k.is_vmalloc_addr`, `k.vm_unmap_aliases`,
+//! `k.ioremap(phys, size)`, `k.iounmap`, `k.request_mem_region(start, n, name)`,
+//! `k.release_mem_region`, `k.request_region`, `k.release_region`, and kernel-mode memory
+//! access `k.read_kernel(addr, len)` / `k.write_kernel(addr, data)`. Results follow the raw ABI
+//! (a value or -errno); kernel addresses are negative in Rhai.
+
+use super::KernelRef;
+use super::args::{self, Fallible, raw, to_i64, to_u64};
+use crate::kernel::Errno;
+use crate::mm::gfp::Gfp;
+use rhai::{Dynamic, Engine};
+
+fn word(func: &str, what: &str, v: &Dynamic) -> Fallible<u64> {
+    Ok(to_u64(args::int(func, what, v)?))
+}
+
+fn vmalloc(k: &KernelRef, func: &str, size: &Dynamic, zero: bool, caller: &str) -> Fallible<i64> {
+    let size = args::size(func, "size", size)?;
+    let gfp = if zero {
+        Gfp::KERNEL.union(Gfp::ZERO)
+    } else {
+        Gfp::KERNEL
+    };
+    Ok(raw((|| {
+        Ok(to_i64(k.borrow_mut().vmalloc_caller(size, gfp, caller)?))
+    })()))
+}
+
+fn done(r: Result<(), Errno>) -> i64 {
+    raw(r.map(|()| 0))
+}
+
+pub(crate) fn register(engine: &mut Engine) {
+    engine
+        .register_fn("vmalloc", |k: &mut KernelRef, s: Dynamic| {
+            vmalloc(
+                k,
+                "vmalloc",
+                &s,
+                false,
+                crate::kernel::vmalloc::DEFAULT_CALLER,
+            )
+        })
+        .register_fn(
+            "vmalloc",
+            |k: &mut KernelRef, s: Dynamic, caller: Dynamic| -> Fallible<i64> {
+                let c = args::string("vmalloc", "caller", &caller)?;
+                vmalloc(k, "vmalloc", &s, false, c.as_str())
+            },
+        )
+        .register_fn("vzalloc", |k: &mut KernelRef, s: Dynamic| {
+            vmalloc(
+                k,
+                "vzalloc",
+                &s,
+                true,
+                crate::kernel::vmalloc::DEFAULT_CALLER,
+            )
+        })
+        .register_fn("vfree", |k: &mut KernelRef, a: Dynamic| -> Fallible<i64> {
+            let a = word("vfree", "address", &a)?;
+            Ok(done(k.borrow_mut().vfree(a)))
+        })
+        .register_fn(
+            "vmalloc_to_page",
+            |k: &mut KernelRef, a: Dynamic| -> Fallible<Dynamic> {
+                let a = word("vmalloc_to_page", "address", &a)?;
+                Ok(match k.borrow().vmalloc_to_page(a) {
+                    Some(p) => Dynamic::from(to_i64(p.as_u64())),
+                    None => Dynamic::UNIT,
+                })
+            },
+        )
+        .register_fn(
+            "is_vmalloc_addr",
+            |_k: &mut KernelRef, a: Dynamic| -> Fallible<bool> {
+                Ok(crate::mm::vmalloc::is_vmalloc_addr(word(
+                    "is_vmalloc_addr",
+                    "address",
+                    &a,
+                )?))
+            },
+        )
+        .register_fn("vm_unmap_aliases", |k: &mut KernelRef| {
+            k.borrow_mut().purge_vmap_area_lazy();
+        })
+        .register_fn(
+            "ioremap",
+            |k: &mut KernelRef, p: Dynamic, s: Dynamic| -> Fallible<i64> {
+                let p = word("ioremap", "physical address", &p)?;
+                let s = args::size("ioremap", "size", &s)?;
+                Ok(raw((|| Ok(to_i64(k.borrow_mut().ioremap(p, s)?)))()))
+            },
+        )
+        .register_fn(
+            "iounmap",
+            |k: &mut KernelRef, a: Dynamic| -> Fallible<i64> {
+                let a = word("iounmap", "address", &a)?;
+                Ok(done(k.borrow_mut().iounmap(a)))
+            },
+        )
+        .register_fn(
+            "request_mem_region",
+            |k: &mut KernelRef, s: Dynamic, n: Dynamic, name: Dynamic| -> Fallible<i64> {
+                let f = "request_mem_region";
+                let (s, n) = (word(f, "start", &s)?, args::size(f, "n", &n)?);
+                let name = args::string(f, "name", &name)?;
+                Ok(done(k.borrow_mut().request_mem_region(s, n, name.as_str())))
+            },
+        )
+        .register_fn(
+            "release_mem_region",
+            |k: &mut KernelRef, s: Dynamic, n: Dynamic| -> Fallible<i64> {
+                let f = "release_mem_region";
+                let (s, n) = (word(f, "start", &s)?, args::size(f, "n", &n)?);
+                Ok(done(k.borrow_mut().release_mem_region(s, n)))
+            },
+        )
+        .register_fn(
+            "request_region",
+            |k: &mut KernelRef, s: Dynamic, n: Dynamic, name: Dynamic| -> Fallible<i64> {
+                let f = "request_region";
+                let (s, n) = (word(f, "start", &s)?, args::size(f, "n", &n)?);
+                let name = args::string(f, "name", &name)?;
+                Ok(done(k.borrow_mut().request_region(s, n, name.as_str())))
+            },
+        )
+        .register_fn(
+            "release_region",
+            |k: &mut KernelRef, s: Dynamic, n: Dynamic| -> Fallible<i64> {
+                let f = "release_region";
+                let (s, n) = (word(f, "start", &s)?, args::size(f, "n", &n)?);
+                Ok(done(k.borrow_mut().release_region(s, n)))
+            },
+        )
+        .register_fn(
+            "read_kernel",
+            |k: &mut KernelRef, a: Dynamic, n: Dynamic| -> Fallible<Dynamic> {
+                let a = word("read_kernel", "address", &a)?;
+                let n = args::size("read_kernel", "length", &n)?;
+                if n > 1 << 24 {
+                    return args::throw("read_kernel: length above 16M");
+                }
+                Ok(match k.borrow_mut().read_kernel(a, n) {
+                    Ok(b) => Dynamic::from_blob(b),
+                    Err(e) => Dynamic::from(e.as_neg()),
+                })
+            },
+        )
+        .register_fn(
+            "write_kernel",
+            |k: &mut KernelRef, a: Dynamic, d: Dynamic| -> Fallible<i64> {
+                let a = word("write_kernel", "address", &a)?;
+                let d = args::bytes("write_kernel", "data", &d)?;
+                Ok(done(k.borrow_mut().write_kernel(a, &d)))
+            },
+        );
+}
