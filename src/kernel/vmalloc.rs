@@ -43,10 +43,27 @@ impl Kernel {
         self.printk(text);
     }
 
-    /// A `vmap_area` object for a new area (`vmap_area_cachep`).
-    fn alloc_vmap_area_obj(&mut self) -> Result<u64, Errno> {
+    /// `__get_vm_area_node()`'s first half: the lowest free range of `size` bytes aligned to
+    /// `align` (after a purge if none is free), a `vm_struct` from kmalloc and a `vmap_area`
+    /// object. Returns (address, vm_struct, vmap_area).
+    fn get_vm_area(&mut self, size: u64, align: u64) -> Result<(u64, u64, u64), Errno> {
+        let addr = self
+            .vmalloc
+            .find_free(size, align)
+            .or_else(|| {
+                self.purge_vmap_area_lazy();
+                self.vmalloc.find_free(size, align)
+            })
+            .ok_or(Errno::ENOMEM)?;
+        let vm_struct = self.kmalloc(VM_STRUCT_SIZE, Gfp::KERNEL.union(Gfp::ZERO))?;
         let cache = self.vmap_area_cache;
-        self.kmem_cache_alloc_on(0, cache, Gfp::KERNEL)
+        match self.kmem_cache_alloc_on(0, cache, Gfp::KERNEL) {
+            Ok(vmap_area) => Ok((addr, vm_struct, vmap_area)),
+            Err(e) => {
+                let _ = self.kfree(vm_struct);
+                Err(e)
+            }
+        }
     }
 
     /// `__vmalloc_node_range()` for `size` bytes with `gfp`, shown as `caller`.
@@ -87,23 +104,8 @@ impl Kernel {
             return Err(Errno::ENOMEM);
         }
         let area_size = real + PAGE_SIZE;
-        let addr = self
-            .vmalloc
-            .find_free(area_size, PAGE_SIZE)
-            .or_else(|| {
-                self.purge_vmap_area_lazy();
-                self.vmalloc.find_free(area_size, PAGE_SIZE)
-            })
-            .ok_or(Errno::ENOMEM)?;
-        // The records: vm_struct (kzalloc), the vmap_area object, the pages array.
-        let vm_struct = self.kmalloc(VM_STRUCT_SIZE, Gfp::KERNEL.union(Gfp::ZERO))?;
-        let vmap_area = match self.alloc_vmap_area_obj() {
-            Ok(v) => v,
-            Err(e) => {
-                let _ = self.kfree(vm_struct);
-                return Err(e);
-            }
-        };
+        // The records: vm_struct (kzalloc), the vmap_area object; then the pages array.
+        let (addr, vm_struct, vmap_area) = self.get_vm_area(area_size, PAGE_SIZE)?;
         let mut area = VmArea {
             addr,
             size: area_size,
@@ -323,22 +325,7 @@ impl Kernel {
             64 - map_size.leading_zeros()
         };
         let shift = order.clamp(12, IOREMAP_MAX_SHIFT);
-        let addr = self
-            .vmalloc
-            .find_free(area_size, 1 << shift)
-            .or_else(|| {
-                self.purge_vmap_area_lazy();
-                self.vmalloc.find_free(area_size, 1 << shift)
-            })
-            .ok_or(Errno::ENOMEM)?;
-        let vm_struct = self.kmalloc(VM_STRUCT_SIZE, Gfp::KERNEL.union(Gfp::ZERO))?;
-        let vmap_area = match self.alloc_vmap_area_obj() {
-            Ok(v) => v,
-            Err(e) => {
-                let _ = self.kfree(vm_struct);
-                return Err(e);
-            }
-        };
+        let (addr, vm_struct, vmap_area) = self.get_vm_area(area_size, 1 << shift)?;
         let area = VmArea {
             addr,
             size: area_size,
