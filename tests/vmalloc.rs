@@ -198,6 +198,25 @@ fn ioremap_maps_devices_uncached_and_never_ram() {
     );
     k.iounmap(r).unwrap();
     k.validate().unwrap();
+    // 4 MiB of device memory at a 2 MiB boundary: two PMD leaves (vmap_try_huge_pmd()), the
+    // area aligned to its 4 MiB size; with `nohugeiomap`, 4 KiB pages.
+    let big = k.ioremap(0xf000_0000, 4 << 20).unwrap();
+    assert_eq!(big % (4 << 20), 0);
+    let walk = k.pagewalk(VirtAddr::new(big + (3 << 20)));
+    assert_eq!(walk.len(), 3, "PGD, PUD, PMD leaf: {walk:?}");
+    let t = k.translate(VirtAddr::new(big + (3 << 20) + 5)).unwrap();
+    assert_eq!(
+        (t.phys.as_u64(), t.page_size.bytes()),
+        (0xf030_0005, 2 << 20)
+    );
+    k.validate().unwrap();
+    k.iounmap(big).unwrap();
+    k.purge_vmap_area_lazy();
+    assert_eq!(k.translate(VirtAddr::new(big)), None);
+    k.validate().unwrap();
+    let mut k = boot("nohugeiomap");
+    let big = k.ioremap(0xf000_0000, 4 << 20).unwrap();
+    assert_eq!(k.pagewalk(VirtAddr::new(big)).len(), 4);
 }
 
 #[test]

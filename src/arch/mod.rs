@@ -5,6 +5,8 @@
 //! tables have and where the zone boundaries fall. Only x86-64 exists so far; i386 (2-level and
 //! PAE) and ARMv7 come with their own issue.
 
+pub mod armv7;
+pub mod i386;
 pub mod x86_64;
 
 pub use x86_64::X86_64;

@@ -8,7 +8,8 @@
 //!   virtually contiguous, with an unmapped guard page after it.
 //! - `vfree(addr)`: unmaps the area, frees its pages and the kmalloc'd records; the range and
 //!   the TLB entries wait for the lazy purge (mm/vmalloc.rs).
-//! - `ioremap(phys, size)`: device memory mapped uncached (UC-: PCD set) with 4 KiB pages;
+//! - `ioremap(phys, size)`: device memory mapped uncached (UC-: PCD set), with 2 MiB and
+//!   1 GiB leaves where the range allows;
 //!   refused for System RAM, as `__ioremap_caller()` refuses it.
 //! - `request_mem_region()` / `request_region()`: busy claims in /proc/iomem and
 //!   /proc/ioports; a second claim of the same range fails.
@@ -341,16 +342,41 @@ impl Kernel {
         // PAGE_KERNEL_IO with _PAGE_CACHE_MODE_UC_MINUS: PCD (PAT entry 2).
         let prot = PAGE_KERNEL | PteFlags::PCD;
         let root = self.pgtables.init_pgd();
-        for i in 0..map_size / PAGE_SIZE {
-            let va = VirtAddr::new(addr + i * PAGE_SIZE);
-            let pfn = Pfn::new(base / PAGE_SIZE + i);
-            match self.pgtable().map(root, va, pfn, PageSize::SIZE_4K, prot) {
-                Ok(f) => f.skip(),
+        // vmap_range_noflush() with ioremap_max_page_shift: a 1 GiB (X86_FEATURE_GBPAGES) or
+        // 2 MiB leaf wherever the rest of the range covers one, both addresses aligned
+        // (vmap_try_huge_pud()/vmap_try_huge_pmd()); `nohugeiomap` turns that off.
+        let huge = !self.cmdline.other.iter().any(|p| p == "nohugeiomap");
+        let mut done = 0;
+        while done < map_size {
+            let (va, pa) = (addr + done, base + done);
+            let left = map_size - done;
+            let fits = |s: u64| huge && left >= s && va % s == 0 && pa % s == 0;
+            let size = if fits(1 << 30) && self.direct_map.gbpages {
+                PageSize::SIZE_1G
+            } else if fits(2 << 20) {
+                PageSize::SIZE_2M
+            } else {
+                PageSize::SIZE_4K
+            };
+            // (map() adds PSE to a large leaf.)
+            let r = self.pgtable().map(
+                root,
+                VirtAddr::new(va),
+                Pfn::new(pa / PAGE_SIZE),
+                size,
+                prot,
+            );
+            match r {
+                // pmd_free_pte_page() may have freed an empty table: its flush is due now.
+                Ok(f) => {
+                    let _ = self.flush_tlb(0, f);
+                }
                 Err(_) => {
                     self.teardown_area(addr);
                     return Err(Errno::ENOMEM);
                 }
             }
+            done += size.bytes();
         }
         Ok(addr + offset)
     }
