@@ -11,6 +11,7 @@ pub mod cmdline;
 pub mod cpumask;
 pub mod errno;
 pub mod fork;
+pub mod highmem;
 pub mod random;
 pub mod resource;
 pub mod sched;

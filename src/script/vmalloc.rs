@@ -1,12 +1,14 @@
 //! The vmalloc, ioremap and resource calls of the kernel handle: `k.vmalloc(size)`,
 //! `k.vzalloc`, `k.vfree`, `k.vmalloc_to_page`, `k.is_vmalloc_addr`, `k.vm_unmap_aliases`,
-//! `k.ioremap(phys, size)`, `k.iounmap`, `k.request_mem_region(start, n, name)`,
+//! `k.ioremap(phys, size)`, `k.iounmap`, `k.kmap(pfn)`, `k.kunmap`, `k.kmap_local_page`,
+//! `k.kunmap_local`, `k.request_mem_region(start, n, name)`,
 //! `k.release_mem_region`, `k.request_region`, `k.release_region`, and kernel-mode memory
 //! access `k.read_kernel(addr, len)` / `k.write_kernel(addr, data)`. Results follow the raw ABI
 //! (a value or -errno); kernel addresses are negative in Rhai.
 
 use super::KernelRef;
 use super::args::{self, Fallible, raw, to_i64, to_u64};
+use crate::addr::Pfn;
 use crate::kernel::Errno;
 use crate::mm::gfp::Gfp;
 use rhai::{Dynamic, Engine};
@@ -132,6 +134,30 @@ pub(crate) fn register(engine: &mut Engine) {
                 let f = "release_region";
                 let (s, n) = (word(f, "start", &s)?, args::size(f, "n", &n)?);
                 Ok(done(k.borrow_mut().release_region(s, n)))
+            },
+        )
+        .register_fn("kmap", |k: &mut KernelRef, p: Dynamic| -> Fallible<i64> {
+            let p = word("kmap", "pfn", &p)?;
+            Ok(raw((|| Ok(to_i64(k.borrow_mut().kmap(Pfn::new(p))?)))()))
+        })
+        .register_fn("kunmap", |k: &mut KernelRef, p: Dynamic| -> Fallible<i64> {
+            let p = word("kunmap", "pfn", &p)?;
+            Ok(done(k.borrow_mut().kunmap(Pfn::new(p))))
+        })
+        .register_fn(
+            "kmap_local_page",
+            |k: &mut KernelRef, p: Dynamic| -> Fallible<i64> {
+                let p = word("kmap_local_page", "pfn", &p)?;
+                Ok(raw((|| {
+                    Ok(to_i64(k.borrow_mut().kmap_local_page(Pfn::new(p))?))
+                })()))
+            },
+        )
+        .register_fn(
+            "kunmap_local",
+            |k: &mut KernelRef, a: Dynamic| -> Fallible<i64> {
+                let a = word("kunmap_local", "address", &a)?;
+                Ok(done(k.borrow_mut().kunmap_local(a)))
             },
         )
         .register_fn(
