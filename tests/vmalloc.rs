@@ -261,3 +261,131 @@ fn resources_are_claimed_once() {
     assert_eq!(k.release_region(0x3f8, 8), Ok(()));
     assert!(!k.cat("/proc/ioports").unwrap().contains("serial"));
 }
+
+mod random {
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngAlgorithm, TestError, TestRng, TestRunner};
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Vmalloc { pages: u64, zero: bool },
+        Vfree { idx: usize },
+        Ioremap { slot: u64, pages: u64, off: u64 },
+        Iounmap { idx: usize },
+        Touch { idx: usize },
+        Purge,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (prop_oneof![1..8u64, 1..700u64, 500..3000u64], any::<bool>())
+                .prop_map(|(pages, zero)| Op::Vmalloc { pages, zero }),
+            3 => any::<usize>().prop_map(|idx| Op::Vfree { idx }),
+            2 => (0..64u64, 1..1100u64, 0..4096u64)
+                .prop_map(|(slot, pages, off)| Op::Ioremap { slot, pages, off }),
+            2 => any::<usize>().prop_map(|idx| Op::Iounmap { idx }),
+            3 => any::<usize>().prop_map(|idx| Op::Touch { idx }),
+            1 => Just(Op::Purge),
+        ]
+    }
+
+    /// Random vmalloc/vfree/ioremap/iounmap sequences: after every step validate() (every
+    /// area's pages mapped where they should be, guard pages and purged ranges empty, the
+    /// counts), areas never overlap, each vmalloc area keeps the bytes written to it, and at
+    /// the end every page is back.
+    fn run_case(ops: &[Op]) -> Result<(), TestCaseError> {
+        let mut k = boot("");
+        let kept = |k: &Kernel| {
+            k.page_alloc().nr_free_pages()
+                + k.page_alloc().nr_page_table_pages()
+                + k.page_alloc().nr_slab_unreclaimable()
+        };
+        let start = kept(&k);
+        let mut vm: Vec<(u64, u64, u8)> = Vec::new();
+        let mut io: Vec<u64> = Vec::new();
+        let mut tag = 0u8;
+        for (i, op) in ops.iter().enumerate() {
+            match *op {
+                Op::Vmalloc { pages, zero } => {
+                    let size = pages * PAGE_SIZE;
+                    let r = if zero {
+                        k.vzalloc(size)
+                    } else {
+                        k.vmalloc(size)
+                    };
+                    if let Ok(a) = r {
+                        for &(b, s, _) in &vm {
+                            prop_assert!(a + size <= b || b + s <= a, "step {}: overlap", i);
+                        }
+                        if zero {
+                            prop_assert!(k.read_kernel(a, size).unwrap().iter().all(|&x| x == 0));
+                        }
+                        tag = tag.wrapping_add(1);
+                        k.write_kernel(a, &[tag; 64]).unwrap();
+                        k.write_kernel(a + size - 64, &[tag; 64]).unwrap();
+                        vm.push((a, size, tag));
+                    }
+                }
+                Op::Vfree { idx } if !vm.is_empty() => {
+                    let (a, _, _) = vm.swap_remove(idx % vm.len());
+                    prop_assert_eq!(k.vfree(a), Ok(()));
+                }
+                Op::Ioremap { slot, pages, off } => {
+                    let phys = 0xe000_0000 + slot * (2 << 20) + off;
+                    if let Ok(a) = k.ioremap(phys, pages * PAGE_SIZE) {
+                        prop_assert_eq!(a & 0xfff, off & 0xfff);
+                        let t = k.translate(VirtAddr::new(a)).expect("mapped");
+                        prop_assert_eq!(t.phys.as_u64(), phys);
+                        io.push(a);
+                    }
+                }
+                Op::Iounmap { idx } if !io.is_empty() => {
+                    let a = io.swap_remove(idx % io.len());
+                    prop_assert_eq!(k.iounmap(a), Ok(()));
+                }
+                Op::Touch { idx } if !vm.is_empty() => {
+                    let (a, s, t) = vm[idx % vm.len()];
+                    prop_assert_eq!(k.read_kernel(a, 64).unwrap(), vec![t; 64]);
+                    prop_assert_eq!(k.read_kernel(a + s - 64, 64).unwrap(), vec![t; 64]);
+                    prop_assert_eq!(k.read_kernel(a + s, 1), Err(Errno::EFAULT));
+                }
+                Op::Purge => k.purge_vmap_area_lazy(),
+                _ => {}
+            }
+            if let Err(e) = k.validate() {
+                return Err(TestCaseError::fail(format!("step {i} ({op:?}): {e}")));
+            }
+        }
+        for (a, _, _) in vm {
+            k.vfree(a).unwrap();
+        }
+        for a in io {
+            k.iounmap(a).unwrap();
+        }
+        k.purge_vmap_area_lazy();
+        prop_assert_eq!(k.vmalloc_state().nr_vmalloc_pages, 0);
+        prop_assert!(k.vmalloc_state().busy.is_empty());
+        prop_assert_eq!(kept(&k), start, "pages lost");
+        k.validate()
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        Ok(())
+    }
+
+    #[test]
+    fn random_sequences_keep_the_vmalloc_area_consistent() {
+        let config = Config {
+            cases: 48,
+            failure_persistence: None,
+            ..Config::default()
+        };
+        let seed = *b"mmlab vmalloc area proptest!!!!!";
+        let mut runner =
+            TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed));
+        match runner.run(&prop::collection::vec(op(), 1..120), |ops| run_case(&ops)) {
+            Ok(()) => {}
+            Err(TestError::Fail(why, ops)) => panic!("{why}\nminimal case:\n{ops:#?}"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
