@@ -384,7 +384,7 @@ fn writes_need_rw_at_every_level_even_for_the_kernel() {
     };
     assert_eq!(code(m.walk(VA_4K, kw)), X86_PF_PROT | X86_PF_WRITE);
     let mut m = Machine::user();
-    m.set(K_PTE, 511, entry(KPA, PAGE_KERNEL.difference(PteFlags::RW)));
+    m.set(K_PTE, 511, entry(KPA, PAGE_KERNEL.without(PteFlags::RW)));
     assert_eq!(
         code(m.walk(KVA, Access::KERNEL_WRITE)),
         X86_PF_PROT | X86_PF_WRITE
@@ -440,7 +440,7 @@ fn smep_refuses_kernel_fetches_from_user_pages_even_with_ac() {
     };
     assert_eq!(code(m.walk(VA_4K, with_ac)), X86_PF_PROT | X86_PF_INSTR);
     // A kernel fetch from an executable kernel page is fine.
-    m.set(K_PTE, 511, entry(KPA, PAGE_KERNEL.difference(PteFlags::NX)));
+    m.set(K_PTE, 511, entry(KPA, PAGE_KERNEL.without(PteFlags::NX)));
     assert!(m.walk(KVA, KERNEL_EXEC).is_ok());
 }
 

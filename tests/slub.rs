@@ -305,52 +305,41 @@ fn debugging_catches_red_zone_and_poison_damage() {
     );
 }
 
+/// Creates caches `first` (60-byte objects) and `second` (64) on a machine booted with
+/// `cmdline`: whether the second merged into the first.
+fn merges(cmdline: &str) -> bool {
+    let mut k = boot(1, cmdline);
+    let mut make = |name: &str, size| k.kmem_cache_create(name, size, 0, SlabFlags::empty());
+    make("first", 60).unwrap() == make("second", 64).unwrap()
+}
+
 #[test]
 fn compatible_caches_merge_unless_told_not_to() {
+    // 64 - 64 < sizeof(void *): find_mergeable() returns first; `slab_nomerge` stops it.
+    assert!(merges(""));
+    assert!(!merges("slab_nomerge"));
     let mut k = boot(1, "");
-    let a = k
-        .kmem_cache_create("first", 60, 0, SlabFlags::empty())
-        .unwrap();
-    let b = k
-        .kmem_cache_create("second", 64, 0, SlabFlags::empty())
-        .unwrap();
-    assert_eq!(
-        a, b,
-        "64 - 64 < sizeof(void *): find_mergeable() returns first"
-    );
+    let make = |k: &mut Kernel, name: &str, size, flags| {
+        k.kmem_cache_create(name, size, 0, flags).unwrap()
+    };
+    let a = make(&mut k, "first", 60, SlabFlags::empty());
+    let b = make(&mut k, "second", 64, SlabFlags::empty());
+    assert_eq!(a, b);
     assert_eq!(k.kmem_cache(a).unwrap().aliases, ["second"]);
-    let c = k
-        .kmem_cache_create("third", 56, 0, SlabFlags::empty())
-        .unwrap();
+    let c = make(&mut k, "third", 56, SlabFlags::empty());
     assert_ne!(a, c, "8 bytes of waste is too much");
-    let d = k
-        .kmem_cache_create("fourth", 60, 0, SlabFlags::RECLAIM_ACCOUNT)
-        .unwrap();
+    let d = make(&mut k, "fourth", 60, SlabFlags::RECLAIM_ACCOUNT);
     assert_ne!(a, d, "SLAB_MERGE_SAME flags differ");
-    let e = k
-        .kmem_cache_create("fifth", 60, 0, SlabFlags::POISON)
-        .unwrap();
+    let e = make(&mut k, "fifth", 60, SlabFlags::POISON);
     assert_ne!(a, e, "debug caches never merge");
     // kmalloc caches are never a merge target (CONFIG_HARDENED_USERCOPY).
     assert!(!k.cat("/proc/slabinfo").unwrap().contains("second"));
-    // Destroying an alias keeps the cache; the last creator's destroy removes it and gives
-    // its descriptor back to kmem_cache.
-    let descs = |k: &Kernel| slabinfo_line(k, "kmem_cache");
-    let before = descs(&k);
+    // Destroying an alias keeps the cache; the last creator's destroy removes it.
     k.kmem_cache_destroy(b).unwrap();
     assert!(k.kmem_cache(a).is_some());
     k.kmem_cache_destroy(a).unwrap();
     assert!(k.kmem_cache(a).is_none());
     assert_eq!(k.kmem_cache_destroy(a), Err(Errno::EINVAL));
-    let _ = before;
-    let mut k = boot(1, "slab_nomerge");
-    let a = k
-        .kmem_cache_create("first", 60, 0, SlabFlags::empty())
-        .unwrap();
-    let b = k
-        .kmem_cache_create("second", 64, 0, SlabFlags::empty())
-        .unwrap();
-    assert_ne!(a, b);
 }
 
 #[test]

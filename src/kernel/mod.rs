@@ -315,16 +315,8 @@ impl Kernel {
             seed: opts.seed,
             page_offset: arch.page_offset().as_u64(),
         };
-        let slab = crate::mm::slub::Slub::boot(
-            slub_cfg,
-            &mut crate::mm::slub::SlabMem {
-                pa: &mut page_alloc,
-                ram: &mut ram,
-            },
-        )
-        .map_err(|e| BootError(format!("kmem_cache_init: {e}")))?;
+        let mut slab = crate::mm::slub::Slub::boot(slub_cfg);
         // vmalloc_init(): vmap_area_cachep = KMEM_CACHE(vmap_area, SLAB_PANIC).
-        let mut slab = slab;
         let vmap_area_cache = slab.kmem_cache_create_boot(
             "vmap_area",
             crate::mm::vmalloc::VMAP_AREA_SIZE,

@@ -16,13 +16,9 @@ impl std::fmt::Debug for Gfp {
     }
 }
 
-macro_rules! gfp_bits {
-    ($($(#[$m:meta])* $name:ident = $bit:expr;)*) => {
-        impl Gfp { $($(#[$m])* pub const $name: Gfp = Gfp(1 << $bit);)* }
-    };
-}
+crate::flags::flag_set_ops!(Gfp, u32);
 
-gfp_bits! {
+crate::flags::flag_bits! { Gfp:
     /// __GFP_DMA: ZONE_DMA only.
     DMA = 0;
     /// __GFP_HIGHMEM: ZONE_HIGHMEM allowed (ZONE_NORMAL on 64-bit).
@@ -95,10 +91,6 @@ impl Gfp {
     /// GFP_DMA32 = __GFP_DMA32.
     pub const GFP_DMA32: Gfp = Gfp::DMA32;
 
-    /// The raw bits.
-    pub const fn bits(self) -> u32 {
-        self.0
-    }
     /// Flags from raw bits; bits above ___GFP_LAST_BIT are refused.
     pub const fn from_bits(bits: u32) -> Option<Gfp> {
         if bits >> 24 == 0 {
@@ -106,22 +98,6 @@ impl Gfp {
         } else {
             None
         }
-    }
-    /// True when every flag of `other` is set.
-    pub const fn contains(self, other: Gfp) -> bool {
-        self.0 & other.0 == other.0
-    }
-    /// True when any flag of `other` is set.
-    pub const fn intersects(self, other: Gfp) -> bool {
-        self.0 & other.0 != 0
-    }
-    /// The union.
-    pub const fn union(self, other: Gfp) -> Gfp {
-        Gfp(self.0 | other.0)
-    }
-    /// Without the flags of `other`.
-    pub const fn without(self, other: Gfp) -> Gfp {
-        Gfp(self.0 & !other.0)
     }
 
     /// `gfp_zone()`: the highest zone this allocation may use, or `None` for the combinations
@@ -147,13 +123,6 @@ impl Gfp {
             // GFP_ZONE_BAD: more than one zone modifier.
             _ => None,
         }
-    }
-}
-
-impl std::ops::BitOr for Gfp {
-    type Output = Gfp;
-    fn bitor(self, rhs: Gfp) -> Gfp {
-        self.union(rhs)
     }
 }
 

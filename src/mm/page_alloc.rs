@@ -719,11 +719,7 @@ impl PageAlloc {
         p.set_role(PageRole::Slab { order: order as u8 });
         p.set_mapping(cache, 0);
         p.set_private(slot);
-        if reclaimable {
-            self.nr_slab_reclaimable += 1 << order;
-        } else {
-            self.nr_slab_unreclaimable += 1 << order;
-        }
+        self.account_slab(reclaimable, 1i64 << order);
         Ok(pfn)
     }
 
@@ -735,24 +731,10 @@ impl PageAlloc {
         reclaimable: bool,
         ram: &mut Ram,
     ) -> Result<(), FreeError> {
-        let page = *self.mem_map.page(pfn).ok_or(FreeError::InvalidPfn(pfn))?;
-        let PageRole::Slab { order } = page.role() else {
-            return Err(FreeError::NotAllocated {
-                pfn,
-                role: page.role(),
-                refcount: page.refcount(),
-            });
-        };
-        let p = self.page_mut(pfn);
-        p.set_role(PageRole::Allocated { order });
-        p.set_mapping(0, 0);
-        p.set_private(0);
-        if reclaimable {
-            self.nr_slab_reclaimable -= 1 << order;
-        } else {
-            self.nr_slab_unreclaimable -= 1 << order;
-        }
-        self.free_pages(pfn, u32::from(order), ram)
+        self.free_slab_block(pfn, reclaimable, ram, |r| match r {
+            PageRole::Slab { order } => Some(order),
+            _ => None,
+        })
     }
 
     /// `___kmalloc_large_node()`: a compound block for a large kmalloc, counted in
@@ -766,22 +748,51 @@ impl PageAlloc {
         let pfn = self.alloc_pages(gfp.union(Gfp::COMP), order, ram)?;
         self.page_mut(pfn)
             .set_role(PageRole::LargeKmalloc { order: order as u8 });
-        self.nr_slab_unreclaimable += 1 << order;
+        self.account_slab(false, 1i64 << order);
         Ok(pfn)
     }
 
     /// `free_large_kmalloc()`. Refused, changing nothing, for any other frame.
     pub fn free_large_kmalloc(&mut self, pfn: Pfn, ram: &mut Ram) -> Result<(), FreeError> {
+        self.free_slab_block(pfn, false, ram, |r| match r {
+            PageRole::LargeKmalloc { order } => Some(order),
+            _ => None,
+        })
+    }
+
+    /// NR_SLAB_RECLAIMABLE_B / NR_SLAB_UNRECLAIMABLE_B: `pages` more (fewer if negative).
+    fn account_slab(&mut self, reclaimable: bool, pages: i64) {
+        let counter = if reclaimable {
+            &mut self.nr_slab_reclaimable
+        } else {
+            &mut self.nr_slab_unreclaimable
+        };
+        *counter = counter.wrapping_add_signed(pages);
+    }
+
+    /// Frees the block at `pfn` whose first page has the role `order_of` recognises (giving
+    /// its order), after taking it out of the slab counters; any other frame is refused and
+    /// nothing changes.
+    fn free_slab_block(
+        &mut self,
+        pfn: Pfn,
+        reclaimable: bool,
+        ram: &mut Ram,
+        order_of: impl Fn(PageRole) -> Option<u8>,
+    ) -> Result<(), FreeError> {
         let page = *self.mem_map.page(pfn).ok_or(FreeError::InvalidPfn(pfn))?;
-        let PageRole::LargeKmalloc { order } = page.role() else {
+        let Some(order) = order_of(page.role()) else {
             return Err(FreeError::NotAllocated {
                 pfn,
                 role: page.role(),
                 refcount: page.refcount(),
             });
         };
-        self.page_mut(pfn).set_role(PageRole::Allocated { order });
-        self.nr_slab_unreclaimable -= 1 << order;
+        let p = self.page_mut(pfn);
+        p.set_role(PageRole::Allocated { order });
+        p.set_mapping(0, 0);
+        p.set_private(0);
+        self.account_slab(reclaimable, -(1i64 << order));
         self.free_pages(pfn, u32::from(order), ram)
     }
 

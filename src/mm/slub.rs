@@ -55,13 +55,9 @@ use std::fmt::Write;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct SlabFlags(u32);
 
-macro_rules! slab_bits {
-    ($($(#[$m:meta])* $name:ident = $bit:expr;)*) => {
-        impl SlabFlags { $($(#[$m])* pub const $name: SlabFlags = SlabFlags(1 << $bit);)* }
-    };
-}
+crate::flags::flag_set_ops!(SlabFlags, u32);
 
-slab_bits! {
+crate::flags::flag_bits! { SlabFlags:
     /// SLAB_CONSISTENCY_CHECKS: check every allocation and free (slub_debug=F).
     CONSISTENCY_CHECKS = 0;
     /// SLAB_RED_ZONE: red zones around each object (slub_debug=Z).
@@ -99,14 +95,6 @@ slab_bits! {
 }
 
 impl SlabFlags {
-    /// No flags.
-    pub const fn empty() -> SlabFlags {
-        SlabFlags(0)
-    }
-    /// The raw bits.
-    pub const fn bits(self) -> u32 {
-        self.0
-    }
     /// The flags of `bits`, or None if an unknown bit is set.
     pub const fn from_bits(bits: u32) -> Option<SlabFlags> {
         if bits & !((1 << 17) - 1) == 0 {
@@ -114,29 +102,6 @@ impl SlabFlags {
         } else {
             None
         }
-    }
-    /// All of `other` set.
-    pub const fn contains(self, other: SlabFlags) -> bool {
-        self.0 & other.0 == other.0
-    }
-    /// Any of `other` set.
-    pub const fn intersects(self, other: SlabFlags) -> bool {
-        self.0 & other.0 != 0
-    }
-    /// Both sets.
-    pub const fn union(self, other: SlabFlags) -> SlabFlags {
-        SlabFlags(self.0 | other.0)
-    }
-    /// Without `other`.
-    pub const fn without(self, other: SlabFlags) -> SlabFlags {
-        SlabFlags(self.0 & !other.0)
-    }
-}
-
-impl std::ops::BitOr for SlabFlags {
-    type Output = SlabFlags;
-    fn bitor(self, o: SlabFlags) -> SlabFlags {
-        self.union(o)
     }
 }
 
@@ -164,16 +129,12 @@ pub const SLAB_DEBUG_FLAGS: SlabFlags = SlabFlags(
         | SlabFlags::TRACE.0
         | SlabFlags::CONSISTENCY_CHECKS.0,
 );
-/// SLAB_NEVER_MERGE.
-const SLAB_NEVER_MERGE: SlabFlags = SlabFlags(
-    SlabFlags::RED_ZONE.0
-        | SlabFlags::POISON.0
-        | SlabFlags::STORE_USER.0
-        | SlabFlags::TRACE.0
-        | SlabFlags::TYPESAFE_BY_RCU.0
-        | SlabFlags::NOLEAKTRACE.0
-        | SlabFlags::NO_MERGE.0,
-);
+/// SLAB_NEVER_MERGE: the debug flags but for consistency checks, RCU, NOLEAKTRACE, NO_MERGE.
+const SLAB_NEVER_MERGE: SlabFlags = SLAB_DEBUG_FLAGS
+    .without(SlabFlags::CONSISTENCY_CHECKS)
+    .union(SlabFlags::TYPESAFE_BY_RCU)
+    .union(SlabFlags::NOLEAKTRACE)
+    .union(SlabFlags::NO_MERGE);
 /// SLAB_MERGE_SAME: flags two merged caches must share.
 const SLAB_MERGE_SAME: SlabFlags = SlabFlags(
     SlabFlags::RECLAIM_ACCOUNT.0
@@ -458,6 +419,24 @@ impl KmemCache {
         ptr ^ random ^ at.swap_bytes()
     }
 
+    /// `__slab_free()`'s push: `x` (at `page_offset` + its physical address) goes to the head
+    /// of slab `slot`'s own freelist, one object fewer in use. Returns the old head (`prior`).
+    #[inline]
+    fn push_to_slab(&mut self, slot: u32, x: u64, page_offset: u64, ram: &mut Ram) -> u64 {
+        let at = x + u64::from(self.offset);
+        let random = self.random;
+        let s = self.slab_mut(slot);
+        let prior = s.freelist;
+        let _ = ram.write_u64(
+            PhysAddr::new(at - page_offset),
+            Self::encode_ptr(random, prior, at),
+        );
+        s.freelist = x;
+        s.inuse -= 1;
+        self.stats.free_slowpath += 1;
+        prior
+    }
+
     /// `obj_to_index()`: the index of the object `rel` bytes into a slab's objects; `rel`
     /// must be below 2^32 (a slab is at most 4 MiB).
     #[inline]
@@ -627,6 +606,17 @@ pub struct SlubConfig {
     pub page_offset: u64,
 }
 
+impl SlubConfig {
+    /// The index of CPU `cpu`, or EINVAL when the machine has no such CPU.
+    fn check_cpu(&self, cpu: u32) -> Result<usize, SlabError> {
+        if cpu < self.nr_cpus.max(1) {
+            Ok(cpu as usize)
+        } else {
+            Err(SlabError::Invalid(format!("no CPU {cpu}")))
+        }
+    }
+}
+
 /// Parses `slub_debug[=FZP-...][,cache,...]` (Documentation/mm/slub.rst): the flags letters
 /// F (consistency checks), Z (red zones), P (poison); "-" switches debugging off; U and T are
 /// refused because mmlab does not model them. `slub_debug` alone means FZPU in Linux; here FZP.
@@ -790,9 +780,9 @@ const BOOT_NODE: CacheId = CacheId(0);
 
 impl Slub {
     /// `kmem_cache_init()` + `create_kmalloc_caches()`: the bootstrap caches, the kmalloc
-    /// caches and `kmalloc_buckets`; each cache's descriptor and node are objects of the
-    /// bootstrap caches.
-    pub fn boot(cfg: SlubConfig, mem: &mut SlabMem<'_>) -> Result<Slub, SlabError> {
+    /// caches and `kmalloc_buckets`. Caches created later get their descriptor and node as
+    /// objects of the bootstrap caches.
+    pub fn boot(cfg: SlubConfig) -> Slub {
         let mut s = Slub {
             rng: Prng::new(cfg.seed ^ 0x51ab_51ab),
             cfg,
@@ -803,23 +793,14 @@ impl Slub {
             boot_node: BOOT_NODE,
             large: Default::default(),
         };
-        let node = s.create_boot_cache(
-            "kmem_cache_node",
-            KMEM_CACHE_NODE_SIZE,
-            0,
-            SlabFlags::HWCACHE_ALIGN,
-            0,
-        );
-        let cache = s.create_boot_cache(
-            "kmem_cache",
-            KMEM_CACHE_SIZE,
-            0,
-            SlabFlags::HWCACHE_ALIGN,
-            0,
-        );
-        debug_assert_eq!((node, cache), (BOOT_NODE, BOOT_CACHE));
         // The descriptors of the caches made at boot live on the host, as memblock's
         // allocations do (docs/divergences.md): a machine boots with its buddy lists untouched.
+        // create_boot_cache() leaves refcount -1 (never merged, never destroyed);
+        // create_kmalloc_cache() sets it to 1.
+        let hw = SlabFlags::HWCACHE_ALIGN;
+        let node = s.open_cache("kmem_cache_node", KMEM_CACHE_NODE_SIZE, 0, hw, 0, -1);
+        let cache = s.open_cache("kmem_cache", KMEM_CACHE_SIZE, 0, hw, 0, -1);
+        debug_assert_eq!((node, cache), (BOOT_NODE, BOOT_CACHE));
         for t in KmallocType::ALL {
             for i in [1, 2]
                 .into_iter()
@@ -827,49 +808,27 @@ impl Slub {
             {
                 let size = kmalloc_size(i);
                 let name = format!("{}{}", t.prefix(), kmalloc_size_name(size));
-                let align = if size.is_power_of_two() {
-                    size.max(8)
-                } else {
-                    8
-                };
-                let id =
-                    s.create_boot_cache(&name, size, align, t.flags() | SlabFlags::KMALLOC, size);
-                s.caches[id.0 as usize]
-                    .as_mut()
-                    .expect("just made")
-                    .refcount = 1;
+                let align = if size.is_power_of_two() { size } else { 8 };
+                let flags = t.flags() | SlabFlags::KMALLOC;
+                let id = s.open_cache(&name, size, align, flags, size, 1);
                 s.kmalloc[t as usize][i as usize] = Some(id);
             }
         }
         // kmem_cache_create("kmalloc_buckets", ..., SLAB_NO_MERGE): a kernel cache that no
         // script can destroy.
-        let align = calculate_alignment(SlabFlags::NO_MERGE, 0, KMEM_BUCKETS_SIZE);
         s.open_cache(
             "kmalloc_buckets",
             KMEM_BUCKETS_SIZE,
-            align,
+            0,
             SlabFlags::NO_MERGE,
             0,
             -1,
         );
-        let _ = mem;
-        Ok(s)
+        s
     }
 
-    /// `create_boot_cache()`: a cache without a descriptor object yet.
-    fn create_boot_cache(
-        &mut self,
-        name: &str,
-        size: u32,
-        align: u32,
-        flags: SlabFlags,
-        usersize: u32,
-    ) -> CacheId {
-        let align = calculate_alignment(flags, align, size);
-        self.open_cache(name, size, align, flags, usersize, -1)
-    }
-
-    /// `kmem_cache_open()`: lays out and registers a cache.
+    /// `kmem_cache_open()`: lays out and registers a cache whose caller asked for `align`
+    /// (`calculate_alignment()` makes it the real one), with `refcount` creators.
     fn open_cache(
         &mut self,
         name: &str,
@@ -879,6 +838,7 @@ impl Slub {
         usersize: u32,
         refcount: i32,
     ) -> CacheId {
+        let align = calculate_alignment(flags, align, size);
         let flags = self.kmem_cache_flags(name, flags);
         let l = calculate_sizes(size, align, flags, self.cfg.nr_cpus.max(1));
         let min_order = get_order(u64::from(l.size));
@@ -950,16 +910,21 @@ impl Slub {
     /// Allocates the descriptor of cache `id` from `kmem_cache` and its node from
     /// `kmem_cache_node`, as `__kmem_cache_create()` and `init_kmem_cache_nodes()` do.
     fn attach_descriptor(&mut self, id: CacheId, mem: &mut SlabMem<'_>) -> Result<(), SlabError> {
-        let d = self.cache_alloc(self.boot_cache, Gfp::KERNEL.union(Gfp::ZERO), 0, mem)?;
-        let n = match self.cache_alloc(self.boot_node, Gfp::KERNEL.union(Gfp::ZERO), 0, mem) {
+        let d = self.kmem_cache_alloc(self.boot_cache, Gfp::KERNEL.union(Gfp::ZERO), 0, mem)?;
+        let n = match self.kmem_cache_alloc(self.boot_node, Gfp::KERNEL.union(Gfp::ZERO), 0, mem) {
             Ok(n) => n,
             Err(e) => {
-                let _ = self.cache_free(Some(self.boot_cache), d, 0, mem);
+                let _ = self.kmem_cache_free(Some(self.boot_cache), d, 0, mem);
                 return Err(e);
             }
         };
-        self.caches[id.0 as usize].as_mut().expect("exists").desc = Some((d, n));
+        self.cache_mut(id).desc = Some((d, n));
         Ok(())
+    }
+
+    /// The cache of a live handle (internal: every caller holds one it just looked up).
+    fn cache_mut(&mut self, id: CacheId) -> &mut KmemCache {
+        self.caches[id.0 as usize].as_mut().expect("a live cache")
     }
 
     /// The cache behind a handle.
@@ -1057,7 +1022,7 @@ impl Slub {
             )));
         }
         if let Some(id) = self.find_mergeable(name, size, align, flags) {
-            let s = self.caches[id.0 as usize].as_mut().expect("found");
+            let s = self.cache_mut(id);
             s.refcount += 1;
             s.object_size = s.object_size.max(size);
             s.inuse = s.inuse.max(size);
@@ -1072,7 +1037,6 @@ impl Slub {
                 "sysfs: cannot create duplicate filename '/kernel/slab/{name}'"
             )));
         }
-        let align = calculate_alignment(flags, align, size);
         let id = self.open_cache(name, size, align, flags, 0, 1);
         if let Err(e) = self.attach_descriptor(id, mem) {
             self.caches[id.0 as usize] = None;
@@ -1092,12 +1056,11 @@ impl Slub {
         flags: SlabFlags,
     ) -> CacheId {
         if let Some(id) = self.find_mergeable(name, size, align, flags) {
-            let s = self.caches[id.0 as usize].as_mut().expect("found");
+            let s = self.cache_mut(id);
             s.refcount += 1;
             s.aliases.push(name.to_string());
             return id;
         }
-        let align = calculate_alignment(flags, align, size);
         self.open_cache(name, size, align, flags, 0, 1)
     }
 
@@ -1117,7 +1080,7 @@ impl Slub {
             )));
         }
         if s.refcount > 1 {
-            let s = self.caches[id.0 as usize].as_mut().expect("checked");
+            let s = self.cache_mut(id);
             s.refcount -= 1;
             return Ok(());
         }
@@ -1135,8 +1098,8 @@ impl Slub {
         self.caches[id.0 as usize] = None;
         self.list.retain(|&c| c != id);
         if let Some((d, n)) = desc {
-            let _ = self.cache_free(Some(self.boot_cache), d, 0, mem);
-            let _ = self.cache_free(Some(self.boot_node), n, 0, mem);
+            let _ = self.kmem_cache_free(Some(self.boot_cache), d, 0, mem);
+            let _ = self.kmem_cache_free(Some(self.boot_node), n, 0, mem);
         }
         Ok(())
     }
@@ -1256,12 +1219,7 @@ impl Slub {
             flags = flags.union(Gfp::RECLAIMABLE);
         }
         let flags = flags.without(Gfp::ZERO);
-        let slot = match self.caches[id.0 as usize]
-            .as_mut()
-            .expect("exists")
-            .free_slots
-            .pop()
-        {
+        let slot = match self.cache_mut(id).free_slots.pop() {
             Some(x) => x,
             None => self.caches[id.0 as usize]
                 .as_ref()
@@ -1271,6 +1229,7 @@ impl Slub {
         };
         let s = self.cache(id).expect("exists");
         let (order, min_order) = (s.order, s.min_order);
+        let (objects, min_objects) = (s.objects, s.min_objects);
         // The first try may fail quietly; then the minimum order with the caller's flags.
         let mut first = flags
             .union(Gfp::NOWARN)
@@ -1279,35 +1238,22 @@ impl Slub {
         if first.contains(Gfp::DIRECT_RECLAIM) && order > min_order {
             first = first.union(Gfp::NOMEMALLOC).without(Gfp::RECLAIM);
         }
-        let (pfn, order, objects) = match mem.pa.alloc_slab_pages(
-            first,
-            order,
-            u64::from(id.0),
-            u64::from(slot),
-            reclaimable,
-            mem.ram,
-        ) {
-            Ok(p) => (p, order, s.objects),
+        let (cache, slot64) = (u64::from(id.0), u64::from(slot));
+        let mut alloc = |gfp: Gfp, order: u32| {
+            mem.pa
+                .alloc_slab_pages(gfp, order, cache, slot64, reclaimable, mem.ram)
+        };
+        let (pfn, order, objects) = match alloc(first, order) {
+            Ok(p) => (p, order, objects),
             Err(_) => {
-                let objs = s.min_objects;
-                match mem.pa.alloc_slab_pages(
-                    flags,
-                    min_order,
-                    u64::from(id.0),
-                    u64::from(slot),
-                    reclaimable,
-                    mem.ram,
-                ) {
+                let fallback = alloc(flags, min_order);
+                let c = self.cache_mut(id);
+                match fallback {
                     Ok(p) => {
-                        self.caches[id.0 as usize]
-                            .as_mut()
-                            .expect("exists")
-                            .stats
-                            .order_fallback += 1;
-                        (p, min_order, objs)
+                        c.stats.order_fallback += 1;
+                        (p, min_order, min_objects)
                     }
                     Err(_) => {
-                        let c = self.caches[id.0 as usize].as_mut().expect("exists");
                         if slot as usize != c.slabs.len() {
                             c.free_slots.push(slot);
                         }
@@ -1367,7 +1313,7 @@ impl Slub {
         }
         let mut slab = slab;
         slab.freelist = next;
-        let c = self.caches[id.0 as usize].as_mut().expect("exists");
+        let c = self.cache_mut(id);
         if slot as usize == c.slabs.len() {
             c.slabs.push(Some(slab));
         } else {
@@ -1381,7 +1327,7 @@ impl Slub {
 
     /// `discard_slab()`: the slab (empty, on no list) goes back to the page allocator.
     fn discard_slab(&mut self, id: CacheId, slot: u32, mem: &mut SlabMem<'_>) {
-        let c = self.caches[id.0 as usize].as_mut().expect("exists");
+        let c = self.cache_mut(id);
         let slab = c.slabs[slot as usize].take().expect("slot in use");
         c.free_slots.push(slot);
         c.node.nr_slabs -= 1;
@@ -1396,7 +1342,7 @@ impl Slub {
 
     /// `add_partial()`: to the head or tail of the node's partial list.
     fn add_partial(&mut self, id: CacheId, slot: u32, tail: bool) {
-        let c = self.caches[id.0 as usize].as_mut().expect("exists");
+        let c = self.cache_mut(id);
         let (head, last) = (c.node.partial_head, c.node.partial_tail);
         {
             let s = c.slab_mut(slot);
@@ -1422,7 +1368,7 @@ impl Slub {
 
     /// `remove_partial()`.
     fn remove_partial(&mut self, id: CacheId, slot: u32) {
-        let c = self.caches[id.0 as usize].as_mut().expect("exists");
+        let c = self.cache_mut(id);
         let (prev, next) = {
             let s = c.slab_mut(slot);
             debug_assert_eq!(s.state, SlabState::NodePartial);
@@ -1453,14 +1399,14 @@ impl Slub {
         drain: bool,
         mem: &mut SlabMem<'_>,
     ) {
-        let c = self.caches[id.0 as usize].as_mut().expect("exists");
+        let c = self.cache_mut(id);
         if drain && c.cpu[cpu].partial.is_some() && c.cpu[cpu].partial_len >= c.cpu_partial_slabs {
             let old = c.cpu[cpu].partial.take();
             c.cpu[cpu].partial_len = 0;
             c.stats.cpu_partial_drain += 1;
             self.put_partials(id, old, mem);
         }
-        let c = self.caches[id.0 as usize].as_mut().expect("exists");
+        let c = self.cache_mut(id);
         let head = c.cpu[cpu].partial;
         let s = c.slab_mut(slot);
         s.state = SlabState::CpuPartial(cpu as u32);
@@ -1475,7 +1421,7 @@ impl Slub {
     fn put_partials(&mut self, id: CacheId, mut cur: Option<u32>, mem: &mut SlabMem<'_>) {
         let mut discard = Vec::new();
         while let Some(slot) = cur {
-            let c = self.caches[id.0 as usize].as_mut().expect("exists");
+            let c = self.cache_mut(id);
             let s = c.slab_mut(slot);
             cur = s.next;
             s.next = None;
@@ -1494,7 +1440,7 @@ impl Slub {
 
     /// `deactivate_slab()`: CPU `cpu`'s slab goes back with the objects of its freelist.
     fn deactivate_slab(&mut self, id: CacheId, cpu: usize, mem: &mut SlabMem<'_>) {
-        let c = self.caches[id.0 as usize].as_mut().expect("exists");
+        let c = self.cache_mut(id);
         let Some(slot) = c.cpu[cpu].slab.take() else {
             return;
         };
@@ -1515,14 +1461,11 @@ impl Slub {
             }
             let prior = c.slab(slot).freelist;
             self.set_freepointer(c, tail, prior, mem.ram);
-            let s = self.caches[id.0 as usize]
-                .as_mut()
-                .expect("exists")
-                .slab_mut(slot);
+            let s = self.cache_mut(id).slab_mut(slot);
             s.freelist = head;
             s.inuse -= n;
         }
-        let c = self.caches[id.0 as usize].as_mut().expect("exists");
+        let c = self.cache_mut(id);
         let s = c.slab_mut(slot);
         s.state = SlabState::Full;
         let (inuse, has_free) = (s.inuse, s.freelist != 0);
@@ -1537,7 +1480,7 @@ impl Slub {
     fn flush_all(&mut self, id: CacheId, mem: &mut SlabMem<'_>) {
         for cpu in 0..self.cfg.nr_cpus.max(1) as usize {
             self.deactivate_slab(id, cpu, mem);
-            let c = self.caches[id.0 as usize].as_mut().expect("exists");
+            let c = self.cache_mut(id);
             let p = c.cpu[cpu].partial.take();
             c.cpu[cpu].partial_len = 0;
             self.put_partials(id, p, mem);
@@ -1584,10 +1527,7 @@ impl Slub {
         let c = self.cache(id).expect("exists");
         let object = c.slab(slot).freelist;
         let next = self.get_freepointer(c, object, ram);
-        let s = self.caches[id.0 as usize]
-            .as_mut()
-            .expect("exists")
-            .slab_mut(slot);
+        let s = self.cache_mut(id).slab_mut(slot);
         s.freelist = next;
         s.inuse += 1;
         object
@@ -1602,21 +1542,6 @@ impl Slub {
         cpu: u32,
         mem: &mut SlabMem<'_>,
     ) -> Result<u64, SlabError> {
-        let c = self.cache(id).ok_or(SlabError::NoCache)?;
-        if cpu as usize >= c.cpu.len() {
-            return Err(SlabError::Invalid(format!("no CPU {cpu}")));
-        }
-        self.cache_alloc(id, gfp, cpu as usize, mem)
-    }
-
-    #[inline]
-    fn cache_alloc(
-        &mut self,
-        id: CacheId,
-        gfp: Gfp,
-        cpu: usize,
-        mem: &mut SlabMem<'_>,
-    ) -> Result<u64, SlabError> {
         // slab_alloc_node()'s fast path, in one borrow: the next object of the CPU freelist.
         let po = self.cfg.page_offset;
         let c = self
@@ -1624,6 +1549,7 @@ impl Slub {
             .get_mut(id.0 as usize)
             .and_then(Option::as_mut)
             .ok_or(SlabError::NoCache)?;
+        let cpu = self.cfg.check_cpu(cpu)?;
         let object = c.cpu[cpu].freelist;
         if object != 0 && !c.debug() {
             let slot = c.cpu[cpu]
@@ -1662,10 +1588,9 @@ impl Slub {
             self.alloc_cpu(id, gfp, cpu, mem)?
         };
         let at = self.pa(object);
-        let c = self.caches[id.0 as usize].as_mut().expect("exists");
-        let base = self.cfg.page_offset
-            + c.slab(slot).pfn.as_u64() * PAGE_SIZE
-            + u64::from(c.red_left_pad);
+        let po = self.cfg.page_offset;
+        let c = self.cache_mut(id);
+        let base = po + c.slab(slot).pfn.as_u64() * PAGE_SIZE + u64::from(c.red_left_pad);
         let idx = c.obj_to_index(object - base) as u32;
         let s = c.slab_mut(slot);
         s.allocated[(idx / 64) as usize] |= 1 << (idx % 64);
@@ -1689,7 +1614,7 @@ impl Slub {
         let object = c.cpu[cpu].freelist;
         if object != 0 {
             let next = self.get_freepointer(c, object, mem.ram);
-            let c = self.caches[id.0 as usize].as_mut().expect("exists");
+            let c = self.cache_mut(id);
             c.cpu[cpu].freelist = next;
             c.stats.alloc_fastpath += 1;
             let slot = c.cpu[cpu]
@@ -1697,13 +1622,9 @@ impl Slub {
                 .expect("a CPU freelist belongs to the CPU's slab");
             return Ok((object, slot));
         }
-        self.caches[id.0 as usize]
-            .as_mut()
-            .expect("exists")
-            .stats
-            .alloc_slowpath += 1;
+        self.cache_mut(id).stats.alloc_slowpath += 1;
         loop {
-            let c = self.caches[id.0 as usize].as_mut().expect("exists");
+            let c = self.cache_mut(id);
             if let Some(slot) = c.cpu[cpu].slab {
                 // get_freelist(): what other CPUs freed to our slab.
                 let s = c.slab_mut(slot);
@@ -1730,13 +1651,13 @@ impl Slub {
                 continue;
             }
             let slot = self.new_slab(id, gfp, mem)?;
-            let c = self.caches[id.0 as usize].as_mut().expect("exists");
+            let po = self.cfg.page_offset;
+            let c = self.cache_mut(id);
             let s = c.slab_mut(slot);
             let fl = std::mem::take(&mut s.freelist);
             s.inuse = s.objects;
             s.state = SlabState::Cpu(cpu as u32);
-            let base =
-                self.cfg.page_offset + s.pfn.as_u64() * PAGE_SIZE + u64::from(c.red_left_pad);
+            let base = po + s.pfn.as_u64() * PAGE_SIZE + u64::from(c.red_left_pad);
             c.cpu[cpu].slab = Some(slot);
             c.cpu[cpu].base = base;
             return Ok((self.load_freelist(id, cpu, fl, mem.ram), slot));
@@ -1746,12 +1667,11 @@ impl Slub {
     /// Makes `slot` CPU `cpu`'s slab (`freeze_slab()`); its freelist is taken on the next
     /// turn of the loop.
     fn freeze(&mut self, id: CacheId, slot: u32, cpu: usize) {
-        let c = self.caches[id.0 as usize].as_mut().expect("exists");
+        let po = self.cfg.page_offset;
+        let c = self.cache_mut(id);
         debug_assert!(c.cpu[cpu].slab.is_none());
         c.slab_mut(slot).state = SlabState::Cpu(cpu as u32);
-        let base = self.cfg.page_offset
-            + c.slab(slot).pfn.as_u64() * PAGE_SIZE
-            + u64::from(c.red_left_pad);
+        let base = po + c.slab(slot).pfn.as_u64() * PAGE_SIZE + u64::from(c.red_left_pad);
         c.cpu[cpu].slab = Some(slot);
         c.cpu[cpu].base = base;
     }
@@ -1760,7 +1680,7 @@ impl Slub {
     fn load_freelist(&mut self, id: CacheId, cpu: usize, fl: u64, ram: &Ram) -> u64 {
         let c = self.cache(id).expect("exists");
         let next = self.get_freepointer(c, fl, ram);
-        self.caches[id.0 as usize].as_mut().expect("exists").cpu[cpu].freelist = next;
+        self.cache_mut(id).cpu[cpu].freelist = next;
         fl
     }
 
@@ -1776,11 +1696,7 @@ impl Slub {
             self.remove_partial(id, slot);
             if first.is_none() {
                 first = Some(slot);
-                self.caches[id.0 as usize]
-                    .as_mut()
-                    .expect("exists")
-                    .stats
-                    .alloc_from_partial += 1;
+                self.cache_mut(id).stats.alloc_from_partial += 1;
                 if !has_cpu_partial || cpu_partial_slabs == 0 {
                     break;
                 }
@@ -1806,11 +1722,7 @@ impl Slub {
         gfp: Gfp,
         mem: &mut SlabMem<'_>,
     ) -> Result<(u64, u32), SlabError> {
-        self.caches[id.0 as usize]
-            .as_mut()
-            .expect("exists")
-            .stats
-            .alloc_slowpath += 1;
+        self.cache_mut(id).stats.alloc_slowpath += 1;
         let c = self.cache(id).expect("exists");
         let slot = match c.node.partial_head {
             Some(slot) => slot,
@@ -1830,10 +1742,7 @@ impl Slub {
             // (mark everything used), the allocation fails.
             let fix = format!("FIX {}: Marking all objects used\n", c.name);
             self.remove_partial(id, slot);
-            let s = self.caches[id.0 as usize]
-                .as_mut()
-                .expect("exists")
-                .slab_mut(slot);
+            let s = self.cache_mut(id).slab_mut(slot);
             s.inuse = s.objects;
             s.freelist = 0;
             s.state = SlabState::Leaked;
@@ -1860,10 +1769,17 @@ impl Slub {
         cpu: u32,
         mem: &mut SlabMem<'_>,
     ) -> Result<(), SlabError> {
-        if cpu as usize >= self.cfg.nr_cpus.max(1) as usize {
-            return Err(SlabError::Invalid(format!("no CPU {cpu}")));
+        let cpu = self.cfg.check_cpu(cpu)?;
+        match self.locate(x, mem.pa) {
+            Ok(at) => self.cache_free_at(id, x, at, cpu, mem),
+            Err(why) => {
+                let name = id
+                    .or_else(|| self.cache_of_page(x, mem.pa))
+                    .and_then(|i| self.cache(i))
+                    .map_or("<unknown>", |c| c.name.as_str());
+                Err(self.bug(name, &why, &format!("object 0x{x:016x}")))
+            }
         }
-        self.cache_free(id, x, cpu as usize, mem)
     }
 
     fn bug(&self, name: &str, what: &str, detail: &str) -> SlabError {
@@ -1893,26 +1809,6 @@ fn bug_text(name: &str, what: &str, detail: &str) -> String {
 }
 
 impl Slub {
-    #[inline]
-    fn cache_free(
-        &mut self,
-        id: Option<CacheId>,
-        x: u64,
-        cpu: usize,
-        mem: &mut SlabMem<'_>,
-    ) -> Result<(), SlabError> {
-        match self.locate(x, mem.pa) {
-            Ok(at) => self.cache_free_at(id, x, at, cpu, mem),
-            Err(why) => {
-                let name = id
-                    .or_else(|| self.cache_of_page(x, mem.pa))
-                    .and_then(|i| self.cache(i))
-                    .map_or("<unknown>", |c| c.name.as_str());
-                Err(self.bug(name, &why, &format!("object 0x{x:016x}")))
-            }
-        }
-    }
-
     /// The free of `x`, which [`Slub::locate`] found as object `idx` of slab `slot` of `owner`.
     #[inline]
     fn cache_free_at(
@@ -1943,7 +1839,7 @@ impl Slub {
         // do_slab_free()'s fast path, in one borrow: an allocated object of the CPU's slab of
         // a cache without debugging goes onto the CPU freelist.
         let po = self.cfg.page_offset;
-        let c = self.caches[owner.0 as usize].as_mut().expect("located");
+        let c = self.cache_mut(owner);
         let (word, bit) = ((idx / 64) as usize, 1u64 << (idx % 64));
         if !c.debug() {
             let own = c.cpu[cpu].slab == Some(slot);
@@ -1970,13 +1866,7 @@ impl Slub {
                 };
                 if stays {
                     s.allocated[word] &= !bit;
-                    let _ = mem.ram.write_u64(
-                        PhysAddr::new(at - po),
-                        KmemCache::encode_ptr(c.random, s.freelist, at),
-                    );
-                    s.freelist = x;
-                    s.inuse -= 1;
-                    c.stats.free_slowpath += 1;
+                    c.push_to_slab(slot, x, po, mem.ram);
                     return Ok(());
                 }
             }
@@ -2013,7 +1903,7 @@ impl Slub {
             }
             self.init_object(c, x, SLUB_RED_INACTIVE, mem.ram);
         }
-        let c = self.caches[owner.0 as usize].as_mut().expect("located");
+        let c = self.cache_mut(owner);
         c.slab_mut(slot).allocated[(idx / 64) as usize] &= !(1 << (idx % 64));
         if c.debug() {
             self.free_to_partial_list(owner, slot, x, mem);
@@ -2024,7 +1914,7 @@ impl Slub {
             // do_slab_free() fast path.
             let head = c.cpu[cpu].freelist;
             self.set_freepointer(c, x, head, mem.ram);
-            let c = self.caches[owner.0 as usize].as_mut().expect("located");
+            let c = self.cache_mut(owner);
             c.cpu[cpu].freelist = x;
             c.stats.free_fastpath += 1;
             return Ok(());
@@ -2042,15 +1932,11 @@ impl Slub {
         cpu: usize,
         mem: &mut SlabMem<'_>,
     ) {
-        let c = self.cache(id).expect("exists");
-        let prior = c.slab(slot).freelist;
-        self.set_freepointer(c, x, prior, mem.ram);
-        let c = self.caches[id.0 as usize].as_mut().expect("exists");
-        c.stats.free_slowpath += 1;
+        let po = self.cfg.page_offset;
+        let c = self.cache_mut(id);
+        let prior = c.push_to_slab(slot, x, po, mem.ram);
         let (min_partial, nr_partial) = (c.min_partial, c.node.nr_partial);
-        let s = c.slab_mut(slot);
-        s.freelist = x;
-        s.inuse -= 1;
+        let s = c.slab(slot);
         let (inuse, state) = (s.inuse, s.state);
         match state {
             // Frozen (another CPU's slab): the object waits on the slab's freelist.
@@ -2074,16 +1960,10 @@ impl Slub {
 
     /// `free_to_partial_list()` (debug caches).
     fn free_to_partial_list(&mut self, id: CacheId, slot: u32, x: u64, mem: &mut SlabMem<'_>) {
-        let c = self.cache(id).expect("exists");
-        let prior = c.slab(slot).freelist;
-        self.set_freepointer(c, x, prior, mem.ram);
-        let c = self.caches[id.0 as usize].as_mut().expect("exists");
-        c.stats.free_slowpath += 1;
-        let (min_partial, nr_partial) = (c.min_partial, c.node.nr_partial);
-        let s = c.slab_mut(slot);
-        s.freelist = x;
-        s.inuse -= 1;
-        let free_slab = s.inuse == 0 && nr_partial >= min_partial;
+        let po = self.cfg.page_offset;
+        let c = self.cache_mut(id);
+        let prior = c.push_to_slab(slot, x, po, mem.ram);
+        let free_slab = c.slab(slot).inuse == 0 && c.node.nr_partial >= c.min_partial;
         if prior == 0 {
             if !free_slab {
                 self.add_partial(id, slot, true);
@@ -2237,11 +2117,9 @@ impl Slub {
         if x <= ZERO_SIZE_PTR {
             return Ok(());
         }
-        if cpu as usize >= self.cfg.nr_cpus.max(1) as usize {
-            return Err(SlabError::Invalid(format!("no CPU {cpu}")));
-        }
+        let cpu = self.cfg.check_cpu(cpu)?;
         let why = match self.locate(x, mem.pa) {
-            Ok(at) => return self.cache_free_at(None, x, at, cpu as usize, mem),
+            Ok(at) => return self.cache_free_at(None, x, at, cpu, mem),
             Err(why) => why,
         };
         if let Some(order) = self.large.remove(&x) {
@@ -2257,7 +2135,7 @@ impl Slub {
                 "WARNING: kfree(0x{x:016x}): Not a kmalloc allocation ({why})\n"
             )));
         }
-        self.kmem_cache_free(None, x, cpu, mem)
+        self.kmem_cache_free(None, x, cpu as u32, mem)
     }
 
     /// `ksize(x)`: the usable size of a kmalloc object (0 for ZERO_SIZE_PTR).
@@ -2283,6 +2161,44 @@ impl Slub {
 
     // ---- checks ----------------------------------------------------------------------
 
+    /// Follows a freelist in RAM from `head`: every object must be a free object of slab
+    /// `slot` of cache `id` (not allocated), and the list must end. Returns its length.
+    fn count_freelist(
+        &self,
+        c: &KmemCache,
+        id: CacheId,
+        slot: u32,
+        head: u64,
+        pa: &PageAlloc,
+        ram: &Ram,
+    ) -> Result<u32, String> {
+        let name = &c.name;
+        let (mut o, mut n) = (head, 0);
+        while o != 0 {
+            let Ok((oid, oslot, idx)) = self.locate(o, pa) else {
+                return Err(format!(
+                    "{name}: slab {slot} freelist has 0x{o:x}, no object"
+                ));
+            };
+            if oid != id || oslot != slot {
+                return Err(format!(
+                    "{name}: slab {slot} freelist has another slab's object"
+                ));
+            }
+            if c.slab(slot).allocated[(idx / 64) as usize] & (1 << (idx % 64)) != 0 {
+                return Err(format!(
+                    "{name}: allocated object 0x{o:x} on slab {slot}'s freelist"
+                ));
+            }
+            n += 1;
+            if n > c.slab(slot).objects {
+                return Err(format!("{name}: slab {slot} freelist loops"));
+            }
+            o = self.get_freepointer(c, o, ram);
+        }
+        Ok(n)
+    }
+
     /// Recomputes every cache's counters from its slabs and freelists in RAM: the node and
     /// partial-list counts, each slab's `inuse` against the objects on its freelist and on a
     /// CPU freelist, the allocated bitmap against both, and each slab page's role.
@@ -2293,28 +2209,11 @@ impl Slub {
             let mut total = 0u64;
             let mut on_cpu_freelist: std::collections::HashMap<u32, u32> = Default::default();
             for (cpu, cs) in c.cpu.iter().enumerate() {
-                let mut o = cs.freelist;
-                let mut n = 0;
-                while o != 0 {
-                    let Ok((oid, slot, idx)) = self.locate(o, pa) else {
-                        return Err(format!("{name}: cpu {cpu} freelist has 0x{o:x}, no object"));
-                    };
-                    if oid != id || Some(slot) != cs.slab {
-                        return Err(format!(
-                            "{name}: cpu {cpu} freelist object 0x{o:x} of another slab"
-                        ));
-                    }
-                    if c.slab(slot).allocated[(idx / 64) as usize] & (1 << (idx % 64)) != 0 {
-                        return Err(format!(
-                            "{name}: allocated object 0x{o:x} on cpu {cpu}'s freelist"
-                        ));
-                    }
-                    *on_cpu_freelist.entry(slot).or_default() += 1;
-                    n += 1;
-                    if n > c.objects {
-                        return Err(format!("{name}: cpu {cpu} freelist loops"));
-                    }
-                    o = self.get_freepointer(c, o, ram);
+                if let Some(slot) = cs.slab {
+                    let n = self.count_freelist(c, id, slot, cs.freelist, pa, ram)?;
+                    *on_cpu_freelist.entry(slot).or_default() += n;
+                } else if cs.freelist != 0 {
+                    return Err(format!("{name}: cpu {cpu} has a freelist but no slab"));
                 }
                 let mut p = cs.partial;
                 let mut len = 0;
@@ -2382,30 +2281,7 @@ impl Slub {
                         page.role()
                     ));
                 }
-                let mut free = 0;
-                let mut o = s.freelist;
-                while o != 0 {
-                    let Ok((oid, oslot, idx)) = self.locate(o, pa) else {
-                        return Err(format!(
-                            "{name}: slab {slot} freelist has 0x{o:x}, no object"
-                        ));
-                    };
-                    if oid != id || oslot != slot as u32 {
-                        return Err(format!(
-                            "{name}: slab {slot} freelist has another slab's object"
-                        ));
-                    }
-                    if s.allocated[(idx / 64) as usize] & (1 << (idx % 64)) != 0 {
-                        return Err(format!(
-                            "{name}: allocated object 0x{o:x} on slab {slot}'s freelist"
-                        ));
-                    }
-                    free += 1;
-                    if free > s.objects {
-                        return Err(format!("{name}: slab {slot} freelist loops"));
-                    }
-                    o = self.get_freepointer(c, o, ram);
-                }
+                let free = self.count_freelist(c, id, slot as u32, s.freelist, pa, ram)?;
                 if s.state == SlabState::Leaked {
                     if s.freelist != 0 || s.inuse != s.objects {
                         return Err(format!("{name}: leaked slab {slot} is in use"));

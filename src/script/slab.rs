@@ -140,6 +140,36 @@ fn cache_info(k: &KernelRef, c: &CacheRef) -> Fallible<rhai::Map> {
 
 pub(crate) fn register(engine: &mut Engine) {
     let zero = || Dynamic::from(0_i64);
+    // kmem_cache_alloc(c, gfp[, cpu]) and kmem_cache_free(c, x[, cpu]).
+    type CacheCall = fn(&KernelRef, &CacheRef, &Dynamic, &Dynamic) -> Fallible<i64>;
+    for (func, call) in [
+        ("kmem_cache_alloc", cache_alloc as CacheCall),
+        ("kmem_cache_free", cache_free),
+    ] {
+        engine
+            .register_fn(func, move |k: &mut KernelRef, c: CacheRef, a: Dynamic| {
+                call(k, &c, &a, &zero())
+            })
+            .register_fn(
+                func,
+                move |k: &mut KernelRef, c: CacheRef, a: Dynamic, cpu: Dynamic| {
+                    call(k, &c, &a, &cpu)
+                },
+            );
+    }
+    // kmalloc(size, gfp[, cpu]) and kzalloc(size, gfp[, cpu]).
+    for (func, zeroed) in [("kmalloc", false), ("kzalloc", true)] {
+        engine
+            .register_fn(func, move |k: &mut KernelRef, s: Dynamic, g: Dynamic| {
+                kmalloc(k, func, &s, &g, &zero(), zeroed)
+            })
+            .register_fn(
+                func,
+                move |k: &mut KernelRef, s: Dynamic, g: Dynamic, c: Dynamic| {
+                    kmalloc(k, func, &s, &g, &c, zeroed)
+                },
+            );
+    }
     engine
         .register_type_with_name::<CacheRef>("kmem_cache")
         .register_fn("to_string", |c: &mut CacheRef| {
@@ -149,30 +179,6 @@ pub(crate) fn register(engine: &mut Engine) {
             format!("kmem_cache({})", c.name)
         })
         .register_get("name", |c: &mut CacheRef| c.name.clone())
-        .register_fn(
-            "kmalloc",
-            move |k: &mut KernelRef, s: Dynamic, g: Dynamic| {
-                kmalloc(k, "kmalloc", &s, &g, &zero(), false)
-            },
-        )
-        .register_fn(
-            "kmalloc",
-            |k: &mut KernelRef, s: Dynamic, g: Dynamic, c: Dynamic| {
-                kmalloc(k, "kmalloc", &s, &g, &c, false)
-            },
-        )
-        .register_fn(
-            "kzalloc",
-            move |k: &mut KernelRef, s: Dynamic, g: Dynamic| {
-                kmalloc(k, "kzalloc", &s, &g, &zero(), true)
-            },
-        )
-        .register_fn(
-            "kzalloc",
-            |k: &mut KernelRef, s: Dynamic, g: Dynamic, c: Dynamic| {
-                kmalloc(k, "kzalloc", &s, &g, &c, true)
-            },
-        )
         .register_fn("kfree", move |k: &mut KernelRef, x: Dynamic| {
             kfree(k, &x, &zero())
         })
@@ -194,22 +200,6 @@ pub(crate) fn register(engine: &mut Engine) {
             |k: &mut KernelRef, n: Dynamic, s: Dynamic, a: Dynamic, f: Dynamic| {
                 cache_create(k, &n, &s, &a, &f)
             },
-        )
-        .register_fn(
-            "kmem_cache_alloc",
-            move |k: &mut KernelRef, c: CacheRef, g: Dynamic| cache_alloc(k, &c, &g, &zero()),
-        )
-        .register_fn(
-            "kmem_cache_alloc",
-            |k: &mut KernelRef, c: CacheRef, g: Dynamic, cpu: Dynamic| cache_alloc(k, &c, &g, &cpu),
-        )
-        .register_fn(
-            "kmem_cache_free",
-            move |k: &mut KernelRef, c: CacheRef, x: Dynamic| cache_free(k, &c, &x, &zero()),
-        )
-        .register_fn(
-            "kmem_cache_free",
-            |k: &mut KernelRef, c: CacheRef, x: Dynamic, cpu: Dynamic| cache_free(k, &c, &x, &cpu),
         )
         .register_fn(
             "kmem_cache_shrink",

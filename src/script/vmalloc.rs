@@ -34,32 +34,53 @@ fn done(r: Result<(), Errno>) -> i64 {
 }
 
 pub(crate) fn register(engine: &mut Engine) {
+    // vmalloc(size[, caller]) and vzalloc(size[, caller]).
+    for (func, zero) in [("vmalloc", false), ("vzalloc", true)] {
+        engine
+            .register_fn(func, move |k: &mut KernelRef, s: Dynamic| {
+                vmalloc(k, func, &s, zero, crate::kernel::vmalloc::DEFAULT_CALLER)
+            })
+            .register_fn(
+                func,
+                move |k: &mut KernelRef, s: Dynamic, caller: Dynamic| -> Fallible<i64> {
+                    let c = args::string(func, "caller", &caller)?;
+                    vmalloc(k, func, &s, zero, c.as_str())
+                },
+            );
+    }
+    // request_mem_region()/request_region() and their releases: iomem or ioports.
+    for (request, release, ports) in [
+        ("request_mem_region", "release_mem_region", false),
+        ("request_region", "release_region", true),
+    ] {
+        engine
+            .register_fn(
+                request,
+                move |k: &mut KernelRef, s: Dynamic, n: Dynamic, name: Dynamic| -> Fallible<i64> {
+                    let (s, n) = (word(request, "start", &s)?, args::size(request, "n", &n)?);
+                    let name = args::string(request, "name", &name)?;
+                    let mut k = k.borrow_mut();
+                    Ok(done(if ports {
+                        k.request_region(s, n, name.as_str())
+                    } else {
+                        k.request_mem_region(s, n, name.as_str())
+                    }))
+                },
+            )
+            .register_fn(
+                release,
+                move |k: &mut KernelRef, s: Dynamic, n: Dynamic| -> Fallible<i64> {
+                    let (s, n) = (word(release, "start", &s)?, args::size(release, "n", &n)?);
+                    let mut k = k.borrow_mut();
+                    Ok(done(if ports {
+                        k.release_region(s, n)
+                    } else {
+                        k.release_mem_region(s, n)
+                    }))
+                },
+            );
+    }
     engine
-        .register_fn("vmalloc", |k: &mut KernelRef, s: Dynamic| {
-            vmalloc(
-                k,
-                "vmalloc",
-                &s,
-                false,
-                crate::kernel::vmalloc::DEFAULT_CALLER,
-            )
-        })
-        .register_fn(
-            "vmalloc",
-            |k: &mut KernelRef, s: Dynamic, caller: Dynamic| -> Fallible<i64> {
-                let c = args::string("vmalloc", "caller", &caller)?;
-                vmalloc(k, "vmalloc", &s, false, c.as_str())
-            },
-        )
-        .register_fn("vzalloc", |k: &mut KernelRef, s: Dynamic| {
-            vmalloc(
-                k,
-                "vzalloc",
-                &s,
-                true,
-                crate::kernel::vmalloc::DEFAULT_CALLER,
-            )
-        })
         .register_fn("vfree", |k: &mut KernelRef, a: Dynamic| -> Fallible<i64> {
             let a = word("vfree", "address", &a)?;
             Ok(done(k.borrow_mut().vfree(a)))
@@ -100,40 +121,6 @@ pub(crate) fn register(engine: &mut Engine) {
             |k: &mut KernelRef, a: Dynamic| -> Fallible<i64> {
                 let a = word("iounmap", "address", &a)?;
                 Ok(done(k.borrow_mut().iounmap(a)))
-            },
-        )
-        .register_fn(
-            "request_mem_region",
-            |k: &mut KernelRef, s: Dynamic, n: Dynamic, name: Dynamic| -> Fallible<i64> {
-                let f = "request_mem_region";
-                let (s, n) = (word(f, "start", &s)?, args::size(f, "n", &n)?);
-                let name = args::string(f, "name", &name)?;
-                Ok(done(k.borrow_mut().request_mem_region(s, n, name.as_str())))
-            },
-        )
-        .register_fn(
-            "release_mem_region",
-            |k: &mut KernelRef, s: Dynamic, n: Dynamic| -> Fallible<i64> {
-                let f = "release_mem_region";
-                let (s, n) = (word(f, "start", &s)?, args::size(f, "n", &n)?);
-                Ok(done(k.borrow_mut().release_mem_region(s, n)))
-            },
-        )
-        .register_fn(
-            "request_region",
-            |k: &mut KernelRef, s: Dynamic, n: Dynamic, name: Dynamic| -> Fallible<i64> {
-                let f = "request_region";
-                let (s, n) = (word(f, "start", &s)?, args::size(f, "n", &n)?);
-                let name = args::string(f, "name", &name)?;
-                Ok(done(k.borrow_mut().request_region(s, n, name.as_str())))
-            },
-        )
-        .register_fn(
-            "release_region",
-            |k: &mut KernelRef, s: Dynamic, n: Dynamic| -> Fallible<i64> {
-                let f = "release_region";
-                let (s, n) = (word(f, "start", &s)?, args::size(f, "n", &n)?);
-                Ok(done(k.borrow_mut().release_region(s, n)))
             },
         )
         .register_fn("kmap", |k: &mut KernelRef, p: Dynamic| -> Fallible<i64> {

@@ -129,41 +129,27 @@ pub fn walk(
             let l2_at = u64::from(l1 & 0xffff_fc00) + 4 * u64::from((va >> 12) & 0xff);
             let l2 = read32(ram, l2_at).ok_or(fault(FSR_EXT_WALK_L1, domain))?;
             let pxn = l1 & (1 << 2) != 0;
-            match l2 & 0b11 {
+            // Large page: base 31:16, XN 15, TEX 14:12. Small page: base 31:12, TEX 8:6,
+            // XN 0. Both: nG 11, AP2 9, AP 5:4, C 3, B 2.
+            let (size, base_mask, xn_bit, tex_shift) = match l2 & 0b11 {
                 0b00 => return Err(fault(FSR_TRANS_PAGE, domain)),
-                0b01 => {
-                    // Large page: base 31:16, XN 15, TEX 14:12, nG 11, AP2 9, AP 5:4, C 3, B 2.
-                    let ap = ((l2 >> 7) & 0b100) | ((l2 >> 4) & 0b11);
-                    let attrs = (((l2 >> 12) & 7) << 2) | ((l2 >> 2) & 0b11);
-                    let base = u64::from(l2 & 0xffff_0000);
-                    (
-                        1 << 16,
-                        base,
-                        ap,
-                        attrs,
-                        l2 & (1 << 11) != 0,
-                        l2 & (1 << 15) != 0,
-                        pxn,
-                        true,
-                    )
-                }
-                _ => {
-                    // Small page: base 31:12, nG 11, AP2 9, TEX 8:6, AP 5:4, C 3, B 2, XN 0.
-                    let ap = ((l2 >> 7) & 0b100) | ((l2 >> 4) & 0b11);
-                    let attrs = (((l2 >> 6) & 7) << 2) | ((l2 >> 2) & 0b11);
-                    let base = u64::from(l2 & 0xffff_f000);
-                    (
-                        1 << 12,
-                        base,
-                        ap,
-                        attrs,
-                        l2 & (1 << 11) != 0,
-                        l2 & 1 != 0,
-                        pxn,
-                        true,
-                    )
-                }
-            }
+                0b01 => (1u64 << 16, 0xffff_0000, 15, 12),
+                _ => (1u64 << 12, 0xffff_f000, 0, 6),
+            };
+            let ap = ((l2 >> 7) & 0b100) | ((l2 >> 4) & 0b11);
+            let attrs = (((l2 >> tex_shift) & 7) << 2) | ((l2 >> 2) & 0b11);
+            let ng = l2 & (1 << 11) != 0;
+            let xn = l2 & (1 << xn_bit) != 0;
+            (
+                size,
+                u64::from(l2 & base_mask),
+                ap,
+                attrs,
+                ng,
+                xn,
+                pxn,
+                true,
+            )
         }
         0b10 => {
             // Section or supersection: nG 17, AP2 15, TEX 14:12, AP 11:10, XN 4, C 3, B 2,

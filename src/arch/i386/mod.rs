@@ -73,6 +73,27 @@ impl Features {
     };
 }
 
+impl Features {
+    /// The frame an entry (or CR3) points to: bits 51:12 with PAE, 31:12 without.
+    fn frame(self, e: u64) -> u64 {
+        if self.pae {
+            e & 0x000f_ffff_ffff_f000
+        } else {
+            e & 0xffff_f000
+        }
+    }
+
+    /// The address of `va`'s entry in `table`, a level indexed by `va` bits from `pae_shift`
+    /// (9 bits, 8-byte entries) with PAE or from `shift` (10 bits, 4-byte entries) without.
+    fn entry_at(self, table: u64, va: u64, pae_shift: u32, shift: u32) -> u64 {
+        if self.pae {
+            table + 8 * ((va >> pae_shift) & 511)
+        } else {
+            table + 4 * ((va >> shift) & 1023)
+        }
+    }
+}
+
 /// One entry a walk read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Step32 {
@@ -177,23 +198,22 @@ pub fn walk(
         if pdpte & (0b110 | 0x1e0 | NX | PAE_HIGH_RSVD) != 0 {
             return Err(rsvd);
         }
-        pdpte & 0x000f_ffff_ffff_f000
+        f.frame(pdpte)
     } else {
-        cr3 & 0xffff_f000
+        f.frame(cr3)
     };
-    let (pd_index, pde_size) = if f.pae {
-        ((va64 >> 21) & 511, 8)
-    } else {
-        (va64 >> 22, 4)
+    let at = f.entry_at(pd, va64, 21, 22);
+    // A directory or table entry: present, and no reserved bit set.
+    let usable = |e: u64| {
+        if e & P == 0 {
+            Err(fault(0))
+        } else if wide && (e & PAE_HIGH_RSVD != 0 || (!f.nx && e & NX != 0)) {
+            Err(rsvd)
+        } else {
+            Ok(e)
+        }
     };
-    let at = pd + pd_index * pde_size;
-    let pde = fetch(ram, "pd", at, wide, &mut steps).ok_or(rsvd)?;
-    if pde & P == 0 {
-        return Err(fault(0));
-    }
-    if wide && (pde & PAE_HIGH_RSVD != 0 || (!f.nx && pde & NX != 0)) {
-        return Err(rsvd);
-    }
+    let pde = usable(fetch(ram, "pd", at, wide, &mut steps).ok_or(rsvd)?)?;
     writable &= pde & RW != 0;
     user &= pde & US != 0;
     executable &= !(f.nx && pde & NX != 0);
@@ -221,30 +241,9 @@ pub fn walk(
         if pde & A == 0 {
             write(ram, at, pde | A, wide);
         }
-        let pt = if f.pae {
-            pde & 0x000f_ffff_ffff_f000
-        } else {
-            pde & 0xffff_f000
-        };
-        let (index, size) = if f.pae {
-            ((va64 >> 12) & 511, 8)
-        } else {
-            ((va64 >> 12) & 1023, 4)
-        };
-        let pat = pt + index * size;
-        let pte = fetch(ram, "pt", pat, wide, &mut steps).ok_or(rsvd)?;
-        if pte & P == 0 {
-            return Err(fault(0));
-        }
-        if wide && (pte & PAE_HIGH_RSVD != 0 || (!f.nx && pte & NX != 0)) {
-            return Err(rsvd);
-        }
-        let base = if f.pae {
-            pte & 0x000f_ffff_ffff_f000
-        } else {
-            pte & 0xffff_f000
-        };
-        (pat, pte, 4096, base)
+        let pat = f.entry_at(f.frame(pde), va64, 12, 12);
+        let pte = usable(fetch(ram, "pt", pat, wide, &mut steps).ok_or(rsvd)?)?;
+        (pat, pte, 4096, f.frame(pte))
     };
     if pde & PS == 0 {
         writable &= leaf & RW != 0;
@@ -299,24 +298,31 @@ mod tests {
         ram.write_u64(PhysAddr::new(at), v).unwrap();
     }
 
+    /// The translation of a walk that must succeed.
+    fn ok(r: &mut Ram, root: u64, va: u32, a: Access, f: Features) -> Translation32 {
+        walk(r, root, va, a, f, None).expect("translates")
+    }
+
+    /// The error code of a walk that must fault.
+    fn code(r: &mut Ram, root: u64, va: u32, a: Access, f: Features) -> u32 {
+        walk(r, root, va, a, f, None)
+            .expect_err("faults")
+            .error_code
+    }
+
+    const RSVD: u32 = X86_PF_PROT | X86_PF_RSVD;
+
     #[test]
     fn two_level_walks_4k_and_4m_pages() {
         let mut r = ram();
         let (pd, pt) = (0x1000u64, 0x2000u64);
+        let f = Features::TWO_LEVEL;
         // 0xc0000000 -> 4 MiB page at 0 (the kernel's lowmem map), supervisor, global.
         put32(&mut r, pd + 4 * 0x300, (P | RW | PS | G) as u32);
         // 0x08048000 -> PT -> frame 0x123000, user read-only.
         put32(&mut r, pd + 4 * 0x20, (0x2000 | P | RW | US) as u32);
         put32(&mut r, pt + 4 * 0x48, (0x12_3000 | P | US) as u32);
-        let t = walk(
-            &mut r,
-            pd,
-            0xc012_3456,
-            Access::KERNEL_WRITE,
-            Features::TWO_LEVEL,
-            None,
-        )
-        .unwrap();
+        let t = ok(&mut r, pd, 0xc012_3456, Access::KERNEL_WRITE, f);
         assert_eq!((t.phys, t.page_size, t.global), (0x12_3456, 4 << 20, true));
         assert_ne!(t.leaf & D, 0, "a write sets Dirty");
         let mut steps = Vec::new();
@@ -325,7 +331,7 @@ mod tests {
             pd,
             0x0804_8abc,
             Access::USER_READ,
-            Features::TWO_LEVEL,
+            f,
             Some(&mut steps),
         )
         .unwrap();
@@ -337,37 +343,16 @@ mod tests {
         r.read(PhysAddr::new(pd + 0x80), &mut b).unwrap();
         assert_ne!(u32::from_le_bytes(b) as u64 & A, 0);
         // A user write to a read-only page, a user read of a kernel page, a missing page.
-        let e = walk(
-            &mut r,
-            pd,
-            0x0804_8000,
-            Access::USER_WRITE,
-            Features::TWO_LEVEL,
-            None,
-        );
         assert_eq!(
-            e.unwrap_err().error_code,
+            code(&mut r, pd, 0x0804_8000, Access::USER_WRITE, f),
             X86_PF_PROT | X86_PF_WRITE | X86_PF_USER
         );
-        let e = walk(
-            &mut r,
-            pd,
-            0xc000_0000,
-            Access::USER_READ,
-            Features::TWO_LEVEL,
-            None,
-        );
-        assert_eq!(e.unwrap_err().error_code, X86_PF_PROT | X86_PF_USER);
-        let e = walk(
-            &mut r,
-            pd,
-            0x0804_9000,
-            Access::USER_READ,
-            Features::TWO_LEVEL,
-            None,
+        assert_eq!(
+            code(&mut r, pd, 0xc000_0000, Access::USER_READ, f),
+            X86_PF_PROT | X86_PF_USER
         );
         assert_eq!(
-            e.unwrap_err(),
+            walk(&mut r, pd, 0x0804_9000, Access::USER_READ, f, None).unwrap_err(),
             Fault32 {
                 addr: 0x0804_9000,
                 error_code: X86_PF_USER
@@ -375,31 +360,18 @@ mod tests {
         );
         // PSE-36: physical bits 39:32 in PDE bits 20:13; bit 21 is reserved.
         put32(&mut r, pd + 4 * 0x301, (P | PS | (0x5 << 13)) as u32);
-        let t = walk(
-            &mut r,
-            pd,
-            0xc040_0010,
-            Access::KERNEL_READ,
-            Features::TWO_LEVEL,
-            None,
-        );
-        assert_eq!(t.unwrap().phys, (5u64 << 32) | 0x10);
+        let t = ok(&mut r, pd, 0xc040_0010, Access::KERNEL_READ, f);
+        assert_eq!(t.phys, (5u64 << 32) | 0x10);
         put32(&mut r, pd + 4 * 0x302, (P | PS | (1 << 21)) as u32);
-        let e = walk(
-            &mut r,
-            pd,
-            0xc080_0000,
-            Access::KERNEL_READ,
-            Features::TWO_LEVEL,
-            None,
-        );
-        assert_eq!(e.unwrap_err().error_code, X86_PF_PROT | X86_PF_RSVD);
+        assert_eq!(code(&mut r, pd, 0xc080_0000, Access::KERNEL_READ, f), RSVD);
     }
 
     #[test]
     fn pae_walks_pdpt_pd_pt_with_nx() {
         let mut r = ram();
         let (pdpt, pd3, pd0, pt) = (0x1020u64, 0x3000u64, 0x4000u64, 0x5000u64);
+        let f = Features::PAE;
+        let read = Access::KERNEL_READ;
         put64(&mut r, pdpt + 8 * 3, pd3 | P);
         put64(&mut r, pdpt, pd0 | P);
         // 0xc0000000: a 2 MiB page at 0x200000, NX (data).
@@ -407,81 +379,32 @@ mod tests {
         // 0x00400000: PT -> frame at 36 bits (above 4 GiB), user, executable.
         put64(&mut r, pd0 + 8 * 2, pt | P | RW | US);
         put64(&mut r, pt + 8 * 5, 0xf_1234_5000 | P | RW | US);
-        let t = walk(
-            &mut r,
-            pdpt,
-            0xc001_0203,
-            Access::KERNEL_READ,
-            Features::PAE,
-            None,
-        )
-        .unwrap();
+        let t = ok(&mut r, pdpt, 0xc001_0203, read, f);
         assert_eq!(
             (t.phys, t.page_size, t.executable),
             (0x21_0203, 2 << 20, false)
         );
-        let fetch = Access {
-            exec: true,
-            ..Access::KERNEL_READ
-        };
-        let e = walk(&mut r, pdpt, 0xc000_0000, fetch, Features::PAE, None).unwrap_err();
-        assert_eq!(e.error_code, X86_PF_PROT | crate::hw::mmu::X86_PF_INSTR);
-        let t = walk(
-            &mut r,
-            pdpt,
-            0x0040_5678,
-            Access::USER_WRITE,
-            Features::PAE,
-            None,
-        )
-        .unwrap();
-        assert_eq!(t.phys, 0xf_1234_5678);
+        let fetch = Access { exec: true, ..read };
+        assert_eq!(
+            code(&mut r, pdpt, 0xc000_0000, fetch, f),
+            X86_PF_PROT | crate::hw::mmu::X86_PF_INSTR
+        );
+        assert_eq!(
+            ok(&mut r, pdpt, 0x0040_5678, Access::USER_WRITE, f).phys,
+            0xf_1234_5678
+        );
         // A missing PDPT entry; reserved PDPTE bits; XD with NX off; a misaligned 2 MiB page.
-        let e = walk(
-            &mut r,
-            pdpt,
-            0x4000_0000,
-            Access::KERNEL_READ,
-            Features::PAE,
-            None,
-        );
-        assert_eq!(e.unwrap_err().error_code, 0);
+        assert_eq!(code(&mut r, pdpt, 0x4000_0000, read, f), 0);
         put64(&mut r, pdpt + 8, pd0 | P | RW);
-        let e = walk(
-            &mut r,
-            pdpt,
-            0x4000_0000,
-            Access::KERNEL_READ,
-            Features::PAE,
-            None,
-        );
-        assert_eq!(e.unwrap_err().error_code, X86_PF_PROT | X86_PF_RSVD);
-        let no_nx = Features {
-            nx: false,
-            ..Features::PAE
-        };
-        let e = walk(&mut r, pdpt, 0xc000_0000, Access::KERNEL_READ, no_nx, None);
-        assert_eq!(e.unwrap_err().error_code, X86_PF_PROT | X86_PF_RSVD);
+        assert_eq!(code(&mut r, pdpt, 0x4000_0000, read, f), RSVD);
+        let no_nx = Features { nx: false, ..f };
+        assert_eq!(code(&mut r, pdpt, 0xc000_0000, read, no_nx), RSVD);
         put64(&mut r, pd3 + 8, 0x20_2000 | P | PS);
-        let e = walk(
-            &mut r,
-            pdpt,
-            0xc020_0000,
-            Access::KERNEL_READ,
-            Features::PAE,
-            None,
-        );
-        assert_eq!(e.unwrap_err().error_code, X86_PF_PROT | X86_PF_RSVD);
+        assert_eq!(code(&mut r, pdpt, 0xc020_0000, read, f), RSVD);
         // SMAP: a supervisor read of a user page faults unless EFLAGS.AC.
-        let smap = Features {
-            smap: true,
-            ..Features::PAE
-        };
-        assert!(walk(&mut r, pdpt, 0x0040_5000, Access::KERNEL_READ, smap, None).is_err());
-        let ac = Access {
-            ac: true,
-            ..Access::KERNEL_READ
-        };
+        let smap = Features { smap: true, ..f };
+        assert!(walk(&mut r, pdpt, 0x0040_5000, read, smap, None).is_err());
+        let ac = Access { ac: true, ..read };
         assert!(walk(&mut r, pdpt, 0x0040_5000, ac, smap, None).is_ok());
     }
 }

@@ -487,7 +487,7 @@ impl Builder<'_> {
                     continue;
                 }
                 // Otherwise it is split with its own protections (pte_clrhuge()).
-                prot = e.flags().difference(PteFlags::PSE);
+                prot = e.flags().without(PteFlags::PSE);
             }
             if mask & MASK_1G != 0 {
                 pages += 1;
@@ -542,7 +542,7 @@ impl Builder<'_> {
                     paddr_last = paddr_next;
                     continue;
                 }
-                new_prot = e.flags().difference(PteFlags::PSE);
+                new_prot = e.flags().without(PteFlags::PSE);
             }
             if mask & MASK_2M != 0 {
                 pages += 1;

@@ -64,38 +64,13 @@ impl PteFlags {
         ("NX", PteFlags::NX),
     ];
 
-    /// No flag.
-    pub const fn empty() -> PteFlags {
-        PteFlags(0)
-    }
-    /// The raw bits.
-    pub const fn bits(self) -> u64 {
-        self.0
-    }
     /// Flags from raw bits; frame bits are dropped.
     pub const fn from_bits_truncate(bits: u64) -> PteFlags {
         PteFlags(bits & !PFN_MASK)
     }
-    /// True when every bit of `other` is set.
-    pub const fn contains(self, other: PteFlags) -> bool {
-        self.0 & other.0 == other.0
-    }
-    /// The union.
-    pub const fn union(self, other: PteFlags) -> PteFlags {
-        PteFlags(self.0 | other.0)
-    }
-    /// `self` without the bits of `other`.
-    pub const fn difference(self, other: PteFlags) -> PteFlags {
-        PteFlags(self.0 & !other.0)
-    }
 }
 
-impl std::ops::BitOr for PteFlags {
-    type Output = PteFlags;
-    fn bitor(self, rhs: PteFlags) -> PteFlags {
-        self.union(rhs)
-    }
-}
+crate::flags::flag_set_ops!(PteFlags, u64);
 
 impl fmt::Debug for PteFlags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
