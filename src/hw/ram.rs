@@ -203,6 +203,20 @@ impl Ram {
         Ok(())
     }
 
+    /// The little-endian u32 at `addr` (a 2-level i386 page-table entry).
+    #[inline]
+    pub fn read_u32(&self, addr: PhysAddr) -> Result<u32, RamError> {
+        let mut b = [0u8; 4];
+        self.read(addr, &mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    /// Stores `value` little-endian at `addr` (a 2-level i386 page-table entry).
+    #[inline]
+    pub fn write_u32(&mut self, addr: PhysAddr, value: u32) -> Result<(), RamError> {
+        self.write(addr, &value.to_le_bytes())
+    }
+
     /// Copies `data` into RAM starting at `addr`.
     pub fn write(&mut self, addr: PhysAddr, data: &[u8]) -> Result<(), RamError> {
         let off = self.check(addr, data.len() as u64)?;

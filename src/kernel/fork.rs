@@ -225,8 +225,14 @@ impl Kernel {
             .mms
             .iter()
             .filter_map(|(&id, mm)| owner(id).map(|p| (p, mm)));
-        let mut hits =
-            crate::mm::rmap::rmap_walk(&self.ram, &self.page_alloc, &self.vm.anon_vmas, pfn, mms);
+        let mut hits = crate::mm::rmap::rmap_walk(
+            &self.ram,
+            self.pgtables.format(),
+            &self.page_alloc,
+            &self.vm.anon_vmas,
+            pfn,
+            mms,
+        );
         hits.sort_by_key(|h| (h.mm, h.addr));
         hits
     }
@@ -248,7 +254,7 @@ impl Kernel {
         let slot = self
             .pgtables
             .slot(&self.ram, mm.pgd, va, crate::mm::pgtable::Level::Pte)?;
-        let pte = crate::mm::pgtable::native_get_entry(&self.ram, slot.table, slot.index);
+        let pte = slot.read(&self.ram);
         crate::arch::x86_64::pgprot::pte_present(pte).then_some(pte)
     }
 
@@ -257,7 +263,7 @@ impl Kernel {
     /// inside: nothing is faulted in, no Accessed bit is set, the TLB is not consulted). None
     /// for an unknown pid or an address at or above the task's user range.
     pub fn user_pagewalk(&self, pid: Pid, addr: u64) -> Option<Vec<crate::hw::mmu::WalkStep>> {
-        use crate::mm::pgtable::{Level, native_get_entry};
+        let fmt = self.pgtables.format();
         let mm = self.mm_of(pid)?;
         if addr >= mm.task_size {
             return None;
@@ -265,16 +271,16 @@ impl Kernel {
         let va = crate::addr::VirtAddr::new(addr);
         let mut table = mm.pgd;
         let mut steps = Vec::with_capacity(4);
-        for level in Level::ALL {
-            let index = level.index(va);
-            let entry = native_get_entry(&self.ram, table, index);
+        for &level in fmt.levels() {
+            let index = fmt.index(level, va);
+            let entry = fmt.get(&self.ram, level, table, index);
             steps.push(crate::hw::mmu::WalkStep {
                 level: u32::from(level.number()),
                 table: table.phys(),
                 index: index as u32,
                 entry,
             });
-            if !level.is_table(entry) {
+            if !fmt.is_table(level, entry) {
                 break;
             }
             table = entry.pfn(false);

@@ -264,7 +264,11 @@ impl Kernel {
                 )));
             }
         }
-        let pgtables = PageTables::new(boot_map.pgd, boot_map.tables.len() as u64);
+        let pgtables = PageTables::new(
+            crate::mm::pgtable::PtFormat::X86_64,
+            boot_map.pgd,
+            boot_map.tables.len() as u64,
+        );
         let total: u64 = memory.iter().map(|r| r.len()).sum();
         log.push(format!(
             "Memory: {}K/{}K available",
@@ -611,8 +615,12 @@ impl Kernel {
     /// the leaves map), then every task and mm (VMA tree, vm_stat counters, PGD on pgd_list).
     pub fn validate(&self) -> Result<(), Inconsistency> {
         self.page_alloc.validate()?;
-        self.pgtables
-            .validate(&self.ram, &self.page_alloc, self.arch.direct_map_size())?;
+        self.pgtables.validate(
+            &self.ram,
+            &self.page_alloc,
+            self.arch.page_offset().as_u64(),
+            self.arch.direct_map_size(),
+        )?;
         self.slab
             .validate(&self.page_alloc, &self.ram)
             .map_err(|e| Inconsistency(format!("slab: {e}")))?;

@@ -403,6 +403,7 @@ impl Kernel {
         }
         crate::mm::debug::validate_user_memory(
             &self.ram,
+            self.pgtables.format(),
             &self.page_alloc,
             &self.vm,
             self.tasks.mms.values(),

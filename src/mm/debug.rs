@@ -18,7 +18,7 @@ use super::VmState;
 use super::mm_types::{MmCounter, MmStruct, NR_MM_COUNTERS};
 use super::page::{PageFlags, PageRole};
 use super::page_alloc::{Inconsistency, PageAlloc};
-use super::pgtable::{Level, native_get_entry};
+use super::pgtable::{Level, PtFormat};
 use super::vma::{VM_ACCOUNT, VM_LOCKED, VM_MAYSHARE, VM_SHARED};
 use crate::addr::{Pfn, VirtAddr};
 use crate::arch::x86_64::pgprot::{pte_present, pte_special, pte_write};
@@ -27,27 +27,39 @@ use crate::hw::ram::Ram;
 use std::collections::HashMap;
 
 /// Calls `f(va, pte)` for every non-empty PTE of the user half under `pgd`.
-fn for_each_user_pte(ram: &Ram, pgd: Pfn, mut f: impl FnMut(VirtAddr, Pte)) {
-    fn walk(ram: &Ram, table: Pfn, level: Level, base: u64, f: &mut dyn FnMut(VirtAddr, Pte)) {
-        let n = if level == Level::Pgd { 256 } else { 512 };
+fn for_each_user_pte(ram: &Ram, fmt: PtFormat, pgd: Pfn, mut f: impl FnMut(VirtAddr, Pte)) {
+    fn walk(
+        ram: &Ram,
+        fmt: PtFormat,
+        table: Pfn,
+        level: Level,
+        base: u64,
+        f: &mut dyn FnMut(VirtAddr, Pte),
+    ) {
+        let n = if level == Level::Pgd {
+            fmt.user_ptrs_per_pgd()
+        } else {
+            fmt.entries(level)
+        };
         for i in 0..n {
-            let e = native_get_entry(ram, table, i);
+            let e = fmt.get(ram, level, table, i);
             if e.is_none() {
                 continue;
             }
-            let va = base + ((i as u64) << level.shift());
-            match level.below() {
-                Some(below) if level.is_table(e) => walk(ram, e.pfn(false), below, va, f),
+            let va = base + ((i as u64) << fmt.shift(level));
+            match fmt.below(level) {
+                Some(below) if fmt.is_table(level, e) => walk(ram, fmt, e.pfn(false), below, va, f),
                 _ => f(VirtAddr::new(va), e),
             }
         }
     }
-    walk(ram, pgd, Level::Pgd, 0, &mut f);
+    walk(ram, fmt, pgd, Level::Pgd, 0, &mut f);
 }
 
 /// Checks the user memory of `mms` against the page tables and the struct pages.
 pub fn validate_user_memory<'a>(
     ram: &Ram,
+    fmt: PtFormat,
     pa: &PageAlloc,
     vm: &VmState,
     mms: impl Iterator<Item = &'a MmStruct>,
@@ -76,7 +88,7 @@ pub fn validate_user_memory<'a>(
                 mm.locked_vm, mm.locked_vm_orphaned
             ));
         }
-        for_each_user_pte(ram, mm.pgd, |va, pte| {
+        for_each_user_pte(ram, fmt, mm.pgd, |va, pte| {
             if problem.is_some() {
                 return;
             }
@@ -231,6 +243,7 @@ pub fn validate_user_memory<'a>(
         want.sort();
         let hits = super::rmap::rmap_walk(
             ram,
+            fmt,
             pa,
             &vm.anon_vmas,
             pfn,

@@ -348,7 +348,7 @@ impl MmCtx<'_> {
                         );
                         f(self, slot);
                         va += PAGE_SIZE;
-                        if va >= end || slot.index == 511 {
+                        if va >= end || slot.index == slot.fmt.entries(Level::Pte) - 1 {
                             break;
                         }
                         slot.index += 1;
@@ -357,13 +357,13 @@ impl MmCtx<'_> {
                 }
                 None => {
                     // Skip to the end of the first missing level's span.
-                    let span = [Level::Pud, Level::Pmd]
-                        .into_iter()
+                    let fmt = self.pgt.format();
+                    let missing = fmt.levels()[1..]
+                        .iter()
+                        .copied()
                         .find(|&l| self.pgt.tables.slot(self.pgt.ram, root, v, l).is_none())
-                        .map_or(Level::Pmd.span(), |l| {
-                            l.span() << 9 // the level above the missing one
-                        });
-                    let span = span.min(Level::Pgd.span());
+                        .unwrap_or(Level::Pte);
+                    let span = fmt.hole_span(missing);
                     va = (va & !(span - 1)).saturating_add(span);
                 }
             }
@@ -500,7 +500,7 @@ impl MmCtx<'_> {
             .pgt
             .tables
             .slot(self.pgt.ram, self.mm.pgd, addr, Level::Pte)?;
-        let pte = crate::mm::pgtable::native_get_entry(self.pgt.ram, slot.table, slot.index);
+        let pte = slot.read(self.pgt.ram);
         pte_present(pte).then_some(pte)
     }
 }

@@ -20,6 +20,7 @@ pub mod mremap;
 pub mod page;
 pub mod page_alloc;
 pub mod pgtable;
+pub mod pgtable_format;
 pub mod rmap;
 pub mod shmem;
 pub mod slub;

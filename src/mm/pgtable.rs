@@ -38,7 +38,7 @@
 
 use crate::addr::{PageSize, Pfn, PhysAddr, VirtAddr};
 use crate::arch::x86_64::PAGE_OFFSET;
-use crate::arch::x86_64::pgtable_types::{PAGE_TABLE, PFN_MASK, Pte, PteFlags};
+use crate::arch::x86_64::pgtable_types::{PFN_MASK, Pte, PteFlags};
 use crate::hw::ram::Ram;
 use crate::mm::gfp::Gfp;
 use crate::mm::page::PageRole;
@@ -47,123 +47,32 @@ use crate::mm::tlbflush::{FlushScope, FlushTarget, TlbFlush};
 use std::collections::HashSet;
 use std::fmt;
 
-/// Entries in one table at every level (`PTRS_PER_PTE`, `PTRS_PER_PMD`, ...).
+pub use super::pgtable_format::{Level, PtFormat};
+
+/// Entries in one x86-64 table at every level (`PTRS_PER_PTE`, `PTRS_PER_PMD`, ...).
 pub const PTRS_PER_TABLE: usize = 512;
-/// `PMD_SHIFT`: a PMD entry covers 2 MiB.
+/// `PMD_SHIFT` on x86-64: a PMD entry covers 2 MiB.
 pub const PMD_SHIFT: u32 = 21;
-/// `PUD_SHIFT`: a PUD entry covers 1 GiB.
+/// `PUD_SHIFT` on x86-64: a PUD entry covers 1 GiB.
 pub const PUD_SHIFT: u32 = 30;
-/// `PGDIR_SHIFT`: a PGD entry covers 512 GiB (4-level paging).
+/// `PGDIR_SHIFT` on x86-64: a PGD entry covers 512 GiB (4-level paging).
 pub const PGDIR_SHIFT: u32 = 39;
-/// `USER_PTRS_PER_PGD`: PGD entries of the user half (`TASK_SIZE_MAX` rounded up).
+/// `USER_PTRS_PER_PGD` on x86-64: PGD entries of the user half (`TASK_SIZE_MAX` rounded up).
 pub const USER_PTRS_PER_PGD: usize = 256;
-/// `KERNEL_PGD_BOUNDARY` = `pgd_index(PAGE_OFFSET)`: the first PGD entry `pgd_ctor()` copies
-/// from `swapper_pg_dir`. Entries 256..273 (the guard hole and the LDT remap area) are not
-/// shared.
+/// `KERNEL_PGD_BOUNDARY` = `pgd_index(PAGE_OFFSET)` on x86-64: the first PGD entry
+/// `pgd_ctor()` copies from `swapper_pg_dir`. Entries 256..273 (the guard hole and the LDT
+/// remap area) are not shared.
 pub const KERNEL_PGD_BOUNDARY: usize = ((PAGE_OFFSET >> PGDIR_SHIFT) & 511) as usize;
-/// The first byte of the kernel half (canonical addresses with bit 47 set).
+/// The first byte of the x86-64 kernel half (canonical addresses with bit 47 set).
 pub const KERNEL_HALF_START: u64 = 0xffff_8000_0000_0000;
 /// `GFP_PGTABLE_KERNEL`: how kernel page tables are allocated (include/asm-generic/pgalloc.h).
 pub const GFP_PGTABLE_KERNEL: Gfp = Gfp::KERNEL.union(Gfp::ZERO);
 /// `GFP_PGTABLE_USER`: user page tables are also charged to the memory cgroup.
 pub const GFP_PGTABLE_USER: Gfp = GFP_PGTABLE_KERNEL.union(Gfp::ACCOUNT);
 
-/// A paging level.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Level {
-    /// A page table: its entries map 4 KiB pages.
-    Pte = 1,
-    /// A page middle directory: entries map 2 MiB pages or point to PTE tables.
-    Pmd = 2,
-    /// A page upper directory: entries map 1 GiB pages or point to PMD tables.
-    Pud = 3,
-    /// The page global directory (with 4-level paging the P4D is folded into it).
-    Pgd = 4,
-}
-
-impl Level {
-    /// Every level, top first.
-    pub const ALL: [Level; 4] = [Level::Pgd, Level::Pud, Level::Pmd, Level::Pte];
-
-    /// The level with this number (4 = PGD ... 1 = PTE).
-    pub fn from_number(n: u32) -> Option<Level> {
-        match n {
-            4 => Some(Level::Pgd),
-            3 => Some(Level::Pud),
-            2 => Some(Level::Pmd),
-            1 => Some(Level::Pte),
-            _ => None,
-        }
-    }
-    /// 4 for the PGD ... 1 for a PTE table.
-    pub fn number(self) -> u8 {
-        self as u8
-    }
-    /// "PGD", "PUD", "PMD" or "PTE".
-    pub fn name(self) -> &'static str {
-        match self {
-            Level::Pgd => "PGD",
-            Level::Pud => "PUD",
-            Level::Pmd => "PMD",
-            Level::Pte => "PTE",
-        }
-    }
-    /// log2 of the bytes one entry covers.
-    pub fn shift(self) -> u32 {
-        12 + 9 * (self as u32 - 1)
-    }
-    /// Bytes one entry covers.
-    pub fn span(self) -> u64 {
-        1 << self.shift()
-    }
-    /// The entry index of `va` at this level (`pgd_index()`, `pud_index()`, ...): bits 47-39,
-    /// 38-30, 29-21 or 20-12.
-    pub fn index(self, va: VirtAddr) -> usize {
-        ((va.as_u64() >> self.shift()) & 511) as usize
-    }
-    /// The level of the tables this level's entries point to.
-    pub fn below(self) -> Option<Level> {
-        Level::from_number(self as u32 - 1)
-    }
-    /// The page size a leaf at this level maps (none for the PGD: PS is reserved there).
-    pub fn leaf_size(self) -> Option<PageSize> {
-        match self {
-            Level::Pte => Some(PageSize::SIZE_4K),
-            Level::Pmd => Some(PageSize::SIZE_2M),
-            Level::Pud => Some(PageSize::SIZE_1G),
-            Level::Pgd => None,
-        }
-    }
-    /// The level whose leaves map pages of `size`.
-    pub fn for_leaf_size(size: PageSize) -> Option<Level> {
-        match size.shift() {
-            12 => Some(Level::Pte),
-            21 => Some(Level::Pmd),
-            30 => Some(Level::Pud),
-            _ => None,
-        }
-    }
-    /// True when a present entry at this level maps a page rather than pointing to a table
-    /// (`pte_present()`, `pmd_leaf()`, `pud_leaf()`).
-    pub fn is_leaf(self, e: Pte) -> bool {
-        match self {
-            Level::Pte => true,
-            Level::Pmd | Level::Pud => e.flags().contains(PteFlags::PSE),
-            Level::Pgd => false,
-        }
-    }
-    /// True when the entry points to a lower table the MMU would walk: present, not a leaf, and
-    /// not a PGD entry with the reserved PS bit (`pgd_bad()`).
-    pub fn is_table(self, e: Pte) -> bool {
-        e.is_present()
-            && !self.is_leaf(e)
-            && !(self == Level::Pgd && e.flags().contains(PteFlags::PSE))
-    }
-}
-
 /// The names of an entry's flag bits joined by "|", as a level reads them: bit 7 is "PS" in
-/// upper levels and "PAT" in a PTE; bit 12 is "PAT" in a 2 MiB or 1 GiB leaf.
-pub fn flag_names(e: Pte, level: Level) -> String {
+/// upper levels and "PAT" in a PTE; bit 12 is "PAT" in a large leaf.
+pub fn flag_names(fmt: PtFormat, e: Pte, level: Level) -> String {
     let mut names = Vec::new();
     for &(name, f) in PteFlags::NAMES {
         if e.flags().contains(f) {
@@ -176,7 +85,7 @@ pub fn flag_names(e: Pte, level: Level) -> String {
         // PAT of a large leaf (bit 12) comes after the software bits 9-11 in bit order.
         if f == PteFlags::SOFT_DIRTY
             && level != Level::Pte
-            && level.is_leaf(e)
+            && fmt.is_leaf(level, e)
             && e.raw() & PteFlags::PAT_LARGE.bits() != 0
         {
             names.push("PAT");
@@ -185,15 +94,17 @@ pub fn flag_names(e: Pte, level: Level) -> String {
     names.join("|")
 }
 
-/// True for an address in the kernel half (bit 63 set; canonical ones start at
-/// 0xffff800000000000).
+/// True for an address in the x86-64 kernel half (bit 63 set; canonical ones start at
+/// 0xffff800000000000). [`PtFormat::is_kernel_half`] answers for every format.
 pub fn is_kernel_half(va: VirtAddr) -> bool {
-    va.as_u64() >> 63 == 1
+    PtFormat::X86_64.is_kernel_half(va)
 }
 
 /// Where a table entry lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Slot {
+    /// The format of the tables.
+    pub fmt: PtFormat,
     /// The root (PGD frame) the walk to this entry started from: init_mm's for kernel addresses.
     pub root: Pfn,
     /// The level of the table holding the entry.
@@ -207,49 +118,60 @@ pub struct Slot {
 }
 
 impl Slot {
-    /// Physical address of the entry's eight bytes.
+    /// A slot of the table `table` at `level` for `va`.
+    fn new(fmt: PtFormat, root: Pfn, level: Level, table: Pfn, va: VirtAddr) -> Slot {
+        Slot {
+            fmt,
+            root,
+            level,
+            table,
+            index: fmt.index(level, va),
+            va: VirtAddr::new(va.as_u64() & !(fmt.span(level) - 1)),
+        }
+    }
+    /// Physical address of the entry.
     pub fn phys(&self) -> PhysAddr {
-        PhysAddr::new(self.table.phys().as_u64() + self.index as u64 * 8)
+        self.fmt.entry_addr(self.table, self.index)
     }
     /// The first byte after the range the entry translates.
     pub fn va_end(&self) -> VirtAddr {
-        VirtAddr::new(self.va.as_u64().wrapping_add(self.level.span()))
+        VirtAddr::new(self.va.as_u64().wrapping_add(self.fmt.span(self.level)))
+    }
+    /// Reads the entry (`ptep_get()`, `pmdp_get()`, ...).
+    #[inline]
+    pub fn read(&self, ram: &Ram) -> Pte {
+        self.fmt.get(ram, self.level, self.table, self.index)
+    }
+    /// The page size a leaf here maps, if leaves may sit at this level.
+    pub fn leaf_size(&self) -> Option<PageSize> {
+        self.fmt.leaf_size(self.level)
+    }
+    /// True when `e`, stored here, is a leaf.
+    pub fn is_leaf(&self, e: Pte) -> bool {
+        self.fmt.is_leaf(self.level, e)
     }
 }
 
-/// `native_get_entry`: reads entry `index` of the table in frame `table`. A frame outside RAM
-/// reads as an empty entry.
+/// `native_get_entry` for x86-64 tables: reads entry `index` of the table in frame `table`. A
+/// frame outside RAM reads as an empty entry.
 pub fn native_get_entry(ram: &Ram, table: Pfn, index: usize) -> Pte {
     debug_assert!(index < PTRS_PER_TABLE);
-    let at = PhysAddr::new(table.phys().as_u64() + index as u64 * 8);
-    ram.read_u64(at).map_or(Pte::NONE, Pte::from_raw)
+    PtFormat::X86_64.get(ram, Level::Pte, table, index)
 }
 
-/// `native_set_pte()` and friends: writes the eight bytes of entry `index` of the table in frame
-/// `table`, and nothing else (no flush: callers return the [`TlbFlush`] the change needs).
+/// `native_set_pte()` and friends for x86-64 tables: writes the eight bytes of entry `index` of
+/// the table in frame `table`, and nothing else (no flush: callers return the [`TlbFlush`] the
+/// change needs).
 pub fn native_set_entry(ram: &mut Ram, table: Pfn, index: usize, e: Pte) {
     debug_assert!(index < PTRS_PER_TABLE);
-    let at = PhysAddr::new(table.phys().as_u64() + index as u64 * 8);
-    // Tables are RAM frames, so the write cannot be refused; a corrupt table pointer outside RAM
-    // is reported by validate(), not here.
-    let _ = ram.write_u64(at, e.raw());
+    PtFormat::X86_64.set(ram, Level::Pte, table, index, e);
 }
 
-/// The 512 entries of a table, as raw values.
-fn read_table(ram: &Ram, table: Pfn) -> Option<[u64; PTRS_PER_TABLE]> {
-    let bytes = ram.frame(table).ok()?;
-    let mut out = [0u64; PTRS_PER_TABLE];
-    for (i, chunk) in bytes.chunks_exact(8).enumerate() {
-        out[i] = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
-    }
-    Some(out)
-}
-
-/// The entry pointing to a lower table (`pmd_populate()`, `pud_populate()`, `p4d_populate()`:
-/// `_PAGE_TABLE | __pa(table)` — x86 uses `_PAGE_TABLE`, with _PAGE_USER, for kernel tables too;
-/// the leaf's permissions decide).
+/// The entry pointing to a lower x86-64 table (`pmd_populate()`, `pud_populate()`,
+/// `p4d_populate()`: `_PAGE_TABLE | __pa(table)` — x86 uses `_PAGE_TABLE`, with _PAGE_USER, for
+/// kernel tables too; the leaf's permissions decide).
 pub fn mk_table_entry(table: Pfn) -> Pte {
-    Pte::new(table, PAGE_TABLE).expect("table frames are RAM frames")
+    PtFormat::X86_64.table_entry(Level::Pmd, table)
 }
 
 /// Why a page-table operation was refused. Nothing was changed, except where noted.
@@ -260,8 +182,11 @@ pub enum PgtableError {
     /// The address lies in the guard hole or the LDT remap area below PAGE_OFFSET, which no
     /// PGD shares and nothing maps.
     Unmappable(VirtAddr),
-    /// Only 4 KiB, 2 MiB and 1 GiB leaves exist.
+    /// The format has no leaf of this size (x86-64: 4 KiB, 2 MiB, 1 GiB; i386: 4 KiB and
+    /// 4 MiB; PAE: 4 KiB and 2 MiB).
     BadPageSize(PageSize),
+    /// The level is folded in this format (the PUD with PAE; PUD and PMD with 2-level paging).
+    FoldedLevel(Level),
     /// The address or the frame is not aligned to the page size.
     Misaligned {
         /// Virtual address.
@@ -316,7 +241,8 @@ impl fmt::Display for PgtableError {
                 "{:#x} is in the guard hole / LDT area below PAGE_OFFSET",
                 va.as_u64()
             ),
-            PgtableError::BadPageSize(s) => write!(f, "no leaf of size {s:?} (4K, 2M or 1G)"),
+            PgtableError::BadPageSize(s) => write!(f, "no leaf of size {s:?} in this format"),
+            PgtableError::FoldedLevel(l) => write!(f, "the {} level is folded", l.name()),
             PgtableError::Misaligned { va, pfn, size } => write!(
                 f,
                 "{:#x} -> pfn {:#x} is not aligned to {size:?}",
@@ -377,6 +303,8 @@ struct PgdInfo {
 /// The machine's page tables: init_mm's PGD, every other PGD, and what boot built.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PageTables {
+    /// The format the tables are stored in.
+    fmt: PtFormat,
     /// `pgd_list`: every PGD, init_mm's (`swapper_pg_dir`) first.
     pgds: Vec<PgdInfo>,
     /// Table pages built at boot (init_mm's PGD included): reserved, not in NR_PAGETABLE.
@@ -395,10 +323,7 @@ pub struct Leaf {
 impl Leaf {
     /// The page size the leaf maps.
     pub fn size(&self) -> PageSize {
-        self.slot
-            .level
-            .leaf_size()
-            .expect("leaves are at levels 1-3")
+        self.slot.leaf_size().expect("leaves sit where leaves may")
     }
     /// The first frame it maps.
     pub fn pfn(&self) -> Pfn {
@@ -422,14 +347,20 @@ pub struct Unmapped {
 impl PageTables {
     /// The tables as boot leaves them: init_mm's PGD at `init_pgd` and `boot_tables` table
     /// pages (the PGD included) taken from memblock or the kernel image.
-    pub fn new(init_pgd: Pfn, boot_tables: u64) -> PageTables {
+    pub fn new(fmt: PtFormat, init_pgd: Pfn, boot_tables: u64) -> PageTables {
         PageTables {
+            fmt,
             pgds: vec![PgdInfo {
                 root: init_pgd,
                 tables: boot_tables.saturating_sub(1),
             }],
             boot_tables,
         }
+    }
+
+    /// The format the tables are stored in.
+    pub fn format(&self) -> PtFormat {
+        self.fmt
     }
 
     /// init_mm's PGD (`swapper_pg_dir`, `init_top_pgt`): the root of every kernel translation.
@@ -462,7 +393,7 @@ impl PageTables {
 
     /// The root edits of `va` go through: init_mm's for kernel addresses.
     fn root_for(&self, root: Pfn, va: VirtAddr) -> Pfn {
-        if is_kernel_half(va) {
+        if self.fmt.is_kernel_half(va) {
             self.init_pgd()
         } else {
             root
@@ -473,20 +404,15 @@ impl PageTables {
     /// `va` (`pgd_offset()`, `pud_offset()`, `pmd_offset()`, `pte_offset_kernel()`).
     pub fn slot(&self, ram: &Ram, root: Pfn, va: VirtAddr, level: Level) -> Option<Slot> {
         let root = self.root_for(root, va);
+        let fmt = self.fmt;
         let mut table = root;
-        for l in Level::ALL {
-            let slot = Slot {
-                root,
-                level: l,
-                table,
-                index: l.index(va),
-                va: VirtAddr::new(va.as_u64() & !(l.span() - 1)),
-            };
+        for &l in fmt.levels() {
+            let slot = Slot::new(fmt, root, l, table, va);
             if l == level {
                 return Some(slot);
             }
-            let e = native_get_entry(ram, table, slot.index);
-            if !l.is_table(e) {
+            let e = slot.read(ram);
+            if !fmt.is_table(l, e) {
                 return None;
             }
             table = e.pfn(false);
@@ -497,23 +423,18 @@ impl PageTables {
     /// `lookup_address_in_pgd()`: the present leaf that maps `va`, if any.
     pub fn lookup(&self, ram: &Ram, root: Pfn, va: VirtAddr) -> Option<Leaf> {
         let root = self.root_for(root, va);
+        let fmt = self.fmt;
         let mut table = root;
-        for l in Level::ALL {
-            let slot = Slot {
-                root,
-                level: l,
-                table,
-                index: l.index(va),
-                va: VirtAddr::new(va.as_u64() & !(l.span() - 1)),
-            };
-            let e = native_get_entry(ram, table, slot.index);
+        for &l in fmt.levels() {
+            let slot = Slot::new(fmt, root, l, table, va);
+            let e = slot.read(ram);
             if !e.is_present() {
                 return None;
             }
-            if l.is_leaf(e) {
+            if fmt.is_leaf(l, e) {
                 return Some(Leaf { slot, entry: e });
             }
-            if !l.is_table(e) {
+            if !fmt.is_table(l, e) {
                 return None;
             }
             table = e.pfn(false);
@@ -540,18 +461,23 @@ impl PageTables {
         &self,
         ram: &Ram,
         pa: &PageAlloc,
+        page_offset: u64,
         direct_map_size: u64,
     ) -> Result<(), Inconsistency> {
         let err = |s: String| Err(Inconsistency(s));
+        let fmt = self.fmt;
+        let boundary = fmt.kernel_pgd_boundary();
         let mut seen: HashSet<Pfn> = HashSet::new();
         let mut boot_seen = 0u64;
         let init = self.init_pgd();
-        let Some(init_entries) = read_table(ram, init) else {
+        let Some(init_entries) = fmt.table(ram, Level::Pgd, init) else {
             return err(format!("init_mm's PGD {:#x} is outside RAM", init.as_u64()));
         };
         let mut ctx = CheckCtx {
+            fmt,
             ram,
             pa,
+            page_offset,
             direct_map_size,
             seen: &mut seen,
             boot_seen: &mut boot_seen,
@@ -561,29 +487,30 @@ impl PageTables {
             if !ctx.visit_table(root, Level::Pgd)? {
                 return err(format!("PGD {:#x} is listed twice", root.as_u64()));
             }
-            let Some(entries) = read_table(ram, root) else {
+            let Some(entries) = fmt.table(ram, Level::Pgd, root) else {
                 return err(format!("PGD {:#x} is outside RAM", root.as_u64()));
             };
-            for (i, &raw) in entries.iter().enumerate() {
-                if n > 0 && i >= KERNEL_PGD_BOUNDARY {
-                    if raw != init_entries[i] {
+            for (i, &e) in entries.iter().enumerate() {
+                if n > 0 && i >= boundary {
+                    if e != init_entries[i] {
                         return err(format!(
-                            "PGD {:#x} entry {i} is {raw:#x}, swapper_pg_dir's is {:#x} \
+                            "PGD {:#x} entry {i} is {:#x}, swapper_pg_dir's is {:#x} \
                              (kernel half not in sync)",
                             root.as_u64(),
-                            init_entries[i]
+                            e.raw(),
+                            init_entries[i].raw()
                         ));
                     }
                     continue;
                 }
-                if (USER_PTRS_PER_PGD..KERNEL_PGD_BOUNDARY).contains(&i) && raw != 0 {
+                if (fmt.user_ptrs_per_pgd()..boundary).contains(&i) && !e.is_none() {
                     return err(format!(
-                        "PGD {:#x} entry {i} (guard hole / LDT area) is {raw:#x}",
-                        root.as_u64()
+                        "PGD {:#x} entry {i} (guard hole / LDT area) is {:#x}",
+                        root.as_u64(),
+                        e.raw()
                     ));
                 }
-                let va = sign_extend((i as u64) << PGDIR_SHIFT);
-                ctx.check_entry(Level::Pgd, root, i, Pte::from_raw(raw), va)?;
+                ctx.check_entry(Level::Pgd, root, i, e, fmt.pgd_va(i))?;
             }
         }
         // Every page-table page is a RAM frame that PageAlloc::validate() counts, by role, into
@@ -616,21 +543,14 @@ impl PageTables {
     }
 }
 
-/// Sign-extends a 48-bit address (bit 47 copied into 63..48).
-fn sign_extend(va: u64) -> VirtAddr {
-    if va & (1 << 47) != 0 {
-        VirtAddr::new(va | 0xffff_0000_0000_0000)
-    } else {
-        VirtAddr::new(va)
-    }
-}
-
 /// ISA_END_ADDRESS: `init_mem_mapping()` maps `[0, 1 MiB)` whole, holes included.
 const ISA_END_PFN: u64 = 0x100000 >> 12;
 
 struct CheckCtx<'a> {
+    fmt: PtFormat,
     ram: &'a Ram,
     pa: &'a PageAlloc,
+    page_offset: u64,
     direct_map_size: u64,
     seen: &'a mut HashSet<Pfn>,
     boot_seen: &'a mut u64,
@@ -666,6 +586,7 @@ impl CheckCtx<'_> {
         if e.is_none() {
             return Ok(());
         }
+        let fmt = self.fmt;
         let at = || {
             format!(
                 "{} {:#x}[{index}] ({:#x})",
@@ -676,30 +597,33 @@ impl CheckCtx<'_> {
         };
         let err = |s: String| Err(Inconsistency(format!("{}: {s}", at())));
         if !e.is_present() {
-            if level >= Level::Pud {
+            // Only PTEs and PMDs (migration entries) may hold non-present values; the 2-level
+            // PGD is the PMD folded.
+            let pmd_like = level == Level::Pmd || (fmt == PtFormat::I386 && level == Level::Pgd);
+            if level != Level::Pte && !pmd_like {
                 return err(format!("non-present entry {:#x}", e.raw()));
             }
             return Ok(());
         }
-        if level == Level::Pgd && e.flags().contains(PteFlags::PSE) {
-            return err("PS set in a PGD entry".into());
+        if fmt.leaf_size(level).is_none() && e.flags().contains(PteFlags::PSE) {
+            return err(format!("PS set in a {} entry", level.name()));
         }
-        if !level.is_leaf(e) {
+        if !fmt.is_leaf(level, e) {
             let child = e.pfn(false);
-            let below = level.below().expect("level 1 entries are leaves");
+            let below = fmt.below(level).expect("level 1 entries are leaves");
             if !self.visit_table(child, below)? {
                 return err(format!("table {:#x} is reachable twice", child.as_u64()));
             }
-            let Some(entries) = read_table(self.ram, child) else {
+            let Some(entries) = fmt.table(self.ram, below, child) else {
                 return err(format!("table {:#x} is outside RAM", child.as_u64()));
             };
-            for (i, &raw) in entries.iter().enumerate() {
-                let cva = VirtAddr::new(va.as_u64() + ((i as u64) << below.shift()));
-                self.check_entry(below, child, i, Pte::from_raw(raw), cva)?;
+            for (i, &ce) in entries.iter().enumerate() {
+                let cva = VirtAddr::new(va.as_u64() + ((i as u64) << fmt.shift(below)));
+                self.check_entry(below, child, i, ce, cva)?;
             }
             return Ok(());
         }
-        let size = level.leaf_size().expect("leaf level");
+        let size = fmt.leaf_size(level).expect("leaf level");
         let large = level != Level::Pte;
         if large && e.raw() & PFN_MASK & (size.bytes() - 1) & !PteFlags::PAT_LARGE.bits() != 0 {
             return err(format!("large leaf {:#x} is misaligned", e.raw()));
@@ -707,8 +631,8 @@ impl CheckCtx<'_> {
         let pfn = e.pfn(large);
         let frames = size.bytes() >> 12;
         let end = Pfn::new(pfn.as_u64() + frames);
-        let dm = va.as_u64().wrapping_sub(PAGE_OFFSET);
-        if va.as_u64() >= PAGE_OFFSET && dm < self.direct_map_size {
+        let dm = va.as_u64().wrapping_sub(self.page_offset);
+        if va.as_u64() >= self.page_offset && dm < self.direct_map_size {
             if pfn.phys().as_u64() != dm {
                 return err(format!(
                     "direct-map leaf maps {:#x}, not {dm:#x}",
@@ -721,7 +645,7 @@ impl CheckCtx<'_> {
         }
         // The vmalloc area maps devices too (ioremap); Kernel::validate_vmalloc() checks each
         // of its leaves against the area that owns it.
-        if crate::mm::vmalloc::is_vmalloc_addr(va.as_u64()) {
+        if fmt == PtFormat::X86_64 && crate::mm::vmalloc::is_vmalloc_addr(va.as_u64()) {
             return Ok(());
         }
         if !self.in_memory(pfn, end) {
@@ -755,8 +679,8 @@ pub struct Pgt<'a> {
 }
 
 /// Whose translations an edit at `va` in the tables rooted at `root` can make stale.
-fn flush_target(root: Pfn, va: VirtAddr) -> FlushTarget {
-    if is_kernel_half(va) {
+fn flush_target(fmt: PtFormat, root: Pfn, va: VirtAddr) -> FlushTarget {
+    if fmt.is_kernel_half(va) {
         FlushTarget::Kernel
     } else {
         FlushTarget::Mm {
@@ -769,12 +693,12 @@ fn flush_target(root: Pfn, va: VirtAddr) -> FlushTarget {
 /// non-present entry) or did not change; the page for a leaf; the whole span for a table
 /// pointer (the paging-structure caches and every translation below may hold it).
 fn flush_for(slot: Slot, old: Pte, new: Pte) -> TlbFlush {
-    let target = flush_target(slot.root, slot.va);
+    let target = flush_target(slot.fmt, slot.root, slot.va);
     if !old.is_present() || old == new {
         return TlbFlush::nothing(target);
     }
-    let scope = match slot.level.leaf_size() {
-        Some(size) if slot.level.is_leaf(old) => FlushScope::Page { va: slot.va, size },
+    let scope = match slot.leaf_size() {
+        Some(size) if slot.is_leaf(old) => FlushScope::Page { va: slot.va, size },
         _ => FlushScope::Range {
             start: slot.va,
             end: slot.va_end(),
@@ -785,15 +709,21 @@ fn flush_for(slot: Slot, old: Pte, new: Pte) -> TlbFlush {
 }
 
 impl Pgt<'_> {
+    /// The format of the tables.
+    pub fn format(&self) -> PtFormat {
+        self.tables.fmt
+    }
+
     /// Reads the entry at `slot`.
     pub fn get(&self, slot: Slot) -> Pte {
-        native_get_entry(self.ram, slot.table, slot.index)
+        slot.read(self.ram)
     }
 
     /// Writes `e` at `slot` and returns the flush the change needs.
     fn set_entry(&mut self, slot: Slot, e: Pte) -> TlbFlush {
         let old = self.get(slot);
-        native_set_entry(self.ram, slot.table, slot.index, e);
+        slot.fmt
+            .set(self.ram, slot.level, slot.table, slot.index, e);
         flush_for(slot, old, e)
     }
 
@@ -815,12 +745,13 @@ impl Pgt<'_> {
         self.set_entry(slot, pud)
     }
 
-    /// `set_pgd()` (`set_p4d()` with the P4D folded): writes a PGD entry; a kernel-half entry
-    /// is copied into every PGD (`sync_global_pgds()`).
+    /// `set_pgd()` (`set_p4d()` with the P4D folded; `set_pmd()` with 2-level paging, where
+    /// the PMD is folded into the PGD): writes a PGD entry; a kernel-half entry is copied into
+    /// every PGD (`sync_global_pgds()` on x86-64, `arch_sync_kernel_mappings()` on i386).
     pub fn set_pgd(&mut self, slot: Slot, pgd: Pte) -> TlbFlush {
         debug_assert_eq!(slot.level, Level::Pgd);
         let flush = self.set_entry(slot, pgd);
-        if is_kernel_half(slot.va) {
+        if slot.fmt.is_kernel_half(slot.va) {
             self.sync_global_pgd(slot.index, pgd);
         }
         flush
@@ -834,31 +765,24 @@ impl Pgt<'_> {
         self.set_entry(slot, Pte::NONE)
     }
 
-    /// `pmd_populate()` / `pmd_populate_kernel()`: points a PMD entry at a PTE table.
-    pub fn pmd_populate(&mut self, slot: Slot, pte_table: Pfn) -> TlbFlush {
-        debug_assert_eq!(slot.level, Level::Pmd);
-        self.set_entry(slot, mk_table_entry(pte_table))
-    }
-
-    /// `pud_populate()`: points a PUD entry at a PMD table.
-    pub fn pud_populate(&mut self, slot: Slot, pmd_table: Pfn) -> TlbFlush {
-        debug_assert_eq!(slot.level, Level::Pud);
-        self.set_entry(slot, mk_table_entry(pmd_table))
-    }
-
-    /// `pgd_populate()` (`p4d_populate()` with the P4D folded): points a PGD entry at a PUD
-    /// table; kernel-half entries reach every PGD.
-    pub fn pgd_populate(&mut self, slot: Slot, pud_table: Pfn) -> TlbFlush {
-        self.set_pgd(slot, mk_table_entry(pud_table))
+    /// `pmd_populate()` / `pud_populate()` / `pgd_populate()`: points the entry at `slot` to
+    /// the table `table` one level down (kernel-half PGD entries reach every PGD).
+    pub fn populate(&mut self, slot: Slot, table: Pfn) -> TlbFlush {
+        let e = slot.fmt.table_entry(slot.level, table);
+        if slot.level == Level::Pgd {
+            return self.set_pgd(slot, e);
+        }
+        self.set_entry(slot, e)
     }
 
     /// `sync_global_pgds()`: copies init_mm's kernel PGD entry `index` into every other PGD.
     fn sync_global_pgd(&mut self, index: usize, e: Pte) {
-        if index < KERNEL_PGD_BOUNDARY {
+        let fmt = self.tables.fmt;
+        if index < fmt.kernel_pgd_boundary() {
             return;
         }
         for info in self.tables.pgds.iter().skip(1) {
-            native_set_entry(self.ram, info.root, index, e);
+            fmt.set(self.ram, Level::Pgd, info.root, index, e);
         }
     }
 
@@ -893,13 +817,14 @@ impl Pgt<'_> {
 
     /// Checks `root` and `va` and returns the root the edit goes through.
     fn check_va(&self, root: Pfn, va: VirtAddr) -> Result<Pfn, PgtableError> {
+        let fmt = self.tables.fmt;
         if !self.tables.is_root(root) {
             return Err(PgtableError::NotARoot(root));
         }
-        if !crate::hw::mmu::is_canonical(va) {
+        if !fmt.is_valid_va(va) {
             return Err(PgtableError::NonCanonical(va));
         }
-        if is_kernel_half(va) && Level::Pgd.index(va) < KERNEL_PGD_BOUNDARY {
+        if fmt.is_kernel_half(va) && fmt.index(Level::Pgd, va) < fmt.kernel_pgd_boundary() {
             return Err(PgtableError::Unmappable(va));
         }
         Ok(self.tables.root_for(root, va))
@@ -915,38 +840,34 @@ impl Pgt<'_> {
         va: VirtAddr,
         level: Level,
     ) -> Result<Slot, PgtableError> {
+        let fmt = self.tables.fmt;
         let root = self.check_va(root, va)?;
+        if !fmt.has_level(level) {
+            return Err(PgtableError::FoldedLevel(level));
+        }
         let mut table = root;
-        for l in Level::ALL {
-            let slot = Slot {
-                root,
-                level: l,
-                table,
-                index: l.index(va),
-                va: VirtAddr::new(va.as_u64() & !(l.span() - 1)),
-            };
+        for &l in fmt.levels() {
+            let slot = Slot::new(fmt, root, l, table, va);
             if l == level {
                 return Ok(slot);
             }
             let e = self.get(slot);
-            let below = l.below().expect("levels above the target have one below");
+            let below = fmt
+                .below(l)
+                .expect("levels above the target have one below");
             if e.is_none() {
                 let new = self.alloc_table(root, below)?;
                 // A non-present entry becomes present: nothing cached can be stale.
-                let flush = match l {
-                    Level::Pgd => self.pgd_populate(slot, new),
-                    Level::Pud => self.pud_populate(slot, new),
-                    _ => self.pmd_populate(slot, new),
-                };
+                let flush = self.populate(slot, new);
                 debug_assert_eq!(flush.scope, FlushScope::Nothing);
                 flush.skip();
                 table = new;
                 continue;
             }
-            if !l.is_table(e) {
+            if !fmt.is_table(l, e) {
                 return Err(PgtableError::Overlap {
                     va: slot.va,
-                    size: l.leaf_size().unwrap_or(PageSize::SIZE_1G),
+                    size: fmt.leaf_size(l).unwrap_or(PageSize::SIZE_1G),
                 });
             }
             table = e.pfn(false);
@@ -971,8 +892,9 @@ impl Pgt<'_> {
     }
 
     /// Maps `[va, va + size)` to the frames from `pfn` with one leaf of `size` (4 KiB, 2 MiB or
-    /// 1 GiB) and `flags` (PSE is added for the large sizes, `pmd_mkhuge()`; PAT of a large
-    /// leaf is `PteFlags::PAT_LARGE`). Missing tables are allocated. Refused with
+    /// 1 GiB on x86-64; 4 KiB or 4 MiB with 2-level i386 paging; 4 KiB or 2 MiB with PAE) and
+    /// `flags` (PSE is added for the large sizes, `pmd_mkhuge()`; PAT of a large leaf is
+    /// `PteFlags::PAT_LARGE`). Missing tables are allocated. Refused with
     /// [`PgtableError::Overlap`] if anything is mapped in the range. An empty table where the
     /// leaf goes is freed first, as `pmd_free_pte_page()` / `pud_free_pmd_page()` do for vmap's
     /// huge mappings; that, and only that, needs a flush.
@@ -984,7 +906,10 @@ impl Pgt<'_> {
         size: PageSize,
         flags: PteFlags,
     ) -> Result<TlbFlush, PgtableError> {
-        let level = Level::for_leaf_size(size).ok_or(PgtableError::BadPageSize(size))?;
+        let fmt = self.tables.fmt;
+        let level = fmt
+            .for_leaf_size(size)
+            .ok_or(PgtableError::BadPageSize(size))?;
         if !va.is_aligned(size.bytes()) || !pfn.is_aligned_order(size.shift() - 12) {
             return Err(PgtableError::Misaligned { va, pfn, size });
         }
@@ -1000,7 +925,9 @@ impl Pgt<'_> {
         } else {
             flags | PteFlags::PSE
         };
-        let entry = Pte::new(pfn, flags).ok_or(PgtableError::BadPfn(pfn))?;
+        let entry = Pte::new(pfn, flags)
+            .filter(|&e| fmt.fits(level, e))
+            .ok_or(PgtableError::BadPfn(pfn))?;
         self.check_va(root, va)?;
         // Refuse before allocating anything: a leaf above, or anything mapped below.
         if let Some(leaf) = self.tables.lookup(self.ram, root, va) {
@@ -1011,12 +938,12 @@ impl Pgt<'_> {
         }
         let slot = self.alloc_slot(root, va, level)?;
         let old = self.get(slot);
-        let mut flush = TlbFlush::nothing(flush_target(slot.root, slot.va));
+        let mut flush = TlbFlush::nothing(flush_target(fmt, slot.root, slot.va));
         if !old.is_none() {
-            if !old.is_present() || level.is_leaf(old) {
+            if !old.is_present() || fmt.is_leaf(level, old) {
                 return Err(PgtableError::Overlap { va: slot.va, size });
             }
-            let below = level.below().expect("a table pointer has a level below");
+            let below = fmt.below(level).expect("a table pointer has a level below");
             if let Some(used) = self.first_used(old.pfn(false), below, slot.va) {
                 return Err(PgtableError::Overlap {
                     va: used.0,
@@ -1037,21 +964,21 @@ impl Pgt<'_> {
     /// from `va`: its address and the size its entry covers. Tables whose entries are all
     /// empty count as unused.
     fn first_used(&self, table: Pfn, level: Level, va: VirtAddr) -> Option<(VirtAddr, PageSize)> {
-        let entries = read_table(self.ram, table)?;
-        for (i, &raw) in entries.iter().enumerate() {
-            let e = Pte::from_raw(raw);
+        let fmt = self.tables.fmt;
+        let entries = fmt.table(self.ram, level, table)?;
+        for (i, &e) in entries.iter().enumerate() {
             if e.is_none() {
                 continue;
             }
-            let eva = VirtAddr::new(va.as_u64() + ((i as u64) << level.shift()));
-            if e.is_present() && !level.is_leaf(e) {
-                let below = level.below().expect("table pointer");
+            let eva = VirtAddr::new(va.as_u64() + ((i as u64) << fmt.shift(level)));
+            if e.is_present() && !fmt.is_leaf(level, e) {
+                let below = fmt.below(level).expect("table pointer");
                 if let Some(u) = self.first_used(e.pfn(false), below, eva) {
                     return Some(u);
                 }
                 continue;
             }
-            let size = level.leaf_size().unwrap_or(PageSize::SIZE_1G);
+            let size = fmt.leaf_size(level).unwrap_or(PageSize::SIZE_1G);
             return Some((eva, size));
         }
         None
@@ -1059,10 +986,11 @@ impl Pgt<'_> {
 
     /// Frees the table `table` at `level` and every table below it (all assumed empty of leaves).
     fn free_subtree(&mut self, root: Pfn, table: Pfn, level: Level) {
-        if let (Some(below), Some(entries)) = (level.below(), read_table(self.ram, table)) {
-            for &raw in &entries {
-                let e = Pte::from_raw(raw);
-                if e.is_present() && !level.is_leaf(e) {
+        let fmt = self.tables.fmt;
+        if let (Some(below), Some(entries)) = (fmt.below(level), fmt.table(self.ram, level, table))
+        {
+            for &e in &entries {
+                if e.is_present() && !fmt.is_leaf(level, e) {
                     self.free_subtree(root, e.pfn(false), below);
                 }
             }
@@ -1098,10 +1026,11 @@ impl Pgt<'_> {
     /// `[floor, ceiling)` (the space no neighbouring mapping uses; `ceiling` 0 means the top,
     /// as `USER_PGTABLES_CEILING`). Tables are freed bottom up, as `free_pte_range()`,
     /// `free_pmd_range()` and `free_pud_range()` do: a PTE table whenever its PMD entry is in
-    /// range, a PMD or PUD table only when the whole range it covers lies inside
-    /// `[floor, ceiling)`. The tables must already be empty (zapped): if one still has an entry,
+    /// range, a PMD or PUD table only when the whole range its parent entry covers lies inside
+    /// `[floor, ceiling)` (folded levels free nothing: `pud_free_tlb()` and `pmd_free_tlb()`
+    /// are empty there). The tables must already be empty (zapped): if one still has an entry,
     /// nothing is freed and [`PgtableError::StillMapped`] names it. Kernel-half PGD entries are
-    /// never cleared (every PGD shares them), so PUD tables of the kernel half stay.
+    /// never cleared (every PGD shares them), so the tables under them stay.
     pub fn free_pgd_range(
         &mut self,
         root: Pfn,
@@ -1110,12 +1039,13 @@ impl Pgt<'_> {
         floor: VirtAddr,
         ceiling: VirtAddr,
     ) -> Result<TlbFlush, PgtableError> {
+        let fmt = self.tables.fmt;
         let root = self.check_va(root, addr)?;
         // [addr, end) stays in one half; an end of 0 is the top of the kernel half.
         let last = VirtAddr::new(end.as_u64().wrapping_sub(1));
         if end.as_u64() <= addr.as_u64() && end.as_u64() != 0
-            || !crate::hw::mmu::is_canonical(last)
-            || is_kernel_half(last) != is_kernel_half(addr)
+            || !fmt.is_valid_va(last)
+            || fmt.is_kernel_half(last) != fmt.is_kernel_half(addr)
         {
             return Err(PgtableError::NonCanonical(end));
         }
@@ -1129,23 +1059,22 @@ impl Pgt<'_> {
         // Pass 1: every table to be freed must be empty but for tables also being freed.
         let freed: HashSet<Pfn> = plan.iter().map(|f| f.table).collect();
         for f in &plan {
-            let entries = read_table(self.ram, f.table).unwrap_or([0; PTRS_PER_TABLE]);
-            for (i, &raw) in entries.iter().enumerate() {
-                let e = Pte::from_raw(raw);
+            let entries = fmt.table(self.ram, f.level, f.table).unwrap_or_default();
+            for (i, &e) in entries.iter().enumerate() {
                 if e.is_none() {
                     continue;
                 }
                 let below_is_freed =
-                    e.is_present() && !f.level.is_leaf(e) && freed.contains(&e.pfn(false));
+                    e.is_present() && !fmt.is_leaf(f.level, e) && freed.contains(&e.pfn(false));
                 if !below_is_freed {
                     return Err(PgtableError::StillMapped(VirtAddr::new(
-                        f.va.wrapping_add((i as u64) << f.level.shift()),
+                        f.va.wrapping_add((i as u64) << fmt.shift(f.level)),
                     )));
                 }
             }
         }
         // Pass 2: clear the pointing entries and free, lowest level first.
-        let target = flush_target(root, addr);
+        let target = flush_target(fmt, root, addr);
         let mut flush = TlbFlush::nothing(target);
         for f in &plan {
             let cleared = self.pte_clear(f.parent);
@@ -1164,12 +1093,15 @@ impl Pgt<'_> {
         floor: u64,
         ceiling: u64,
     ) -> Vec<PlannedFree> {
+        let fmt = self.tables.fmt;
         let mut plan = Vec::new();
-        let pmd_mask = !((1u64 << PMD_SHIFT) - 1);
+        // PMD_SHIFT of the format (the 2-level PMD is folded into the PGD: 4 MiB).
+        let pmd_shift = fmt.shift(Level::Pmd);
+        let pmd_mask = !((1u64 << pmd_shift) - 1);
         // The adjustments at the top of free_pgd_range().
         let mut addr = addr & pmd_mask;
         if addr < floor {
-            addr = addr.wrapping_add(1 << PMD_SHIFT);
+            addr = addr.wrapping_add(1 << pmd_shift);
             if addr == 0 {
                 return plan;
             }
@@ -1183,159 +1115,150 @@ impl Pgt<'_> {
         }
         let mut end = end;
         if end.wrapping_sub(1) > ceiling.wrapping_sub(1) {
-            end = end.wrapping_sub(1 << PMD_SHIFT);
+            end = end.wrapping_sub(1 << pmd_shift);
         }
         if addr > end.wrapping_sub(1) {
             return plan;
         }
-        let kernel = addr >> 63 == 1;
-        let mut a = addr;
-        loop {
-            let next = addr_end(a, end, PGDIR_SHIFT);
-            let pgd_slot = Slot {
-                root,
-                level: Level::Pgd,
-                table: root,
-                index: Level::Pgd.index(VirtAddr::new(a)),
-                va: VirtAddr::new(a & !((1 << PGDIR_SHIFT) - 1)),
-            };
-            let e = native_get_entry(self.ram, root, pgd_slot.index);
-            if e.is_present() && !e.flags().contains(PteFlags::PSE) {
-                self.plan_pud(
-                    &mut plan,
-                    pgd_slot,
-                    e.pfn(false),
-                    a,
-                    next,
-                    floor,
-                    ceiling,
-                    kernel,
-                );
-            }
-            a = next;
-            if a == end {
-                break;
-            }
-        }
+        let range = FreeRange {
+            end,
+            floor,
+            ceiling,
+        };
+        self.plan_table(&mut plan, None, Level::Pgd, root, root, addr, &range);
         plan
     }
 
+    /// One table's part of `free_pgd_range()`: `free_p4d_range()`, `free_pud_range()` or
+    /// `free_pmd_range()` walking `[addr, range.end)` of the table `table` at `level`, then
+    /// the test at the end of the function for the table itself, whose parent entry is
+    /// `parent` (None for the PGD, which is never freed here).
     #[allow(clippy::too_many_arguments)]
-    fn plan_pud(
+    fn plan_table(
         &self,
         plan: &mut Vec<PlannedFree>,
-        parent: Slot,
-        pud: Pfn,
+        parent: Option<Slot>,
+        level: Level,
+        root: Pfn,
+        table: Pfn,
         addr: u64,
-        end: u64,
-        floor: u64,
-        ceiling: u64,
-        kernel: bool,
+        range: &FreeRange,
     ) {
+        let fmt = self.tables.fmt;
+        let shift = fmt.shift(level);
+        let below = fmt.below(level).expect("PTE tables are not walked");
+        let end = match parent {
+            Some(p) => range
+                .end
+                .wrapping_sub(1)
+                .min(p.va_end().as_u64().wrapping_sub(1))
+                .wrapping_add(1),
+            None => range.end,
+        };
         let start = addr;
         let mut a = addr;
         loop {
-            let next = addr_end(a, end, PUD_SHIFT);
-            let slot = self.child_slot(parent.root, Level::Pud, pud, a);
-            let e = native_get_entry(self.ram, pud, slot.index);
-            if e.is_present() && !Level::Pud.is_leaf(e) {
-                self.plan_pmd(plan, slot, e.pfn(false), a, next, floor, ceiling);
+            let next = addr_end(a, end, shift);
+            let slot = Slot::new(fmt, root, level, table, VirtAddr::new(a));
+            let e = slot.read(self.ram);
+            if fmt.is_table(level, e) {
+                if below == Level::Pte {
+                    // free_pte_range(): the PTE table goes whenever its PMD entry is in range.
+                    plan.push(PlannedFree {
+                        parent: slot,
+                        table: e.pfn(false),
+                        level: Level::Pte,
+                        va: a & !((1 << shift) - 1),
+                    });
+                } else {
+                    self.plan_table(plan, Some(slot), below, root, e.pfn(false), a, range);
+                }
             }
             a = next;
             if a == end {
                 break;
             }
         }
-        // free_pud_range()'s tail, at the folded P4D level: the PUD table goes if the whole
-        // 512 GiB it covers is in [floor, ceiling). Kernel PGD entries are never cleared.
-        if !kernel && covers(start, end, floor, ceiling, PGDIR_SHIFT) {
-            plan.push(PlannedFree {
-                parent,
-                table: pud,
-                level: Level::Pud,
-                va: start & !((1 << PGDIR_SHIFT) - 1),
-            });
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn plan_pmd(
-        &self,
-        plan: &mut Vec<PlannedFree>,
-        parent: Slot,
-        pmd: Pfn,
-        addr: u64,
-        end: u64,
-        floor: u64,
-        ceiling: u64,
-    ) {
-        let start = addr;
-        let mut a = addr;
-        loop {
-            let next = addr_end(a, end, PMD_SHIFT);
-            let slot = self.child_slot(parent.root, Level::Pmd, pmd, a);
-            let e = native_get_entry(self.ram, pmd, slot.index);
-            if e.is_present() && !Level::Pmd.is_leaf(e) {
-                // free_pte_range(): the PTE table goes whenever its PMD entry is in range.
+        // The tail of free_pmd_range() / free_pud_range(): this table goes if the whole range
+        // its parent entry covers is in [floor, ceiling). Kernel PGD entries are never cleared.
+        if let Some(parent) = parent {
+            let pshift = fmt.shift(parent.level);
+            let kernel = parent.level == Level::Pgd && fmt.is_kernel_half(parent.va);
+            if !kernel && covers(start, end, range.floor, range.ceiling, pshift) {
                 plan.push(PlannedFree {
-                    parent: slot,
-                    table: e.pfn(false),
-                    level: Level::Pte,
-                    va: a & !((1 << PMD_SHIFT) - 1),
+                    parent,
+                    table,
+                    level,
+                    va: start & !((1 << pshift) - 1),
                 });
             }
-            a = next;
-            if a == end {
-                break;
-            }
-        }
-        // free_pmd_range()'s tail.
-        if covers(start, end, floor, ceiling, PUD_SHIFT) {
-            plan.push(PlannedFree {
-                parent,
-                table: pmd,
-                level: Level::Pmd,
-                va: start & !((1 << PUD_SHIFT) - 1),
-            });
-        }
-    }
-
-    fn child_slot(&self, root: Pfn, level: Level, table: Pfn, va: u64) -> Slot {
-        let va = VirtAddr::new(va);
-        Slot {
-            root,
-            level,
-            table,
-            index: level.index(va),
-            va: VirtAddr::new(va.as_u64() & !(level.span() - 1)),
         }
     }
 
     /// `pgd_alloc()`: a new PGD for an address space, zeroed, with init_mm's kernel entries
-    /// `KERNEL_PGD_BOUNDARY..512` copied in (`pgd_ctor()` → `clone_pgd_range()`) and put on
+    /// `KERNEL_PGD_BOUNDARY..` copied in (`pgd_ctor()` → `clone_pgd_range()`) and put on
     /// `pgd_list` so later kernel PGD entries reach it. Counted in NR_PAGETABLE
     /// (`pagetable_pgd_ctor()`). With PTI off it is one page (`pgd_allocation_order()` 0).
+    /// With PAE the user PMDs are allocated and hooked in at once (`preallocate_pmds()`,
+    /// `pgd_prepopulate_pmd()`): the CPU loads the four PDPT entries with CR3, so they must
+    /// not change while the PGD is in use.
     pub fn pgd_alloc(&mut self) -> Result<Pfn, PgtableError> {
-        let pgd = self
-            .page_alloc
-            .pagetable_alloc(GFP_PGTABLE_USER, Level::Pgd.number(), self.ram)
-            .map_err(PgtableError::NoMemory)?;
+        let fmt = self.tables.fmt;
+        let boundary = fmt.kernel_pgd_boundary();
+        let mut pmds = Vec::new();
+        if fmt == PtFormat::I386Pae {
+            for _ in 0..boundary {
+                match self.page_alloc.pagetable_alloc(
+                    GFP_PGTABLE_USER,
+                    Level::Pmd.number(),
+                    self.ram,
+                ) {
+                    Ok(p) => pmds.push(p),
+                    Err(e) => {
+                        // free_pmds(): give back what was taken.
+                        for p in pmds {
+                            let _ = self.page_alloc.pagetable_free(p, self.ram);
+                        }
+                        return Err(PgtableError::NoMemory(e));
+                    }
+                }
+            }
+        }
+        let pgd =
+            match self
+                .page_alloc
+                .pagetable_alloc(GFP_PGTABLE_USER, Level::Pgd.number(), self.ram)
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    for p in pmds {
+                        let _ = self.page_alloc.pagetable_free(p, self.ram);
+                    }
+                    return Err(PgtableError::NoMemory(e));
+                }
+            };
         let init = self.tables.init_pgd();
-        for i in KERNEL_PGD_BOUNDARY..PTRS_PER_TABLE {
-            let e = native_get_entry(self.ram, init, i);
-            native_set_entry(self.ram, pgd, i, e);
+        for i in boundary..fmt.entries(Level::Pgd) {
+            let e = fmt.get(self.ram, Level::Pgd, init, i);
+            fmt.set(self.ram, Level::Pgd, pgd, i, e);
+        }
+        for (i, &pmd) in pmds.iter().enumerate() {
+            let e = fmt.table_entry(Level::Pgd, pmd);
+            fmt.set(self.ram, Level::Pgd, pgd, i, e);
         }
         self.tables.pgds.push(PgdInfo {
             root: pgd,
-            tables: 0,
+            tables: pmds.len() as u64,
         });
         Ok(pgd)
     }
 
     /// `pgd_free()`: takes the PGD off `pgd_list` (`pgd_dtor()`) and frees it. Its user half
-    /// must hold no tables any more (`free_pgtables()` runs first at exit); otherwise nothing
-    /// changes and [`PgtableError::StillMapped`] names the first entry in use.
+    /// must hold no tables any more (`free_pgtables()` runs first at exit; with PAE the
+    /// preallocated PMDs must be empty and are freed here, `pgd_mop_up_pmds()`); otherwise
+    /// nothing changes and [`PgtableError::StillMapped`] names the first entry in use.
     pub fn pgd_free(&mut self, root: Pfn) -> Result<(), PgtableError> {
+        let fmt = self.tables.fmt;
         if root == self.tables.init_pgd() {
             return Err(PgtableError::InitMm);
         }
@@ -1345,18 +1268,38 @@ impl Pgt<'_> {
             .iter()
             .position(|p| p.root == root)
             .ok_or(PgtableError::NotARoot(root))?;
-        for idx in 0..KERNEL_PGD_BOUNDARY {
-            if !native_get_entry(self.ram, root, idx).is_none() {
-                return Err(PgtableError::StillMapped(VirtAddr::new(
-                    (idx as u64) << PGDIR_SHIFT,
-                )));
+        let mut mop_up = Vec::new();
+        for idx in 0..fmt.kernel_pgd_boundary() {
+            let e = fmt.get(self.ram, Level::Pgd, root, idx);
+            if e.is_none() {
+                continue;
             }
+            let va = fmt.pgd_va(idx);
+            if fmt == PtFormat::I386Pae && fmt.is_table(Level::Pgd, e) {
+                let pmd = e.pfn(false);
+                if let Some(used) = self.first_used(pmd, Level::Pmd, va) {
+                    return Err(PgtableError::StillMapped(used.0));
+                }
+                mop_up.push(pmd);
+                continue;
+            }
+            return Err(PgtableError::StillMapped(va));
+        }
+        for pmd in mop_up {
+            self.free_table(root, pmd);
         }
         self.tables.pgds.remove(i);
         let freed = self.page_alloc.pagetable_free(root, self.ram);
         debug_assert!(freed.is_ok(), "{freed:?}");
         Ok(())
     }
+}
+
+/// The range and limits of one `free_pgd_range()`.
+struct FreeRange {
+    end: u64,
+    floor: u64,
+    ceiling: u64,
 }
 
 /// A table `free_pgd_range()` will free, and the entry that points to it.
@@ -1405,26 +1348,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn indices_are_the_address_bits() {
-        let va = VirtAddr::new(0xffff_8881_2345_6789);
-        assert_eq!(Level::Pgd.index(va), 273);
-        assert_eq!(Level::Pud.index(va), 4);
-        assert_eq!(Level::Pmd.index(va), 0x11a);
-        assert_eq!(Level::Pte.index(va), 0x56);
-        assert_eq!(KERNEL_PGD_BOUNDARY, 273);
-        assert_eq!(Level::Pmd.leaf_size(), Some(PageSize::SIZE_2M));
-        assert_eq!(Level::for_leaf_size(PageSize::SIZE_1G), Some(Level::Pud));
-    }
-
-    #[test]
     fn flag_names_read_bit_7_by_level() {
         let e = Pte::from_raw(0x8000_0000_0020_01e3);
-        assert_eq!(flag_names(e, Level::Pmd), "P|RW|A|D|PS|G|NX");
-        assert_eq!(flag_names(e, Level::Pte), "P|RW|A|D|PAT|G|NX");
+        assert_eq!(
+            flag_names(PtFormat::X86_64, e, Level::Pmd),
+            "P|RW|A|D|PS|G|NX"
+        );
+        assert_eq!(
+            flag_names(PtFormat::X86_64, e, Level::Pte),
+            "P|RW|A|D|PAT|G|NX"
+        );
         let pat = Pte::from_raw(0x0000_0000_0020_1083);
-        assert_eq!(flag_names(pat, Level::Pmd), "P|RW|PS|PAT");
-        assert_eq!(flag_names(Pte::from_raw(0x67), Level::Pgd), "P|RW|US|A|D");
-        assert_eq!(flag_names(Pte::NONE, Level::Pud), "");
+        assert_eq!(flag_names(PtFormat::X86_64, pat, Level::Pmd), "P|RW|PS|PAT");
+        assert_eq!(
+            flag_names(PtFormat::X86_64, Pte::from_raw(0x67), Level::Pgd),
+            "P|RW|US|A|D"
+        );
+        assert_eq!(flag_names(PtFormat::X86_64, Pte::NONE, Level::Pud), "");
     }
 
     #[test]

@@ -26,7 +26,7 @@ use crate::hw::ram::Ram;
 use crate::mm::mm_types::MmStruct;
 use crate::mm::page::{PageFlags, PageRole};
 use crate::mm::page_alloc::PageAlloc;
-use crate::mm::pgtable::{Level, native_get_entry};
+use crate::mm::pgtable::{Level, PtFormat};
 use crate::mm::vma::{AnonVmaId, Vma};
 use std::collections::HashMap;
 
@@ -110,14 +110,14 @@ pub struct RmapHit<K> {
 }
 
 /// The leaf PTE for `va` under `pgd`, reading the tables in RAM (no allocation).
-fn pte_at(ram: &Ram, pgd: Pfn, va: VirtAddr) -> Option<Pte> {
+fn pte_at(ram: &Ram, fmt: PtFormat, pgd: Pfn, va: VirtAddr) -> Option<Pte> {
     let mut table = pgd;
-    for l in Level::ALL {
-        let e = native_get_entry(ram, table, l.index(va));
+    for &l in fmt.levels() {
+        let e = fmt.get(ram, l, table, fmt.index(l, va));
         if l == Level::Pte {
             return Some(e);
         }
-        if !l.is_table(e) {
+        if !fmt.is_table(l, e) {
             return None;
         }
         table = e.pfn(false);
@@ -140,6 +140,7 @@ fn vma_address(vma: &Vma, index: u64) -> Option<VirtAddr> {
 /// has no reverse mapping and gives nothing.
 pub fn rmap_walk<'a, K: Copy + 'a>(
     ram: &Ram,
+    fmt: PtFormat,
     pa: &PageAlloc,
     anon_vmas: &AnonVmas,
     pfn: Pfn,
@@ -162,7 +163,7 @@ pub fn rmap_walk<'a, K: Copy + 'a>(
             let Some(addr) = vma_address(v, index) else {
                 continue;
             };
-            let Some(pte) = pte_at(ram, mm.pgd, addr) else {
+            let Some(pte) = pte_at(ram, fmt, mm.pgd, addr) else {
                 continue;
             };
             if pte_present(pte) && !pte_special(pte) && pte.pfn(false) == pfn {

@@ -39,7 +39,7 @@ use crate::kernel::{Errno, Kernel, Pid};
 use crate::mm::mm_types::{MmCounter, MmStruct};
 use crate::mm::page::{Page, PageFlags, PageRole};
 use crate::mm::page_alloc::PageAlloc;
-use crate::mm::pgtable::{Level, PageTables, native_get_entry};
+use crate::mm::pgtable::{Level, PageTables, PtFormat};
 use crate::mm::vma::{VM_HUGEPAGE, VM_LOCKED, VM_NOHUGEPAGE, VM_SOFTDIRTY, Vma};
 
 /// The global THP mode, `/sys/kernel/mm/transparent_hugepage/enabled`.
@@ -137,7 +137,7 @@ impl<'a> MmWalk<'a> {
         let slot = self
             .tables
             .slot(self.ram, self.mm.pgd, VirtAddr::new(va), Level::Pte)?;
-        Some(native_get_entry(self.ram, slot.table, slot.index))
+        Some(slot.read(self.ram))
     }
 
     /// `walk_page_range()` over `[start, end)`: calls `f(va, pte)` for each non-none PTE,
@@ -149,10 +149,11 @@ impl<'a> MmWalk<'a> {
             match self.tables.slot(self.ram, self.mm.pgd, v, Level::Pte) {
                 Some(slot) => {
                     // The rest of this PTE table, up to `end`.
-                    let table_end = (va | (Level::Pmd.span() - 1)).saturating_add(1).min(end);
+                    let span = slot.fmt.hole_span(Level::Pte);
+                    let table_end = (va | (span - 1)).saturating_add(1).min(end);
                     let mut index = slot.index;
                     while va < table_end {
-                        let pte = native_get_entry(self.ram, slot.table, index);
+                        let pte = slot.fmt.get(self.ram, Level::Pte, slot.table, index);
                         if !pte.is_none() {
                             f(va, pte);
                         }
@@ -162,12 +163,14 @@ impl<'a> MmWalk<'a> {
                 }
                 None => {
                     // The highest missing level decides how far nothing is mapped.
-                    let missing = [Level::Pud, Level::Pmd, Level::Pte]
-                        .into_iter()
+                    let fmt = self.tables.format();
+                    let missing = fmt.levels()[1..]
+                        .iter()
+                        .copied()
                         .find(|&l| self.tables.slot(self.ram, self.mm.pgd, v, l).is_none())
                         .unwrap_or(Level::Pte);
-                    // A missing table at level l: the entry above it spans l.span() << 9.
-                    let span = missing.span() << 9;
+                    // A missing table at level l: skip what the entry above it spans.
+                    let span = fmt.hole_span(missing);
                     va = (va & !(span - 1)).saturating_add(span);
                 }
             }
@@ -271,20 +274,27 @@ impl<'a> MmWalk<'a> {
     /// `mm_inc_nr_puds()`, `mm_inc_nr_pmds()` and `mm_inc_nr_ptes()` count them (the PGD is
     /// not counted; the kernel half's tables are init_mm's).
     pub fn mm_pgtables_bytes(&self) -> u64 {
-        fn count(ram: &Ram, table: Pfn, level: Level, entries: usize) -> u64 {
+        fn count(ram: &Ram, fmt: PtFormat, table: Pfn, level: Level, entries: usize) -> u64 {
             let mut n = 0;
             for i in 0..entries {
-                let e = native_get_entry(ram, table, i);
-                if let Some(below) = level.below()
-                    && level.is_table(e)
+                let e = fmt.get(ram, level, table, i);
+                if let Some(below) = fmt.below(level)
+                    && fmt.is_table(level, e)
                 {
-                    n += 1 + count(ram, e.pfn(false), below, 512);
+                    n += 1 + count(ram, fmt, e.pfn(false), below, fmt.entries(below));
                 }
             }
             n
         }
-        // The user half: the PGD's first 256 entries.
-        count(self.ram, self.mm.pgd, Level::Pgd, 256) * PAGE_SIZE
+        // The user half of the PGD.
+        let fmt = self.tables.format();
+        count(
+            self.ram,
+            fmt,
+            self.mm.pgd,
+            Level::Pgd,
+            fmt.user_ptrs_per_pgd(),
+        ) * PAGE_SIZE
     }
 
     /// The counters `task_mem()` and `task_statm()` read. `text_bytes` is 0: mmlab's

@@ -15,7 +15,7 @@ use crate::hw::mmu::{Translation, WalkStep};
 use crate::hw::tlb::{TlbConfig, TlbGeometry};
 use crate::kernel::{BootOptions, Errno, Kernel};
 use crate::mm::page::{Page, PageRole};
-use crate::mm::pgtable::{Level, flag_names};
+use crate::mm::pgtable::{Level, PtFormat, flag_names};
 use crate::mm::zone::{MAX_PAGE_ORDER, Wmark, Zone};
 use rhai::{Array, Dynamic, Engine, Map};
 use std::cell::RefCell;
@@ -376,13 +376,18 @@ fn register_addresses(engine: &mut Engine) {
 
 /// `#{ phys, pfn, page_size, flags }` for a translation (flags: the leaf's flag names).
 fn translation_map(t: &Translation) -> Map {
-    let level = Level::for_leaf_size(t.page_size).unwrap_or(Level::Pte);
+    let level = PtFormat::X86_64
+        .for_leaf_size(t.page_size)
+        .unwrap_or(Level::Pte);
     let mut m = Map::new();
     m.insert("phys".into(), int_of(t.phys.as_u64()));
     m.insert("pfn".into(), int_of(t.phys.pfn().as_u64()));
     m.insert("page_size".into(), int_of(t.page_size.bytes()));
     let leaf = crate::arch::x86_64::pgtable_types::Pte::from_raw(t.flags.bits());
-    m.insert("flags".into(), Dynamic::from(flag_names(leaf, level)));
+    m.insert(
+        "flags".into(),
+        Dynamic::from(flag_names(PtFormat::X86_64, leaf, level)),
+    );
     m
 }
 
@@ -395,7 +400,10 @@ pub(crate) fn step_map(s: &WalkStep) -> Map {
     m.insert("table".into(), int_of(s.table.as_u64()));
     m.insert("index".into(), Dynamic::from(i64::from(s.index)));
     m.insert("entry".into(), int_of(s.entry.raw()));
-    m.insert("flags".into(), Dynamic::from(flag_names(s.entry, level)));
+    m.insert(
+        "flags".into(),
+        Dynamic::from(flag_names(PtFormat::X86_64, s.entry, level)),
+    );
     m
 }
 

@@ -453,8 +453,11 @@ pub(crate) fn register_fork(engine: &mut Engine) {
                         m.insert("phys".into(), Dynamic::from(to_i64(phys)));
                         m.insert("pfn".into(), Dynamic::from(to_i64(pfn.as_u64())));
                         m.insert("page_size".into(), Dynamic::from(4096_i64));
-                        let names =
-                            crate::mm::pgtable::flag_names(pte, crate::mm::pgtable::Level::Pte);
+                        let names = crate::mm::pgtable::flag_names(
+                            crate::mm::pgtable::PtFormat::X86_64,
+                            pte,
+                            crate::mm::pgtable::Level::Pte,
+                        );
                         m.insert("flags".into(), Dynamic::from(names));
                         Dynamic::from_map(m)
                     }

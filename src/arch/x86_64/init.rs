@@ -50,7 +50,10 @@ use crate::arch::x86_64::PAGE_OFFSET;
 use crate::arch::x86_64::pgtable_types::{PAGE_KERNEL, Pte, PteFlags};
 use crate::hw::ram::Ram;
 use crate::mm::memblock::Memblock;
-use crate::mm::pgtable::{self, Level};
+use crate::mm::pgtable::{self, Level, PtFormat};
+
+/// The tables this module builds are x86-64's.
+const X64: PtFormat = PtFormat::X86_64;
 
 /// `ISA_END_ADDRESS`: the first MiB, mapped whole whatever is RAM in it.
 pub const ISA_END_ADDRESS: u64 = 0x10_0000;
@@ -423,7 +426,7 @@ impl Builder<'_> {
         let mut vaddr = PAGE_OFFSET + paddr_start;
         let vaddr_end = PAGE_OFFSET + paddr_end;
         while vaddr < vaddr_end {
-            let index = Level::Pgd.index(VirtAddr::new(vaddr));
+            let index = X64.index(Level::Pgd, VirtAddr::new(vaddr));
             let vaddr_next = round_down(vaddr, PGDIR_SIZE) + PGDIR_SIZE;
             let e = self.get(self.pgd, index);
             if !e.is_none() {
@@ -463,7 +466,7 @@ impl Builder<'_> {
     ) -> Result<u64, String> {
         let mut pages = 0;
         let mut paddr_last = paddr_end;
-        let mut i = Level::Pud.index(VirtAddr::new(PAGE_OFFSET + paddr));
+        let mut i = X64.index(Level::Pud, VirtAddr::new(PAGE_OFFSET + paddr));
         while i < pgtable::PTRS_PER_TABLE {
             let paddr_next = round_down(paddr, PUD_SIZE) + PUD_SIZE;
             let this = paddr;
@@ -472,11 +475,11 @@ impl Builder<'_> {
             if this >= paddr_end {
                 continue;
             }
-            let index = Level::Pud.index(VirtAddr::new(PAGE_OFFSET + this));
+            let index = X64.index(Level::Pud, VirtAddr::new(PAGE_OFFSET + this));
             let mut prot = prot;
             let e = self.get(pud_page, index);
             if !e.is_none() {
-                if !Level::Pud.is_leaf(e) {
+                if !X64.is_leaf(Level::Pud, e) {
                     paddr_last = self.phys_pmd_init(e.pfn(false), this, paddr_end, mask, prot)?;
                     continue;
                 }
@@ -519,7 +522,7 @@ impl Builder<'_> {
     ) -> Result<u64, String> {
         let mut pages = 0;
         let mut paddr_last = paddr_end;
-        let mut i = Level::Pmd.index(VirtAddr::new(PAGE_OFFSET + paddr));
+        let mut i = X64.index(Level::Pmd, VirtAddr::new(PAGE_OFFSET + paddr));
         while i < pgtable::PTRS_PER_TABLE {
             let paddr_next = round_down(paddr, PMD_SIZE) + PMD_SIZE;
             let this = paddr;
@@ -528,11 +531,11 @@ impl Builder<'_> {
             if this >= paddr_end {
                 continue;
             }
-            let index = Level::Pmd.index(VirtAddr::new(PAGE_OFFSET + this));
+            let index = X64.index(Level::Pmd, VirtAddr::new(PAGE_OFFSET + this));
             let mut new_prot = prot;
             let e = self.get(pmd_page, index);
             if !e.is_none() {
-                if !Level::Pmd.is_leaf(e) {
+                if !X64.is_leaf(Level::Pmd, e) {
                     paddr_last = self.phys_pte_init(e.pfn(false), this, paddr_end, prot);
                     continue;
                 }
@@ -573,7 +576,7 @@ impl Builder<'_> {
     ) -> u64 {
         let mut pages = 0;
         let mut paddr_last = paddr_end;
-        let mut i = Level::Pte.index(VirtAddr::new(PAGE_OFFSET + paddr));
+        let mut i = X64.index(Level::Pte, VirtAddr::new(PAGE_OFFSET + paddr));
         while i < pgtable::PTRS_PER_TABLE {
             let paddr_next = round_down(paddr, PAGE_SIZE) + PAGE_SIZE;
             let this = paddr;
