@@ -114,7 +114,7 @@ fn direct(k: &Kernel) -> Direct {
     let reserved = [PfnRange::new(Pfn::new(0), Pfn::new(0x100)).expect("ordered")];
     Direct {
         pa: PageAlloc::boot(
-            &arch.zone_limits_with_empty(),
+            &arch.zone_limits_with_empty(max_pfn),
             max_pfn,
             k.page_alloc().memory(),
             &reserved,

@@ -501,6 +501,7 @@ fn host_status_header() -> StatusHeader {
         gid: ids("Gid"),
         threads: status_num("Threads"),
         cpus_allowed: mmlab::kernel::cpumask::CpuMask::from_cpus(nr, cpus),
+        is_64bit: true,
     }
 }
 

@@ -28,9 +28,6 @@ use crate::hw::ram::Ram;
 use crate::hw::tlb::{FlushDone, Pcid, Tlb, TlbConfig, TlbConfigError, TlbLevel};
 use crate::mm::tlbflush::{FlushScope, FlushTarget, TlbFlush};
 
-/// Levels of the page tables the walker reads (4-level paging; LA57 is not modelled).
-const PAGING_LEVELS: u32 = 4;
-
 /// Translation and walk counts of one CPU.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CpuCounters {
@@ -139,6 +136,8 @@ pub struct Cpu {
     pub cycles: u64,
     /// The cost table charges come from.
     cost: CostTable,
+    /// The paging format CR0/CR4/EFER select: what a walk reads.
+    paging: crate::mm::pgtable::PtFormat,
 }
 
 impl Cpu {
@@ -153,7 +152,13 @@ impl Cpu {
             events: TlbFlushEvents::default(),
             cycles: 0,
             cost,
+            paging: crate::mm::pgtable::PtFormat::X86_64,
         })
+    }
+
+    /// Selects the paging format (CR4.PAE, CR4.PSE and EFER.LME as the kernel sets them).
+    pub fn set_paging(&mut self, fmt: crate::mm::pgtable::PtFormat) {
+        self.paging = fmt;
     }
 
     /// The root table of the loaded address space (CR3 without its PCID bits).
@@ -297,18 +302,26 @@ impl Cpu {
         access: Access,
     ) -> Result<Translation, Fault> {
         let mut cost = WalkCost::default();
-        let result = mmu::walk(ram, self.cr3, va, access, None, &mut cost);
+        let result = match self.paging {
+            crate::mm::pgtable::PtFormat::X86_64 => {
+                mmu::walk(ram, self.cr3, va, access, None, &mut cost)
+            }
+            fmt => mmu::walk32(ram, fmt, self.cr3, va, access, &mut cost),
+        };
         self.counters.walks += 1;
         self.counters.walk_references += u64::from(cost.references);
         self.counters.ad_updates += u64::from(cost.ad_updates);
-        self.cycles += self
-            .cost
-            .walk_cycles(PAGING_LEVELS, cost.references, cost.ad_updates);
+        self.cycles += self.cost.walk_cycles(
+            self.paging.levels().len() as u32,
+            cost.references,
+            cost.ad_updates,
+        );
         match result {
             Ok(t) => {
                 match t.page_size {
                     PageSize::SIZE_1G => self.counters.walks_1g += 1,
-                    PageSize::SIZE_2M => self.counters.walks_2m += 1,
+                    // Large pages: 2 MiB, or 4 MiB with 2-level i386 paging.
+                    PageSize::SIZE_2M | PageSize::SIZE_4M => self.counters.walks_2m += 1,
                     _ => self.counters.walks_4k += 1,
                 }
                 self.tlb.fill(va, self.pcid, &t);

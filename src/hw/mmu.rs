@@ -272,3 +272,112 @@ pub fn walk(
     }
     unreachable!("level 1 is always a leaf")
 }
+
+/// The entries an i386 MMU walk of `va` reads (a supervisor read, A/D bits set as the MMU
+/// sets them), in [`WalkStep`] form: level 4 for the page directory (2-level) or the PDPT
+/// (PAE), 2 for the PAE page directory, 1 for the page table; entries decoded to the neutral
+/// form (a 4 MiB PDE's PSE-36 bits as frame bits).
+pub fn pagewalk32(
+    ram: &mut Ram,
+    fmt: crate::mm::pgtable::PtFormat,
+    cr3: PhysAddr,
+    va: VirtAddr,
+) -> Vec<WalkStep> {
+    use crate::mm::pgtable::Level;
+    let Ok(va32) = u32::try_from(va.as_u64()) else {
+        return Vec::new();
+    };
+    let features = if fmt == crate::mm::pgtable::PtFormat::I386Pae {
+        crate::arch::i386::Features::PAE
+    } else {
+        crate::arch::i386::Features::TWO_LEVEL
+    };
+    let mut steps = Vec::new();
+    let _ = crate::arch::i386::walk(
+        ram,
+        cr3.as_u64(),
+        va32,
+        Access::KERNEL_READ,
+        features,
+        Some(&mut steps),
+    );
+    steps
+        .iter()
+        .map(|s| {
+            let level = match (s.level, features.pae) {
+                ("pt", _) => Level::Pte,
+                ("pd", true) => Level::Pmd,
+                _ => Level::Pgd,
+            };
+            let bytes = fmt.entry_bytes();
+            WalkStep {
+                level: u32::from(level.number()),
+                table: PhysAddr::new(s.at & !0xfff),
+                index: ((s.at & 0xfff) / bytes) as u32,
+                entry: fmt.decode(level, s.entry),
+            }
+        })
+        .collect()
+}
+
+/// The walk of an i386 MMU (2-level or PAE, as `fmt` says) over the tables rooted at `cr3`,
+/// with the result in the same form as [`walk`]'s: [`crate::arch::i386::walk`] does the work.
+/// The cost counts every entry read and every entry whose Accessed or Dirty bit the walk set.
+pub fn walk32(
+    ram: &mut Ram,
+    fmt: crate::mm::pgtable::PtFormat,
+    cr3: PhysAddr,
+    va: VirtAddr,
+    access: Access,
+    cost: &mut WalkCost,
+) -> Result<Translation, Fault> {
+    use crate::arch::i386::{self, Features};
+    let fault = |extra: u32| Fault::PageFault {
+        addr: va,
+        error_code: access.error_bits() | extra,
+    };
+    let Ok(va32) = u32::try_from(va.as_u64()) else {
+        return Err(fault(0));
+    };
+    let features = if fmt == crate::mm::pgtable::PtFormat::I386Pae {
+        Features::PAE
+    } else {
+        Features::TWO_LEVEL
+    };
+    let mut steps = Vec::with_capacity(3);
+    let result = i386::walk(ram, cr3.as_u64(), va32, access, features, Some(&mut steps));
+    cost.references += steps.len() as u32;
+    for s in &steps {
+        let now = if features.pae {
+            ram.read_u64(PhysAddr::new(s.at)).ok()
+        } else {
+            ram.read_u32(PhysAddr::new(s.at)).ok().map(u64::from)
+        };
+        cost.ad_updates += u32::from(now != Some(s.entry));
+    }
+    let t = result.map_err(|f| Fault::PageFault {
+        addr: VirtAddr::new(u64::from(f.addr)),
+        error_code: f.error_code,
+    })?;
+    let page_size =
+        PageSize::from_shift(t.page_size.trailing_zeros()).expect("i386 pages are 4K, 2M or 4M");
+    let large = page_size != PageSize::SIZE_4K;
+    // Bits 12..=51 are frame bits (PAT of a large leaf, PSE-36 address bits): flags drop them.
+    let leaf = Pte::from_raw(
+        t.leaf & !crate::arch::x86_64::pgtable_types::PFN_MASK
+            | if large {
+                t.leaf & PteFlags::PAT_LARGE.bits()
+            } else {
+                0
+            },
+    );
+    Ok(Translation {
+        phys: PhysAddr::new(t.phys),
+        page_size,
+        flags: leaf.flags(),
+        writable: t.writable,
+        user: t.user,
+        executable: t.executable,
+        cache: CacheMode::from_entry(leaf, large),
+    })
+}

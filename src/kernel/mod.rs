@@ -107,6 +107,13 @@ pub struct Kernel {
     pgtables: PageTables,
     /// `direct_pages_count[]` and `direct_gbpages`.
     direct_map: DirectMap,
+    /// Bytes of physical memory the direct map covers: `max_low_pfn` pages on HIGHMEM
+    /// machines, the whole direct-map region on x86-64.
+    lowmem: u64,
+    /// The kernel's virtual memory layout on i386 (None on x86-64).
+    layout32: Option<crate::arch::i386::layout::Layout32>,
+    /// The pkmap and kmap_local state of a HIGHMEM machine (mm/highmem.rs).
+    highmem: Option<crate::mm::highmem::Highmem>,
     /// The CPUs, each with its CR3, PCID and TLB; CPU 0 runs kernel-side requests.
     cpus: Vec<Cpu>,
     /// Tasks by pid and address spaces by id (kernel/task.rs).
@@ -167,7 +174,14 @@ impl Kernel {
             log.extend(e820.to_string().lines().map(|l| format!("user: {l}")));
         }
         let phys_limit = 1u64 << arch.phys_bits();
-        if e820.end() > phys_limit.min(arch.direct_map_size()) {
+        // HIGHMEM machines take what lies above the direct map as high memory (and trim what
+        // lies above 4 GiB, below); PAE's 36 bits bound the firmware map.
+        let map_limit = if arch.has_highmem() {
+            1 << 36
+        } else {
+            phys_limit.min(arch.direct_map_size())
+        };
+        if e820.end() > map_limit {
             return Err(BootError(format!(
                 "memory map ends at {:#x}, beyond what {} can address",
                 e820.end(),
@@ -208,7 +222,7 @@ impl Kernel {
         }
 
         // memblock.memory: e820 RAM rounded inwards to pages; memblock.reserved: the first MiB.
-        let memory: Vec<PfnRange> = e820
+        let mut memory: Vec<PfnRange> = e820
             .entries()
             .iter()
             .filter(|e| e.kind == E820Type::Ram)
@@ -221,12 +235,45 @@ impl Kernel {
         if memory.is_empty() {
             return Err(BootError("no usable RAM left after mem=/memmap=".into()));
         }
+        let mut max_pfn = Pfn::new(e820.end_of_ram() / PAGE_SIZE);
+        let fmt = arch.pt_format();
+        // find_low_pfn_range() and highmem_pfn_init() on i386: where low memory ends, and
+        // the trim to 4 GiB.
+        let layout32 = if arch.has_highmem() {
+            let l = Self::boot_layout32(arch, &cmdline, opts.cpus, max_pfn)?;
+            if l.trimmed_max_pfn.is_some() {
+                log.push(
+                    "Warning: only 4GB will be used. Support for CONFIG_HIGHMEM64G was removed!"
+                        .into(),
+                );
+                max_pfn = Pfn::new(l.highend_pfn);
+                memory = memory
+                    .iter()
+                    .filter_map(|r| {
+                        PfnRange::new(r.start, r.end.min(max_pfn)).filter(|r| !r.is_empty())
+                    })
+                    .collect();
+            }
+            log.push(format!(
+                "{}MB HIGHMEM available.",
+                (l.highend_pfn - l.highstart_pfn) >> 8
+            ));
+            log.push(format!("{}MB LOWMEM available.", l.max_low_pfn >> 8));
+            Some(l)
+        } else {
+            None
+        };
+        let max_low_pfn = layout32
+            .as_ref()
+            .map_or(max_pfn, |l| Pfn::new(l.max_low_pfn));
+        let lowmem = layout32
+            .as_ref()
+            .map_or(arch.direct_map_size(), |l| l.max_low_pfn * PAGE_SIZE);
         let mut memblock = Memblock::new(&memory);
         memblock.reserve(
             PfnRange::new(Pfn::new(0), Pfn::new(arch.boot_reserved_low() / PAGE_SIZE))
                 .expect("ordered"),
         );
-        let max_pfn = Pfn::new(e820.end_of_ram() / PAGE_SIZE);
         // The zero page: Linux's empty_zero_page sits in the kernel image; mmlab has no image,
         // so it takes the highest RAM page of the reserved first MiB, which costs no managed
         // page (docs/divergences.md).
@@ -246,17 +293,27 @@ impl Kernel {
             .rev()
             .find(|p| *p == "gbpages" || *p == "nogbpages")
             .is_none_or(|p| p == "gbpages");
-        let boot_map = x86_init::init_mem_mapping(&mut ram, &mut memblock, max_pfn, gbpages)
-            .map_err(BootError)?;
+        let (init_pgd, boot_tables, direct_map) = match &layout32 {
+            Some(l) => {
+                let m = crate::arch::i386::init::init_mem_mapping(&mut ram, &mut memblock, fmt, l)
+                    .map_err(BootError)?;
+                (m.pgd, m.tables, m.direct_map)
+            }
+            None => {
+                let m = x86_init::init_mem_mapping(&mut ram, &mut memblock, max_pfn, gbpages)
+                    .map_err(BootError)?;
+                (m.pgd, m.tables, m.direct_map)
+            }
+        };
 
         // memblock_free_all(): what memblock did not reserve goes to the buddy allocator.
         let mut page_alloc = PageAlloc::boot(
-            arch.zone_limits_with_empty().as_slice(),
+            arch.zone_limits_with_empty(max_low_pfn).as_slice(),
             max_pfn,
             memblock.memory(),
             memblock.reserved(),
         );
-        for &(pfn, level) in &boot_map.tables {
+        for &(pfn, level) in &boot_tables {
             if !page_alloc.mark_boot_pagetable(pfn, level.number()) {
                 return Err(BootError(format!(
                     "boot page table at pfn {:#x} is not reserved RAM",
@@ -264,11 +321,7 @@ impl Kernel {
                 )));
             }
         }
-        let pgtables = PageTables::new(
-            crate::mm::pgtable::PtFormat::X86_64,
-            boot_map.pgd,
-            boot_map.tables.len() as u64,
-        );
+        let pgtables = PageTables::new(fmt, init_pgd, boot_tables.len() as u64);
         let total: u64 = memory.iter().map(|r| r.len()).sum();
         log.push(format!(
             "Memory: {}K/{}K available",
@@ -282,6 +335,7 @@ impl Kernel {
         for id in 0..opts.cpus {
             let mut cpu =
                 Cpu::new(id, opts.tlb, *cost).map_err(|e| BootError(format!("tlb: {e}")))?;
+            cpu.set_paging(fmt);
             cpu.switch_mm(pgtables.init_pgd().phys(), Pcid::ZERO, false);
             cpus.push(cpu);
         }
@@ -336,7 +390,19 @@ impl Kernel {
             ram,
             page_alloc,
             pgtables,
-            direct_map: boot_map.direct_map,
+            direct_map,
+            lowmem,
+            highmem: layout32.as_ref().map(|l| {
+                crate::mm::highmem::Highmem::new(
+                    u64::from(l.pkmap_base),
+                    l.last_pkmap as usize,
+                    u64::from(l.fixaddr_top),
+                    l.kmap_fix_begin,
+                    l.kmap_slots_per_cpu,
+                    Self::I386_NR_CPUS as usize,
+                )
+            }),
+            layout32,
             cpus,
             tasks: task::Tasks::default(),
             vm,
@@ -348,6 +414,55 @@ impl Kernel {
             ioports,
             log,
         })
+    }
+
+    /// `CONFIG_NR_CPUS` of i386_defconfig, which sizes the fixmap's kmap_local slots.
+    pub const I386_NR_CPUS: u32 = 8;
+
+    /// The i386 layout for a machine of `max_pfn` frames: `vmalloc=` from the command line,
+    /// NR_CPUS from i386_defconfig.
+    fn boot_layout32(
+        arch: &dyn Arch,
+        cmdline: &Cmdline,
+        cpus: u32,
+        max_pfn: Pfn,
+    ) -> Result<crate::arch::i386::layout::Layout32, BootError> {
+        if cpus > Self::I386_NR_CPUS {
+            return Err(BootError(format!(
+                "cpus {cpus}: {} kernels are built with CONFIG_NR_CPUS={}",
+                arch.name(),
+                Self::I386_NR_CPUS
+            )));
+        }
+        let reserve = match cmdline
+            .other
+            .iter()
+            .rev()
+            .find_map(|p| p.strip_prefix("vmalloc="))
+        {
+            Some(v) => match cmdline::memparse(v) {
+                Some((bytes, "")) => Some(bytes),
+                _ => return Err(BootError(format!("cmdline: vmalloc={v}: not a size"))),
+            },
+            None => None,
+        };
+        crate::arch::i386::layout::compute(
+            arch.pt_format() == crate::mm::pgtable::PtFormat::I386Pae,
+            max_pfn.as_u64(),
+            Self::I386_NR_CPUS,
+            reserve,
+        )
+        .map_err(|e| BootError(format!("memory layout: {e}")))
+    }
+
+    /// The kernel's virtual memory layout on i386 (None on x86-64).
+    pub fn layout32(&self) -> Option<&crate::arch::i386::layout::Layout32> {
+        self.layout32.as_ref()
+    }
+
+    /// Bytes of physical memory the direct map covers (`max_low_pfn` pages on i386).
+    pub fn lowmem_bytes(&self) -> u64 {
+        self.lowmem
     }
 
     /// The architecture.
@@ -459,18 +574,23 @@ impl Kernel {
 
     // ---- address conversion -----------------------------------------------------------
 
-    /// `page_address()`: the direct-map address of a frame, or None if it has no struct page or
-    /// lies above the direct map.
+    /// `page_address()`: the direct-map address of a frame; for a highmem page its pkmap
+    /// address while `kmap()` has given it one; None if it has no struct page or no address.
     pub fn page_address(&self, pfn: Pfn) -> Option<VirtAddr> {
         if !self.page_alloc.mem_map().pfn_valid(pfn) {
             return None;
+        }
+        if let Some(hm) = &self.highmem
+            && self.page_is_highmem(pfn)
+        {
+            return hm.page_address(pfn).map(VirtAddr::new);
         }
         self.phys_to_virt(pfn.checked_phys()?)
     }
 
     /// `__va()`: the direct-map address of a physical address.
     pub fn phys_to_virt(&self, pa: PhysAddr) -> Option<VirtAddr> {
-        if pa.as_u64() >= self.arch.direct_map_size() {
+        if pa.as_u64() >= self.lowmem {
             return None;
         }
         self.arch.page_offset().checked_add(pa.as_u64())
@@ -479,7 +599,7 @@ impl Kernel {
     /// `__pa()` / `virt_to_phys()`: only direct-map addresses have one.
     pub fn virt_to_phys(&self, va: VirtAddr) -> Option<PhysAddr> {
         let off = va.as_u64().checked_sub(self.arch.page_offset().as_u64())?;
-        (off < self.arch.direct_map_size()).then(|| PhysAddr::new(off))
+        (off < self.lowmem).then(|| PhysAddr::new(off))
     }
 
     /// `virt_to_page()`: the frame behind a direct-map address, if it has a struct page.
@@ -537,6 +657,10 @@ impl Kernel {
         let mut steps = Vec::with_capacity(4);
         let cr3 = self.pgtables.init_pgd().phys();
         let mut cost = WalkCost::default();
+        let fmt = self.pgtables.format();
+        if fmt != crate::mm::pgtable::PtFormat::X86_64 {
+            return mmu::pagewalk32(&mut self.ram, fmt, cr3, va);
+        }
         // The outcome is in the steps: the last one is the leaf or the entry that faulted.
         let _ = mmu::walk(
             &mut self.ram,
@@ -619,7 +743,7 @@ impl Kernel {
             &self.ram,
             &self.page_alloc,
             self.arch.page_offset().as_u64(),
-            self.arch.direct_map_size(),
+            self.lowmem,
         )?;
         self.slab
             .validate(&self.page_alloc, &self.ram)
@@ -632,8 +756,11 @@ impl Kernel {
 
 impl dyn Arch {
     /// The zones of this architecture, populated or not, in index order (for zone setup).
-    pub fn zone_limits_with_empty(&self) -> Vec<(crate::mm::zone::ZoneType, Option<Pfn>)> {
-        let mut v: Vec<_> = self.zone_limits().to_vec();
+    pub fn zone_limits_with_empty(
+        &self,
+        max_low_pfn: Pfn,
+    ) -> Vec<(crate::mm::zone::ZoneType, Option<Pfn>)> {
+        let mut v = self.zone_limits(max_low_pfn);
         for &z in self.empty_zones() {
             v.push((z, Some(Pfn::new(0))));
         }

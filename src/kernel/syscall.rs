@@ -231,9 +231,9 @@ impl Kernel {
         mut copy: impl FnMut(&mut Kernel, u64, &[u8]) -> Result<(), Errno>,
     ) -> Result<(), Errno> {
         use crate::addr::{PAGE_SHIFT, PAGE_SIZE};
-        use crate::mm::mm_types::TASK_SIZE;
         // access_ok(): the range ends at or below TASK_SIZE_MAX without wrapping.
-        let access_ok = |a: u64, n: u64| a.checked_add(n).is_some_and(|e| e <= TASK_SIZE);
+        let task_size_max = self.arch.task_size();
+        let access_ok = |a: u64, n: u64| a.checked_add(n).is_some_and(|e| e <= task_size_max);
         self.task(pid).ok_or(Errno::ESRCH)?;
         if addr & (PAGE_SIZE - 1) != 0 {
             return Err(Errno::EINVAL);

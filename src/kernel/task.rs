@@ -200,6 +200,7 @@ impl Kernel {
             }
         };
         let mut mm = MmStruct::new(pgd);
+        mm.task_size = self.arch.task_size();
         if let Err(e) = mm.exec_layout(DEFAULT_RLIMIT_STACK) {
             self.tasks.last_pid = last;
             // A fresh PGD holds no user tables, so freeing it cannot fail.

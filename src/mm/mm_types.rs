@@ -293,18 +293,19 @@ impl MmStruct {
     ///   below the argument page), accounted by `acct_stack_growth()`;
     /// - `load_elf_binary()`: `start_brk = brk` at the end of the (empty) image, [`NO_EXEC_BRK`].
     ///
-    /// `start_stack` is placed at the bottom of the argument page, where argc would sit.
+    /// `start_stack` is placed at the bottom of the argument page, where argc would sit. The
+    /// layout is for the mm's `task_size` (TASK_SIZE of its architecture).
     /// ENOMEM if the mm already has VMAs.
     pub fn exec_layout(&mut self, rlim_stack: u64) -> Result<(), Errno> {
         if !self.vmas.is_empty() {
             return Err(Errno::ENOMEM);
         }
         self.rlim_stack = rlim_stack;
-        self.task_size = TASK_SIZE;
         self.mmap_base = arch_pick_mmap_base(self.task_size, rlim_stack);
 
-        // __bprm_mm_init(): vm_end = STACK_TOP_MAX, vm_start = vm_end - PAGE_SIZE.
-        let top = STACK_TOP;
+        // __bprm_mm_init(): vm_end = STACK_TOP_MAX, vm_start = vm_end - PAGE_SIZE. STACK_TOP
+        // is TASK_SIZE on x86-64 without LA57 and on i386 (PAGE_OFFSET).
+        let top = self.task_size;
         let args_page = top - PAGE_SIZE;
         // setup_arg_pages(): stack_size = vma size + stack_expand, capped by the rlimit (the
         // capped size still includes the argument page).

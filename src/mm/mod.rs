@@ -9,6 +9,7 @@
 
 pub mod debug;
 pub mod gfp;
+pub mod highmem;
 pub mod hugetlb;
 pub mod memblock;
 pub mod memory;

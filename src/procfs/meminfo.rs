@@ -51,6 +51,10 @@ pub fn si_mem_available(pa: &PageAlloc) -> u64 {
 /// `VMALLOC_SIZE_TB_L4` = 32 TiB with 4-level paging, `VMALLOC_SIZE_TB_L5` = 12800 TiB with 5.
 fn vmalloc_total(k: &Kernel) -> Option<u64> {
     let arch = k.arch();
+    if let Some(l) = k.layout32() {
+        // i386: VMALLOC_END - VMALLOC_START of the boot's layout.
+        return Some(u64::from(l.vmalloc_end - l.vmalloc_start));
+    }
     if arch.name() != "x86_64" {
         return None;
     }
@@ -78,6 +82,21 @@ pub fn render(k: &Kernel) -> String {
     show_val_kb(&mut s, "Unevictable:    ", vm.rmap.nr_mlock);
     // NR_MLOCK.
     show_val_kb(&mut s, "Mlocked:        ", vm.rmap.nr_mlock);
+    if k.arch().has_highmem() {
+        // CONFIG_HIGHMEM: si_meminfo()'s totalhigh/freehigh (ZONE_HIGHMEM's managed and free
+        // pages) and what is left of the totals.
+        let (mut high_total, mut high_free) = (0, 0);
+        for z in pa.zones() {
+            if z.ztype == crate::mm::zone::ZoneType::HighMem {
+                high_total += z.managed_pages;
+                high_free += z.free_pages();
+            }
+        }
+        show_val_kb(&mut s, "HighTotal:      ", high_total);
+        show_val_kb(&mut s, "HighFree:       ", high_free);
+        show_val_kb(&mut s, "LowTotal:       ", pa.totalram_pages() - high_total);
+        show_val_kb(&mut s, "LowFree:        ", pa.nr_free_pages() - high_free);
+    }
     // NR_ANON_MAPPED, NR_FILE_MAPPED, NR_SHMEM.
     show_val_kb(&mut s, "AnonPages:      ", vm.rmap.nr_anon_mapped);
     show_val_kb(&mut s, "Mapped:         ", vm.rmap.nr_file_mapped);
@@ -112,10 +131,8 @@ pub fn render(k: &Kernel) -> String {
     );
     show_val_kb(&mut s, "VmallocChunk:   ", 0);
     // arch_report_meminfo() (arch/x86/mm/pat/set_memory.c), last: "%8lu kB" like the others.
-    if k.arch().name() == "x86_64" {
-        for (label, kb) in k.direct_map().meminfo_lines() {
-            let _ = writeln!(s, "{label}{kb:>8} kB");
-        }
+    for (label, kb) in k.direct_map().meminfo_lines() {
+        let _ = writeln!(s, "{label}{kb:>8} kB");
     }
     s
 }

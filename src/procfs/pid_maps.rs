@@ -118,6 +118,11 @@ pub fn entries(mm: &MmStruct) -> Vec<MapsEntry> {
             name: vma_name(mm, vma),
         })
         .collect();
+    // The gate VMA is x86-64's vsyscall page; a 32-bit kernel has none (get_gate_vma() is
+    // NULL without __HAVE_ARCH_GATE_AREA).
+    if mm.task_size <= 1 << 32 {
+        return v;
+    }
     v.push(MapsEntry {
         start: VSYSCALL_ADDR,
         end: VSYSCALL_ADDR + PAGE_SIZE,

@@ -142,6 +142,10 @@ pub struct StatusHeader {
     pub threads: u32,
     /// `cpus_mask`: the CPUs the task may run on (`sched_setaffinity()`), over `nr_cpu_ids`.
     pub cpus_allowed: crate::kernel::cpumask::CpuMask,
+    /// A 64-bit kernel: the `untag_mask` line (CONFIG_ADDRESS_MASKING) and NUMA's
+    /// MAX_NUMNODES-wide node mask. An i386 kernel has neither (NUMA is 64-bit only since
+    /// HIGHMEM64G went in 6.15), so its node mask is one bit wide.
+    pub is_64bit: bool,
 }
 
 /// `proc_task_name(m, p, true)`: `seq_escape_str(m, tcomm, ESCAPE_SPACE | ESCAPE_SPECIAL,
@@ -203,7 +207,9 @@ pub fn render_status(hdr: &StatusHeader, mem: &TaskMem) -> String {
     let _ = writeln!(out, "NSpid:\t{}", hdr.pid);
     let _ = writeln!(out, "Kthread:\t0");
     out.push_str(&task_mem(mem));
-    let _ = writeln!(out, "untag_mask:\t{UNTAG_MASK:#x}");
+    if hdr.is_64bit {
+        let _ = writeln!(out, "untag_mask:\t{UNTAG_MASK:#x}");
+    }
     let _ = writeln!(out, "Threads:\t{}", hdr.threads);
     let _ = writeln!(out, "Cpus_allowed:\t{}", hdr.cpus_allowed.bitmap_string());
     let _ = writeln!(
@@ -211,7 +217,8 @@ pub fn render_status(hdr: &StatusHeader, mem: &TaskMem) -> String {
         "Cpus_allowed_list:\t{}",
         hdr.cpus_allowed.list_string()
     );
-    let _ = writeln!(out, "Mems_allowed:\t{}", bitmap_string(MAX_NUMNODES, 1));
+    let nodes = if hdr.is_64bit { MAX_NUMNODES } else { 1 };
+    let _ = writeln!(out, "Mems_allowed:\t{}", bitmap_string(nodes, 1));
     let _ = writeln!(out, "Mems_allowed_list:\t{}", bitmap_list_string(1));
     out
 }

@@ -411,6 +411,7 @@ pub fn status_header(k: &Kernel, pid: Pid) -> Result<StatusHeader, Errno> {
         gid: t.cred.uid,
         threads: u32::try_from(threads).unwrap_or(u32::MAX),
         cpus_allowed: t.cpus_allowed.clone(),
+        is_64bit: k.arch().va_bits() > 32,
     })
 }
 

@@ -1,7 +1,8 @@
 //! The vmalloc, ioremap and resource calls of the kernel handle: `k.vmalloc(size)`,
 //! `k.vzalloc`, `k.vfree`, `k.vmalloc_to_page`, `k.is_vmalloc_addr`, `k.vm_unmap_aliases`,
-//! `k.ioremap(phys, size)`, `k.iounmap`, `k.kmap(pfn)`, `k.kunmap`, `k.kmap_local_page`,
-//! `k.kunmap_local`, `k.request_mem_region(start, n, name)`,
+//! `k.ioremap(phys, size)`, `k.iounmap`, `k.kmap(pfn)`, `k.kunmap`, `k.kmap_local_page`
+//! (optionally with a CPU), `k.kunmap_local`, `k.kmap_atomic`, `k.kunmap_atomic`,
+//! `k.PageHighMem(pfn)`, `k.kmap_state()`, `k.request_mem_region(start, n, name)`,
 //! `k.release_mem_region`, `k.request_region`, `k.release_region`, and kernel-mode memory
 //! access `k.read_kernel(addr, len)` / `k.write_kernel(addr, data)`. Results follow the raw ABI
 //! (a value or -errno); kernel addresses are negative in Rhai.
@@ -147,6 +148,65 @@ pub(crate) fn register(engine: &mut Engine) {
                 Ok(done(k.borrow_mut().kunmap_local(a)))
             },
         )
+        .register_fn(
+            "kmap_atomic",
+            |k: &mut KernelRef, p: Dynamic| -> Fallible<i64> {
+                let p = word("kmap_atomic", "pfn", &p)?;
+                Ok(raw((|| {
+                    Ok(to_i64(k.borrow_mut().kmap_atomic(Pfn::new(p))?))
+                })()))
+            },
+        )
+        .register_fn(
+            "kunmap_atomic",
+            |k: &mut KernelRef, a: Dynamic| -> Fallible<i64> {
+                let a = word("kunmap_atomic", "address", &a)?;
+                Ok(done(k.borrow_mut().kunmap_atomic(a)))
+            },
+        )
+        .register_fn(
+            "kmap_local_page",
+            |k: &mut KernelRef, c: Dynamic, p: Dynamic| -> Fallible<i64> {
+                let c = word("kmap_local_page", "cpu", &c)? as usize;
+                let p = word("kmap_local_page", "pfn", &p)?;
+                Ok(raw((|| {
+                    Ok(to_i64(k.borrow_mut().kmap_local_page_on(c, Pfn::new(p))?))
+                })()))
+            },
+        )
+        .register_fn(
+            "kunmap_local",
+            |k: &mut KernelRef, c: Dynamic, a: Dynamic| -> Fallible<i64> {
+                let c = word("kunmap_local", "cpu", &c)? as usize;
+                let a = word("kunmap_local", "address", &a)?;
+                Ok(done(k.borrow_mut().kunmap_local_on(c, a)))
+            },
+        )
+        .register_fn(
+            "PageHighMem",
+            |k: &mut KernelRef, p: Dynamic| -> Fallible<bool> {
+                let p = word("PageHighMem", "pfn", &p)?;
+                Ok(k.borrow().page_is_highmem(Pfn::new(p)))
+            },
+        )
+        .register_fn("kmap_state", |k: &mut KernelRef| -> Dynamic {
+            let k = k.borrow();
+            let Some(h) = k.highmem_state() else {
+                return Dynamic::UNIT;
+            };
+            let mut m = rhai::Map::new();
+            let mut put = |name: &str, v: u64| {
+                m.insert(name.into(), Dynamic::from(to_i64(v)));
+            };
+            put("pkmap_base", h.pkmap_base);
+            put("last_pkmap", h.last_pkmap() as u64);
+            put("last_pkmap_nr", h.last_pkmap_nr as u64);
+            put("in_use", h.in_use() as u64);
+            put("flushes", h.pkmap_flushes);
+            put("km_max_idx", u64::from(h.km_max_idx));
+            put("local_depth", h.local_depth(0) as u64);
+            Dynamic::from_map(m)
+        })
         .register_fn(
             "read_kernel",
             |k: &mut KernelRef, a: Dynamic, n: Dynamic| -> Fallible<Dynamic> {

@@ -19,6 +19,8 @@
 use crate::addr::PhysAddr;
 use crate::hw::ram::Ram;
 
+pub mod layout;
+
 /// FSR status: translation fault, first level (section).
 pub const FSR_TRANS_SECTION: u32 = 0x5;
 /// FSR status: translation fault, second level (page).

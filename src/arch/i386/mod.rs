@@ -18,6 +18,87 @@ use crate::addr::PhysAddr;
 use crate::hw::mmu::{Access, X86_PF_PROT, X86_PF_RSVD};
 use crate::hw::ram::Ram;
 
+pub mod init;
+pub mod layout;
+
+use crate::addr::{Pfn, VirtAddr};
+use crate::mm::pgtable::PtFormat;
+use crate::mm::zone::ZoneType;
+
+/// An i386 machine: 2-level paging (`pae: false`) or PAE, CONFIG_HIGHMEM4G, VMSPLIT_3G.
+#[derive(Debug, Clone, Copy)]
+pub struct I386Arch {
+    pae: bool,
+}
+
+/// i386 with 2-level paging.
+pub static I386: I386Arch = I386Arch { pae: false };
+/// i386 with PAE paging.
+pub static I386_PAE: I386Arch = I386Arch { pae: true };
+
+/// `MAX_DMA_PFN`: ZONE_DMA covers the first 16 MiB (ISA DMA).
+pub const MAX_DMA_PFN: u64 = (16 << 20) >> 12;
+
+impl super::Arch for I386Arch {
+    fn name(&self) -> &'static str {
+        if self.pae { "i386-pae" } else { "i386" }
+    }
+    fn va_bits(&self) -> u32 {
+        32
+    }
+    fn phys_bits(&self) -> u32 {
+        // MAX_PHYSMEM_BITS (arch/x86/include/asm/sparsemem.h): 36 with PAE, 32 without.
+        if self.pae { 36 } else { 32 }
+    }
+    fn levels(&self) -> u32 {
+        if self.pae { 3 } else { 2 }
+    }
+    fn entries_per_table(&self) -> u32 {
+        if self.pae { 512 } else { 1024 }
+    }
+    fn page_offset(&self) -> VirtAddr {
+        VirtAddr::new(crate::mm::pgtable_format::PAGE_OFFSET_32)
+    }
+    fn direct_map_size(&self) -> u64 {
+        // MAXMEM with one CPU (the smallest fixmap): the most any machine maps directly.
+        layout::compute(self.pae, 1 << 20, 1, None)
+            .map(|l| l.max_low_pfn << 12)
+            .unwrap_or(0)
+    }
+    fn pt_format(&self) -> PtFormat {
+        if self.pae {
+            PtFormat::I386Pae
+        } else {
+            PtFormat::I386
+        }
+    }
+    fn has_highmem(&self) -> bool {
+        true
+    }
+    fn task_size(&self) -> u64 {
+        // TASK_SIZE = PAGE_OFFSET.
+        crate::mm::pgtable_format::PAGE_OFFSET_32
+    }
+    fn is_canonical(&self, va: VirtAddr) -> bool {
+        va.as_u64() >> 32 == 0
+    }
+    fn zone_limits(&self, max_low_pfn: Pfn) -> Vec<(ZoneType, Option<Pfn>)> {
+        // zone_sizes_init() (arch/x86/mm/init.c): DMA below 16 MiB, NORMAL to max_low_pfn,
+        // HIGHMEM above (no ZONE_DMA32 on 32-bit).
+        let low = max_low_pfn.as_u64();
+        vec![
+            (ZoneType::Dma, Some(Pfn::new(MAX_DMA_PFN.min(low)))),
+            (ZoneType::Normal, Some(Pfn::new(low))),
+            (ZoneType::HighMem, None),
+        ]
+    }
+    fn empty_zones(&self) -> &'static [ZoneType] {
+        // ZONE_DEVICE needs 64-bit (ARCH_HAS_PTE_DEVMAP).
+        &[ZoneType::Movable]
+    }
+    // The PC platform's firmware holes and boot reservation: the trait's defaults.
+}
+
 /// _PAGE_PRESENT.
 pub const P: u64 = 1 << 0;
 /// _PAGE_RW.
@@ -137,9 +218,7 @@ fn read(ram: &Ram, at: u64, wide: bool) -> Option<u64> {
     if wide {
         ram.read_u64(PhysAddr::new(at)).ok()
     } else {
-        let mut b = [0u8; 4];
-        ram.read(PhysAddr::new(at), &mut b).ok()?;
-        Some(u64::from(u32::from_le_bytes(b)))
+        ram.read_u32(PhysAddr::new(at)).ok().map(u64::from)
     }
 }
 
@@ -147,7 +226,7 @@ fn write(ram: &mut Ram, at: u64, v: u64, wide: bool) {
     let _ = if wide {
         ram.write_u64(PhysAddr::new(at), v)
     } else {
-        ram.write(PhysAddr::new(at), &(v as u32).to_le_bytes())
+        ram.write_u32(PhysAddr::new(at), v as u32)
     };
 }
 

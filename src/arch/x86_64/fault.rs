@@ -15,7 +15,6 @@ use crate::hw::mmu::{X86_PF_PROT, X86_PF_WRITE};
 use crate::kernel::signal::{SigCode, SigInfo};
 use crate::mm::MmCtx;
 use crate::mm::memory::{FaultKind, VmFault};
-use crate::mm::mm_types::TASK_SIZE;
 use crate::mm::vma::{VM_EXEC, VM_GROWSDOWN, VM_READ, VM_WRITE, Vma};
 
 /// `access_error()`: true when the VMA does not allow the access the error code describes.
@@ -34,7 +33,7 @@ impl MmCtx<'_> {
     pub fn do_user_addr_fault(&mut self, addr: u64, error_code: u32) -> Result<FaultKind, SigInfo> {
         let segv = |code| SigInfo { code, addr };
         // fault_in_kernel_space(): user mode never reaches the kernel half.
-        if addr >= TASK_SIZE {
+        if addr >= self.mm.task_size {
             return Err(segv(SigCode::SegvMaperr));
         }
         let va = VirtAddr::new(addr);

@@ -82,16 +82,21 @@ pub struct DirectMap {
     pub pages_1g: u64,
     /// `direct_gbpages`: on unless `nogbpages` is on the command line.
     pub gbpages: bool,
+    /// 2-level i386: the large pages are 4 MiB (`direct_pages_count[PG_LEVEL_2M]` counts
+    /// them, and /proc/meminfo shows them as DirectMap4M).
+    pub pse4m: bool,
 }
 
 impl DirectMap {
     /// The lines `arch_report_meminfo()` adds to /proc/meminfo: label and kB. DirectMap1G only
     /// with `direct_gbpages`.
     pub fn meminfo_lines(&self) -> Vec<(&'static str, u64)> {
-        let mut v = vec![
-            ("DirectMap4k:    ", self.pages_4k << 2),
-            ("DirectMap2M:    ", self.pages_2m << 11),
-        ];
+        let mut v = vec![("DirectMap4k:    ", self.pages_4k << 2)];
+        if self.pse4m {
+            v.push(("DirectMap4M:    ", self.pages_2m << 12));
+        } else {
+            v.push(("DirectMap2M:    ", self.pages_2m << 11));
+        }
         if self.gbpages {
             v.push(("DirectMap1G:    ", self.pages_1g << 20));
         }

@@ -61,21 +61,16 @@ impl Arch for X86_64 {
         let top = va.as_u64() >> 47;
         top == 0 || top == (1 << 17) - 1
     }
-    fn zone_limits(&self) -> &'static [(ZoneType, Option<Pfn>)] {
-        &ZONES
+    fn zone_limits(&self, _max_low_pfn: Pfn) -> Vec<(ZoneType, Option<Pfn>)> {
+        ZONES.to_vec()
+    }
+    fn pt_format(&self) -> crate::mm::pgtable::PtFormat {
+        crate::mm::pgtable::PtFormat::X86_64
     }
     fn empty_zones(&self) -> &'static [ZoneType] {
         &[ZoneType::Movable, ZoneType::Device]
     }
-    fn low_firmware_hole(&self) -> Option<(u64, u64)> {
-        Some((0x9fc00, 0x10_0000))
-    }
-    fn boot_reserved_low(&self) -> u64 {
-        1 << 20
-    }
-    fn pci_hole(&self) -> Option<(u64, u64)> {
-        Some((0xc000_0000, 0x1_0000_0000))
-    }
+    // The PC platform's firmware holes and boot reservation: the trait's defaults.
 }
 
 #[cfg(test)]
@@ -93,7 +88,7 @@ mod tests {
 
     #[test]
     fn zone_boundaries() {
-        let z = X86_64.zone_limits();
+        let z = X86_64.zone_limits(Pfn::new(0));
         assert_eq!(z[0], (ZoneType::Dma, Some(Pfn::new(0x1000))));
         assert_eq!(z[1], (ZoneType::Dma32, Some(Pfn::new(0x10_0000))));
         assert_eq!(z[2].1, None);
