@@ -381,6 +381,23 @@ impl Kernel {
             8,
             crate::mm::slub::SlabFlags::PANIC,
         );
+        let vmalloc = match &layout32 {
+            // VMALLOC_START..VMALLOC_END; %pK and %pa widths of a 32-bit kernel; no NUMA.
+            Some(l) => crate::mm::vmalloc::Vmalloc::new(
+                u64::from(l.vmalloc_start),
+                u64::from(l.vmalloc_end) - 1,
+                (
+                    8,
+                    if fmt == crate::mm::pgtable::PtFormat::I386Pae {
+                        16
+                    } else {
+                        8
+                    },
+                ),
+                false,
+            ),
+            None => Default::default(),
+        };
         Ok(Kernel {
             arch,
             opts,
@@ -409,7 +426,7 @@ impl Kernel {
             cpu_tlb,
             distribute_prev,
             slab,
-            vmalloc: Default::default(),
+            vmalloc,
             vmap_area_cache,
             ioports,
             log,
@@ -744,6 +761,7 @@ impl Kernel {
             &self.page_alloc,
             self.arch.page_offset().as_u64(),
             self.lowmem,
+            self.vmalloc.start..=self.vmalloc.last,
         )?;
         self.slab
             .validate(&self.page_alloc, &self.ram)

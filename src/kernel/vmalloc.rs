@@ -23,10 +23,7 @@ use crate::hw::e820::E820Type;
 use crate::hw::mmu::{Access, Fault};
 use crate::mm::gfp::Gfp;
 use crate::mm::tlbflush::{FlushScope, FlushTarget, TlbFlush};
-use crate::mm::vmalloc::{
-    VM_ALLOC, VM_IOREMAP, VM_STRUCT_SIZE, VMALLOC_END, VMALLOC_START, VmArea, is_vmalloc_addr,
-    lazy_max_pages,
-};
+use crate::mm::vmalloc::{VM_ALLOC, VM_IOREMAP, VM_STRUCT_SIZE, VmArea, lazy_max_pages};
 
 /// IOREMAP_MAX_ORDER on x86-64: PUD_SHIFT (ioremap areas align to their size up to 1 GiB).
 const IOREMAP_MAX_SHIFT: u32 = 30;
@@ -278,7 +275,7 @@ impl Kernel {
 
     /// `vmalloc_to_page(addr)`: the frame mapped at a vmalloc address, if any.
     pub fn vmalloc_to_page(&self, addr: u64) -> Option<Pfn> {
-        if !is_vmalloc_addr(addr) {
+        if !self.vmalloc.contains(addr) {
             return None;
         }
         let leaf =
@@ -351,13 +348,18 @@ impl Kernel {
             let (va, pa) = (addr + done, base + done);
             let left = map_size - done;
             let fits = |s: u64| huge && left >= s && va % s == 0 && pa % s == 0;
-            let size = if fits(1 << 30) && self.direct_map.gbpages {
-                PageSize::SIZE_1G
-            } else if fits(2 << 20) {
-                PageSize::SIZE_2M
-            } else {
-                PageSize::SIZE_4K
-            };
+            // The format's leaf sizes, largest first: 1 GiB (with gbpages) and 2 MiB on
+            // x86-64, 4 MiB with 2-level i386 paging, 2 MiB with PAE.
+            let fmt = self.pgtables.format();
+            let size = fmt
+                .levels()
+                .iter()
+                .filter_map(|&l| fmt.leaf_size(l))
+                .find(|s| {
+                    *s == PageSize::SIZE_4K
+                        || fits(s.bytes()) && (*s != PageSize::SIZE_1G || self.direct_map.gbpages)
+                })
+                .unwrap_or(PageSize::SIZE_4K);
             // (map() adds PSE to a large leaf.)
             let r = self.pgtable().map(
                 root,
@@ -537,9 +539,9 @@ impl Kernel {
                 .map(|l| Pfn::new(l.pfn().as_u64() + (va - l.slot.va.as_u64()) / PAGE_SIZE))
         };
         let mut pages = 0;
-        let mut prev_end = VMALLOC_START;
+        let mut prev_end = self.vmalloc.start;
         for a in self.vmalloc.busy.values() {
-            if a.addr < prev_end || a.addr + a.size - 1 > VMALLOC_END {
+            if a.addr < prev_end || a.addr + a.size - 1 > self.vmalloc.last {
                 return Err(format!(
                     "area 0x{:x} overlaps or leaves the vmalloc area",
                     a.addr

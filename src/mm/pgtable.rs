@@ -463,6 +463,7 @@ impl PageTables {
         pa: &PageAlloc,
         page_offset: u64,
         direct_map_size: u64,
+        vmalloc: std::ops::RangeInclusive<u64>,
     ) -> Result<(), Inconsistency> {
         let err = |s: String| Err(Inconsistency(s));
         let fmt = self.fmt;
@@ -479,6 +480,7 @@ impl PageTables {
             pa,
             page_offset,
             direct_map_size,
+            vmalloc,
             seen: &mut seen,
             boot_seen: &mut boot_seen,
         };
@@ -552,6 +554,8 @@ struct CheckCtx<'a> {
     pa: &'a PageAlloc,
     page_offset: u64,
     direct_map_size: u64,
+    /// The vmalloc area, whose leaves Kernel::validate_vmalloc() checks.
+    vmalloc: std::ops::RangeInclusive<u64>,
     seen: &'a mut HashSet<Pfn>,
     boot_seen: &'a mut u64,
 }
@@ -645,7 +649,7 @@ impl CheckCtx<'_> {
         }
         // The vmalloc area maps devices too (ioremap); Kernel::validate_vmalloc() checks each
         // of its leaves against the area that owns it.
-        if fmt == PtFormat::X86_64 && crate::mm::vmalloc::is_vmalloc_addr(va.as_u64()) {
+        if self.vmalloc.contains(&va.as_u64()) {
             return Ok(());
         }
         if !self.in_memory(pfn, end) {

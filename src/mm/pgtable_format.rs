@@ -443,6 +443,8 @@ mod tests {
     use crate::mm::zone::ZoneType;
 
     const MEM: u64 = 64 << 20;
+    /// The vmalloc area of a 2 GiB 2-level machine (nothing is mapped there here).
+    const VMALLOC: std::ops::RangeInclusive<u64> = 0xf77f_e000..=0xfeff_dfff;
 
     /// 64 MiB of RAM, a buddy allocator over it, and init_mm's PGD in frame 1 (a boot table).
     fn machine(fmt: PtFormat) -> (Ram, PageAlloc, PageTables) {
@@ -562,7 +564,7 @@ mod tests {
             .skip();
             let nr_tables = pgt.page_alloc.nr_page_table_pages();
             tables
-                .validate(&ram, &pa, 0xc000_0000, 0)
+                .validate(&ram, &pa, 0xc000_0000, 0, VMALLOC)
                 .unwrap_or_else(|e| panic!("{fmt:?}: {e}"));
 
             let k = Access::KERNEL_READ;
@@ -625,7 +627,7 @@ mod tests {
             assert_eq!(pgt.page_alloc.nr_page_table_pages(), nr_tables - freed);
             pgt.pgd_free(user).unwrap();
             tables
-                .validate(&ram, &pa, 0xc000_0000, 0)
+                .validate(&ram, &pa, 0xc000_0000, 0, VMALLOC)
                 .unwrap_or_else(|e| panic!("{fmt:?} after teardown: {e}"));
         }
     }

@@ -40,7 +40,8 @@ pub const VM_STRUCT_SIZE: u64 = 72;
 /// sizeof(struct vmap_area) (the "vmap_area" cache).
 pub const VMAP_AREA_SIZE: u32 = 72;
 
-/// True for an address inside the vmalloc area (`is_vmalloc_addr()`).
+/// True for an address inside the x86-64 vmalloc area ([`Vmalloc::contains`] answers for the
+/// machine's own).
 pub fn is_vmalloc_addr(addr: u64) -> bool {
     (VMALLOC_START..=VMALLOC_END).contains(&addr)
 }
@@ -87,8 +88,17 @@ impl VmArea {
 }
 
 /// The state of the vmalloc area.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Vmalloc {
+    /// VMALLOC_START.
+    pub start: u64,
+    /// The last byte of the area (VMALLOC_END on x86-64, VMALLOC_END - 1 on i386).
+    pub last: u64,
+    /// Hex digits of a virtual address (`%pK`: 16 on 64-bit, 8 on 32-bit) and of a physical
+    /// one (`%pa`: the width of phys_addr_t, 8 on i386 without PAE).
+    digits: (usize, usize),
+    /// CONFIG_NUMA: vmallocinfo shows the pages per node (`show_numa_info()`).
+    numa: bool,
     /// Busy areas by start address.
     pub busy: BTreeMap<u64, VmArea>,
     /// Lazily freed areas waiting for the purge: start → (end, vmap_area object).
@@ -101,12 +111,40 @@ pub struct Vmalloc {
     pub purges: u64,
 }
 
+impl Default for Vmalloc {
+    /// x86-64's area.
+    fn default() -> Self {
+        Vmalloc::new(VMALLOC_START, VMALLOC_END, (16, 16), true)
+    }
+}
+
 impl Vmalloc {
+    /// An empty area from `start` to `last` (inclusive), printing addresses with `digits`
+    /// (virtual, physical) hex digits.
+    pub fn new(start: u64, last: u64, digits: (usize, usize), numa: bool) -> Vmalloc {
+        Vmalloc {
+            start,
+            last,
+            digits,
+            numa,
+            busy: BTreeMap::new(),
+            lazy: BTreeMap::new(),
+            lazy_pages: 0,
+            nr_vmalloc_pages: 0,
+            purges: 0,
+        }
+    }
+
+    /// `is_vmalloc_addr()`: `addr` is inside the vmalloc area.
+    pub fn contains(&self, addr: u64) -> bool {
+        (self.start..=self.last).contains(&addr)
+    }
+
     /// The lowest `[addr, addr + size)` in the vmalloc area, aligned to `align`, that meets no
     /// busy or lazily freed area.
     pub fn find_free(&self, size: u64, align: u64) -> Option<u64> {
         let align = align.max(PAGE_SIZE);
-        let mut cand = VMALLOC_START.next_multiple_of(align);
+        let mut cand = self.start.next_multiple_of(align);
         let mut used: Vec<(u64, u64)> = self
             .busy
             .values()
@@ -123,7 +161,7 @@ impl Vmalloc {
             }
         }
         let end = cand.checked_add(size)?;
-        (end - 1 <= VMALLOC_END).then_some(cand)
+        (end - 1 <= self.last).then_some(cand)
     }
 
     /// The busy area starting at `addr`.
@@ -142,10 +180,11 @@ impl Vmalloc {
     /// them unless kptr_restrict lets the reader see them).
     pub fn render(&self) -> String {
         let mut s = String::new();
+        let (w, pw) = self.digits;
         for a in self.busy.values() {
             let _ = write!(
                 s,
-                "0x{:016x}-0x{:016x} {:>7} {}",
+                "0x{:0w$x}-0x{:0w$x} {:>7} {}",
                 a.addr,
                 a.addr + a.size,
                 a.size,
@@ -155,7 +194,7 @@ impl Vmalloc {
                 let _ = write!(s, " pages={}", a.pages.len());
             }
             if a.phys_addr != 0 {
-                let _ = write!(s, " phys=0x{:016x}", a.phys_addr);
+                let _ = write!(s, " phys=0x{:0pw$x}", a.phys_addr);
             }
             if a.flags & VM_IOREMAP != 0 {
                 s.push_str(" ioremap");
@@ -173,7 +212,7 @@ impl Vmalloc {
                 s.push_str(" vpages");
             }
             // show_numa_info(): one node.
-            if a.flags & VM_ALLOC != 0 && !a.pages.is_empty() {
+            if self.numa && a.flags & VM_ALLOC != 0 && !a.pages.is_empty() {
                 let _ = write!(s, " N0={}", a.pages.len());
             }
             s.push('\n');
@@ -181,7 +220,7 @@ impl Vmalloc {
         for (&start, &(end, _)) in &self.lazy {
             let _ = writeln!(
                 s,
-                "0x{start:016x}-0x{end:016x} {:>7} unpurged vm_area",
+                "0x{start:0w$x}-0x{end:0w$x} {:>7} unpurged vm_area",
                 end - start
             );
         }

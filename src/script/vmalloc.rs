@@ -98,12 +98,10 @@ pub(crate) fn register(engine: &mut Engine) {
         )
         .register_fn(
             "is_vmalloc_addr",
-            |_k: &mut KernelRef, a: Dynamic| -> Fallible<bool> {
-                Ok(crate::mm::vmalloc::is_vmalloc_addr(word(
-                    "is_vmalloc_addr",
-                    "address",
-                    &a,
-                )?))
+            |k: &mut KernelRef, a: Dynamic| -> Fallible<bool> {
+                Ok(k.borrow()
+                    .vmalloc_state()
+                    .contains(word("is_vmalloc_addr", "address", &a)?))
             },
         )
         .register_fn("vm_unmap_aliases", |k: &mut KernelRef| {
