@@ -1157,8 +1157,10 @@ fn read_pages(
     Ok(())
 }
 
-fn run_case(ops: &[Op], stats: &Stats) -> R2 {
+/// [`run_case`] on a machine of architecture `arch` (the window and the CPUs fit i386 too).
+fn run_case_on(arch: &str, ops: &[Op], stats: &Stats) -> R2 {
     let mut k = Kernel::boot(mmlab::BootOptions {
+        arch: arch.into(),
         ram: 64 << 20,
         cpus: CPUS,
         ..Default::default()
@@ -1218,14 +1220,9 @@ fn run_case(ops: &[Op], stats: &Stats) -> R2 {
     Ok(())
 }
 
-#[test]
-fn random_mm_sequences_match_the_model() {
-    // MMLAB_MM_CASES runs a longer campaign (the assertions on how often paths were reached
-    // scale with the default 256).
-    let cases = std::env::var("MMLAB_MM_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(256);
+/// Runs `cases` random sequences on `arch` from `seed` and returns how often they reached each
+/// path; panics with the shortest failing prefix if one fails.
+fn run_sequences(arch: &str, cases: u32, seed: [u8; 32]) -> Stats {
     let config = Config {
         cases,
         failure_persistence: None,
@@ -1233,6 +1230,38 @@ fn random_mm_sequences_match_the_model() {
         max_shrink_time: 60_000,
         ..Config::default()
     };
+    let mut runner =
+        TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed));
+    let stats = Stats::default();
+    let strategy = prop::collection::vec(op(), 1..200);
+    match runner.run(&strategy, |ops| run_case_on(arch, &ops, &stats)) {
+        Ok(()) => stats,
+        Err(TestError::Fail(why, mut ops)) => {
+            let scratch = Stats::default();
+            if let Some(n) =
+                (1..=ops.len()).find(|&n| run_case_on(arch, &ops[..n], &scratch).is_err())
+            {
+                ops.truncate(n);
+            }
+            panic!("{arch}: {why}\nminimal case, {} ops:\n{ops:#?}", ops.len())
+        }
+        Err(e) => panic!("{arch}: {e}"),
+    }
+}
+
+/// The number in environment variable `var`, or `default`.
+fn env_cases(var: &str, default: u32) -> u32 {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[test]
+fn random_mm_sequences_match_the_model() {
+    // MMLAB_MM_CASES runs a longer campaign (the assertions on how often paths were reached
+    // scale with the default 256).
+    let cases = env_cases("MMLAB_MM_CASES", 256);
     // MMLAB_MM_SEED=<any text> explores other sequences (its bytes replace the seed's first).
     let mut seed = *b"mmlab mm syscalls vs page model!";
     if let Ok(v) = std::env::var("MMLAB_MM_SEED") {
@@ -1240,40 +1269,45 @@ fn random_mm_sequences_match_the_model() {
             *d = b;
         }
     }
-    let mut runner =
-        TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed));
-    let stats = Stats::default();
-    let strategy = prop::collection::vec(op(), 1..200);
-    match runner.run(&strategy, |ops| run_case(&ops, &stats)) {
-        Ok(()) => {
-            eprintln!("{stats:?}");
-            // The sequences reached the interesting paths.
-            assert!(
-                stats.moves.get() > 300 && stats.grows.get() > 30,
-                "{stats:?}"
-            );
-            assert!(
-                stats.forks.get() > 200 && stats.shared_seen.get() > 200,
-                "{stats:?}"
-            );
-            assert!(
-                stats.signals.get() > 1000 && stats.ok.get() > 3000,
-                "{stats:?}"
-            );
-            assert!(stats.pages_checked.get() > 500_000, "{stats:?}");
-            assert!(
-                stats.migrations.get() > 300 && stats.threads.get() > 200,
-                "{stats:?}"
-            );
-        }
-        Err(TestError::Fail(why, mut ops)) => {
-            let scratch = Stats::default();
-            if let Some(n) = (1..=ops.len()).find(|&n| run_case(&ops[..n], &scratch).is_err()) {
-                ops.truncate(n);
-            }
-            panic!("{why}\nminimal case, {} ops:\n{ops:#?}", ops.len())
-        }
-        Err(e) => panic!("{e}"),
+    let stats = run_sequences("x86_64", cases, seed);
+    eprintln!("{stats:?}");
+    // The sequences reached the interesting paths.
+    assert!(
+        stats.moves.get() > 300 && stats.grows.get() > 30,
+        "{stats:?}"
+    );
+    assert!(
+        stats.forks.get() > 200 && stats.shared_seen.get() > 200,
+        "{stats:?}"
+    );
+    assert!(
+        stats.signals.get() > 1000 && stats.ok.get() > 3000,
+        "{stats:?}"
+    );
+    assert!(stats.pages_checked.get() > 500_000, "{stats:?}");
+    assert!(
+        stats.migrations.get() > 300 && stats.threads.get() > 200,
+        "{stats:?}"
+    );
+}
+
+/// The same sequences on i386 machines, with 2-level and with PAE page tables: the mm code is
+/// shared, so these check the page-table formats under it (table allocation and freeing,
+/// PAE's preallocated PMDs, copy-on-write, TLB flushes) against the same model: 256 cases per
+/// format (`MMLAB_MM_CASES_32=N` for N). The 64 MiB machine has no high memory; the mm treats
+/// ZONE_NORMAL and ZONE_HIGHMEM pages alike (tests/scenarios/process_32bit.rhai runs on 2 GiB).
+#[test]
+fn random_mm_sequences_match_the_model_on_i386() {
+    let cases = env_cases("MMLAB_MM_CASES_32", 256);
+    for arch in ["i386", "i386-pae"] {
+        let mut seed = *b"mmlab mm syscalls on i386 tables";
+        seed[0] ^= u8::from(arch == "i386-pae");
+        let stats = run_sequences(arch, cases, seed);
+        eprintln!("{arch}: {stats:?}");
+        assert!(
+            stats.forks.get() > 200 && stats.ok.get() > 3000,
+            "{arch}: {stats:?}"
+        );
     }
 }
 

@@ -118,12 +118,14 @@ pub fn entries(mm: &MmStruct) -> Vec<MapsEntry> {
             name: vma_name(mm, vma),
         })
         .collect();
-    // The gate VMA is x86-64's vsyscall page; a 32-bit kernel has none (get_gate_vma() is
-    // NULL without __HAVE_ARCH_GATE_AREA).
-    if mm.task_size <= 1 << 32 {
-        return v;
-    }
-    v.push(MapsEntry {
+    v.extend(gate_entry(mm));
+    v
+}
+
+/// The gate VMA's line (`get_gate_vma()`): x86-64's vsyscall page. A 32-bit kernel has none
+/// (get_gate_vma() is NULL without __HAVE_ARCH_GATE_AREA).
+pub fn gate_entry(mm: &MmStruct) -> Option<MapsEntry> {
+    (mm.task_size > 1 << 32).then(|| MapsEntry {
         start: VSYSCALL_ADDR,
         end: VSYSCALL_ADDR + PAGE_SIZE,
         perms: perms(GATE_VMA_FLAGS),
@@ -131,8 +133,7 @@ pub fn entries(mm: &MmStruct) -> Vec<MapsEntry> {
         dev: "00:00".into(),
         inode: 0,
         name: "[vsyscall]".into(),
-    });
-    v
+    })
 }
 
 /// The text of `/proc/<pid>/maps`, or ENOENT for a pid with no task.

@@ -370,7 +370,7 @@ pub fn show_smap(k: &Kernel, pid: Pid) -> Result<String, Errno> {
             &e.vm_flags,
         );
     }
-    if let Some(gate) = super::pid_maps::entries(w.mm).pop() {
+    if let Some(gate) = super::pid_maps::gate_entry(w.mm) {
         render_smap(
             &mut out,
             &gate.line(),
