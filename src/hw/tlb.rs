@@ -409,8 +409,11 @@ pub enum FlushDone {
     Everything,
 }
 
-/// log2 of the page sizes of the three size classes: 4 KiB, 2 MiB, 1 GiB.
-const CLASS_SHIFTS: [u32; 3] = [12, 21, 30];
+/// log2 of the page sizes of the size classes: 4 KiB, 2 MiB, 1 GiB, and 4 MiB (the large
+/// pages of 2-level i386 paging, which share the 2M/4M arrays with 2 MiB pages on Intel CPUs).
+const CLASS_SHIFTS: [u32; 4] = [12, 21, 30, 22];
+/// Number of size classes.
+const NR_CLASSES: usize = CLASS_SHIFTS.len();
 
 fn class_of(size: PageSize) -> Option<usize> {
     CLASS_SHIFTS.iter().position(|&s| s == size.shift())
@@ -521,7 +524,7 @@ struct SetAssoc {
     /// Valid entries per page-size class and address-space half (user, kernel), so a lookup or
     /// invalidation skips the sets of classes the array holds none of for that half: the 2 MiB
     /// and 1 GiB entries of the kernel's direct map cost a user address nothing.
-    classes: [[u32; 2]; 3],
+    classes: [[u32; 2]; NR_CLASSES],
 }
 
 impl SetAssoc {
@@ -534,7 +537,7 @@ impl SetAssoc {
             entries: vec![EMPTY_ENTRY; n].into_boxed_slice(),
             ways: g.ways as usize,
             set_mask: u64::from(g.sets()) - 1,
-            classes: [[0; 2]; 3],
+            classes: [[0; 2]; NR_CLASSES],
         }
     }
 
@@ -657,7 +660,7 @@ impl SetAssoc {
     /// scanned to its end.
     fn invalidate(&mut self, va: u64, pcid: u16) -> u64 {
         let mut removed = 0;
-        for class in 0..3 {
+        for class in 0..NR_CLASSES {
             if !self.holds(class, va) {
                 continue;
             }
@@ -833,7 +836,7 @@ impl Tlb {
             });
         }
         self.stats.l1_4k_misses += 1;
-        if let Some(slot) = self.l1_large.find_any(va, pcid, &[1, 2]) {
+        if let Some(slot) = self.l1_large.find_any(va, pcid, &[1, 2, 3]) {
             self.stats.l1_large_hits += 1;
             self.l1_large.stamps[slot] = stamp;
             let entry = self.l1_large.entries[slot];
@@ -844,7 +847,7 @@ impl Tlb {
             });
         }
         self.stats.l1_large_misses += 1;
-        if let Some(slot) = self.l2.find_any(va, pcid, &[0, 1, 2]) {
+        if let Some(slot) = self.l2.find_any(va, pcid, &[0, 1, 2, 3]) {
             self.stats.l2_hits += 1;
             self.l2.stamps[slot] = stamp;
             let entry = self.l2.entries[slot];
@@ -893,8 +896,8 @@ impl Tlb {
         }
         let (array, classes): (&SetAssoc, &[usize]) = match level {
             TlbLevel::L1Small => (&self.l1_small, &[0]),
-            TlbLevel::L1Large => (&self.l1_large, &[1, 2]),
-            TlbLevel::L2 => (&self.l2, &[0, 1, 2]),
+            TlbLevel::L1Large => (&self.l1_large, &[1, 2, 3]),
+            TlbLevel::L2 => (&self.l2, &[0, 1, 2, 3]),
         };
         array
             .find_any(v, pcid.0, classes)
@@ -1244,6 +1247,32 @@ mod tests {
             tlb.probe(VirtAddr::new(0x7f80_8880_0000_0000), p1)
                 .is_none()
         );
+    }
+
+    #[test]
+    fn four_mib_pages_are_cached_with_the_large_ones() {
+        let mut tlb = Tlb::new(TlbConfig::default()).unwrap();
+        let va = VirtAddr::new(0xc080_0000);
+        tlb.fill(
+            va,
+            Pcid::ZERO,
+            &translation(
+                0x80_0000,
+                PageSize::SIZE_4M,
+                PteFlags::PRESENT | PteFlags::GLOBAL,
+            ),
+        );
+        // Anywhere in the 4 MiB page, with the offset kept; not past its end.
+        let hit = tlb.lookup(VirtAddr::new(0xc0bf_f123), Pcid::ZERO).unwrap();
+        assert_eq!(hit.level, TlbLevel::L1Large);
+        assert_eq!(
+            hit.entry.translation(VirtAddr::new(0xc0bf_f123)).phys,
+            PhysAddr::new(0xbf_f123)
+        );
+        assert!(tlb.lookup(VirtAddr::new(0xc0c0_0000), Pcid::ZERO).is_none());
+        // invlpg of any address in it drops it.
+        tlb.invlpg(VirtAddr::new(0xc0a0_0000), Pcid::ZERO);
+        assert!(tlb.lookup(va, Pcid::ZERO).is_none());
     }
 
     #[test]
