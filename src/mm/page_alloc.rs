@@ -319,9 +319,12 @@ impl PageAlloc {
         let ratios = zone_types
             .iter()
             .map(|(zt, _)| match zt {
+                // sysctl_lowmem_reserve_ratio[]: ZONE_HIGHMEM keeps nothing back for
+                // ZONE_MOVABLE requests (0), since "mm/page_alloc: don't reserve ZONE_HIGHMEM
+                // for ZONE_MOVABLE request".
                 ZoneType::Dma | ZoneType::Dma32 => 256,
-                ZoneType::Normal | ZoneType::HighMem => 32,
-                ZoneType::Movable | ZoneType::Device => 0,
+                ZoneType::Normal => 32,
+                ZoneType::HighMem | ZoneType::Movable | ZoneType::Device => 0,
             })
             .collect();
         let mem_map = MemMap::new(max_pfn, memory.iter().copied());
