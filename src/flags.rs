@@ -46,6 +46,19 @@ macro_rules! flag_set_ops {
                 self.union(rhs)
             }
         }
+
+        impl std::ops::BitOrAssign for $ty {
+            fn bitor_assign(&mut self, rhs: $ty) {
+                *self = self.union(rhs);
+            }
+        }
+
+        impl std::ops::BitAnd for $ty {
+            type Output = $ty;
+            fn bitand(self, rhs: $ty) -> $ty {
+                $ty(self.0 & rhs.0)
+            }
+        }
     };
 }
 pub(crate) use flag_set_ops;

@@ -769,7 +769,7 @@ fn validate_catches_broken_tables() {
         expect(&k, what);
     };
     // An unlinked table: the ISA range's PTE table at 0x4000 is no longer reachable.
-    corrupt(0x3000, 0, "tables reachable");
+    corrupt(0x3000, 0, "table pages reachable");
     // A direct-map leaf that maps another frame.
     let bad = Pte::new(Pfn::new(0x500), PAGE_KERNEL).unwrap().raw();
     corrupt(

@@ -240,12 +240,12 @@ fn alloc(
     comp: bool,
 ) -> Result<bool, TestCaseError> {
     let (mut flags, highest) = GFPS[gfp];
-    flags = flags | Gfp::NOWARN;
+    flags |= Gfp::NOWARN;
     if zero {
-        flags = flags | Gfp::ZERO;
+        flags |= Gfp::ZERO;
     }
     if comp {
-        flags = flags | Gfp::COMP;
+        flags |= Gfp::COMP;
     }
     let want = expected_zone(k, flags, highest, order);
     let got = k.alloc_pages(flags, order);

@@ -1480,17 +1480,16 @@ fn the_tlb_behaves_as_a_naive_true_lru_model() {
                 let writable = rng.below(2) == 0;
                 let mut flags = PteFlags::PRESENT | PteFlags::ACCESSED;
                 if writable {
-                    flags = flags | PteFlags::RW;
+                    flags |= PteFlags::RW;
                 }
                 if rng.below(2) == 0 {
-                    flags = flags | PteFlags::DIRTY;
+                    flags |= PteFlags::DIRTY;
                 }
-                flags = flags
-                    | if global {
-                        PteFlags::GLOBAL
-                    } else {
-                        PteFlags::USER
-                    };
+                flags |= if global {
+                    PteFlags::GLOBAL
+                } else {
+                    PteFlags::USER
+                };
                 let t = Translation {
                     phys: PhysAddr::new(frame + (addr & (size.bytes() - 1))),
                     page_size: size,

@@ -309,7 +309,7 @@ pub fn pagewalk32(
                 ("pd", true) => Level::Pmd,
                 _ => Level::Pgd,
             };
-            let bytes = fmt.entry_bytes();
+            let bytes = fmt.entry_bytes(level);
             WalkStep {
                 level: u32::from(level.number()),
                 table: PhysAddr::new(s.at & !0xfff),

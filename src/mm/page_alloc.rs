@@ -619,10 +619,25 @@ impl PageAlloc {
         level: u8,
         ram: &mut Ram,
     ) -> Result<Pfn, AllocError> {
-        let pfn = self.alloc_pages(gfp, 0, ram)?;
-        self.page_mut(pfn)
-            .set_role(PageRole::PageTable { level, boot: false });
-        self.nr_pagetable += 1;
+        self.pagetable_alloc_order(gfp, level, 0, ram)
+    }
+
+    /// [`PageAlloc::pagetable_alloc`] of `2^order` pages (ARM's 16 KiB PGD is order 2): every
+    /// page becomes a page-table page and NR_PAGETABLE counts them all
+    /// (`lruvec_stat_add_folio()` adds `folio_nr_pages()`).
+    pub fn pagetable_alloc_order(
+        &mut self,
+        gfp: Gfp,
+        level: u8,
+        order: u32,
+        ram: &mut Ram,
+    ) -> Result<Pfn, AllocError> {
+        let pfn = self.alloc_pages(gfp, order, ram)?;
+        for i in 0..1u64 << order {
+            self.page_mut(Pfn::new(pfn.as_u64() + i))
+                .set_role(PageRole::PageTable { level, boot: false });
+        }
+        self.nr_pagetable += 1 << order;
         Ok(pfn)
     }
 
@@ -630,8 +645,26 @@ impl PageAlloc {
     /// leaves NR_PAGETABLE and goes back to the buddy lists. Refused (nothing changes) for a
     /// frame that is not a page table from [`PageAlloc::pagetable_alloc`].
     pub fn pagetable_free(&mut self, pfn: Pfn, ram: &mut Ram) -> Result<(), FreeError> {
+        self.pagetable_free_order(pfn, 0, ram)
+    }
+
+    /// [`PageAlloc::pagetable_free`] of a table of `2^order` pages.
+    pub fn pagetable_free_order(
+        &mut self,
+        pfn: Pfn,
+        order: u32,
+        ram: &mut Ram,
+    ) -> Result<(), FreeError> {
         let page = *self.mem_map.page(pfn).ok_or(FreeError::InvalidPfn(pfn))?;
-        if !matches!(page.role(), PageRole::PageTable { boot: false, .. }) || page.refcount() != 1 {
+        let tails_ok = (1..1u64 << order).all(|i| {
+            self.mem_map
+                .page(Pfn::new(pfn.as_u64() + i))
+                .is_some_and(|p| matches!(p.role(), PageRole::PageTable { boot: false, .. }))
+        });
+        if !matches!(page.role(), PageRole::PageTable { boot: false, .. })
+            || page.refcount() != 1
+            || !tails_ok
+        {
             return Err(FreeError::NotAllocated {
                 pfn,
                 role: page.role(),
@@ -639,9 +672,13 @@ impl PageAlloc {
             });
         }
         self.page_mut(pfn)
-            .set_role(PageRole::Allocated { order: 0 });
-        self.nr_pagetable -= 1;
-        self.free_pages(pfn, 0, ram)
+            .set_role(PageRole::Allocated { order: order as u8 });
+        for i in 1..1u64 << order {
+            self.page_mut(Pfn::new(pfn.as_u64() + i))
+                .set_role(PageRole::None);
+        }
+        self.nr_pagetable -= 1 << order;
+        self.free_pages(pfn, order, ram)
     }
 
     // ---- user pages -------------------------------------------------------------------

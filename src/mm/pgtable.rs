@@ -131,7 +131,7 @@ impl Slot {
     }
     /// Physical address of the entry.
     pub fn phys(&self) -> PhysAddr {
-        self.fmt.entry_addr(self.table, self.index)
+        self.fmt.entry_addr(self.level, self.table, self.index)
     }
     /// The first byte after the range the entry translates.
     pub fn va_end(&self) -> VirtAddr {
@@ -346,13 +346,14 @@ pub struct Unmapped {
 
 impl PageTables {
     /// The tables as boot leaves them: init_mm's PGD at `init_pgd` and `boot_tables` table
-    /// pages (the PGD included) taken from memblock or the kernel image.
+    /// pages (the PGD's included: four for ARM's) taken from memblock or the kernel image.
     pub fn new(fmt: PtFormat, init_pgd: Pfn, boot_tables: u64) -> PageTables {
         PageTables {
             fmt,
             pgds: vec![PgdInfo {
                 root: init_pgd,
-                tables: boot_tables.saturating_sub(1),
+                // Every table below the PGD is one page.
+                tables: boot_tables.saturating_sub(fmt.table_frames(Level::Pgd)),
             }],
             boot_tables,
         }
@@ -470,6 +471,7 @@ impl PageTables {
         let boundary = fmt.kernel_pgd_boundary();
         let mut seen: HashSet<Pfn> = HashSet::new();
         let mut boot_seen = 0u64;
+        let mut pages_seen = 0u64;
         let init = self.init_pgd();
         let Some(init_entries) = fmt.table(ram, Level::Pgd, init) else {
             return err(format!("init_mm's PGD {:#x} is outside RAM", init.as_u64()));
@@ -483,6 +485,7 @@ impl PageTables {
             vmalloc,
             seen: &mut seen,
             boot_seen: &mut boot_seen,
+            pages_seen: &mut pages_seen,
         };
         for (n, info) in self.pgds.iter().enumerate() {
             let root = info.root;
@@ -519,10 +522,10 @@ impl PageTables {
         // NR_PAGETABLE and the boot tables; each reached one has that role, so reaching as many
         // as there are means every one is reachable.
         let expected = pa.nr_page_table_pages() + pa.boot_page_table_pages();
-        if seen.len() as u64 != expected {
+        if pages_seen != expected {
             return err(format!(
-                "{} tables reachable, but NR_PAGETABLE {} + boot tables {} page-table pages",
-                seen.len(),
+                "{pages_seen} table pages reachable, but NR_PAGETABLE {} + boot tables {} \
+                 page-table pages",
                 pa.nr_page_table_pages(),
                 pa.boot_page_table_pages()
             ));
@@ -534,11 +537,11 @@ impl PageTables {
                 self.boot_tables
             ));
         }
-        let pages = expected;
+        let tables = seen.len() as u64;
         let counted: u64 = self.pgds.iter().map(|p| p.tables).sum::<u64>() + self.pgds.len() as u64;
-        if counted != pages {
+        if counted != tables {
             return err(format!(
-                "per-mm table counts add up to {counted}, but there are {pages} tables"
+                "per-mm table counts add up to {counted}, but there are {tables} tables"
             ));
         }
         Ok(())
@@ -557,7 +560,10 @@ struct CheckCtx<'a> {
     /// The vmalloc area, whose leaves Kernel::validate_vmalloc() checks.
     vmalloc: std::ops::RangeInclusive<u64>,
     seen: &'a mut HashSet<Pfn>,
+    /// Boot table pages reached.
     boot_seen: &'a mut u64,
+    /// Table pages reached (an ARM PGD is four).
+    pages_seen: &'a mut u64,
 }
 
 impl CheckCtx<'_> {
@@ -566,9 +572,19 @@ impl CheckCtx<'_> {
         if !self.seen.insert(table) {
             return Ok(false);
         }
-        match self.pa.mem_map().page(table).map(|p| p.role()) {
-            Some(PageRole::PageTable { level: l, boot }) if l == level.number() => {
-                *self.boot_seen += u64::from(boot);
+        let frames = self.fmt.table_frames(level);
+        let role_of = |f: u64| {
+            self.pa
+                .mem_map()
+                .page(Pfn::new(table.as_u64() + f))
+                .map(|p| p.role())
+        };
+        match role_of(0) {
+            Some(PageRole::PageTable { level: l, boot })
+                if l == level.number() && (1..frames).all(|f| role_of(f) == role_of(0)) =>
+            {
+                *self.boot_seen += u64::from(boot) * frames;
+                *self.pages_seen += frames;
                 Ok(true)
             }
             role => Err(Inconsistency(format!(
@@ -1228,19 +1244,21 @@ impl Pgt<'_> {
                 }
             }
         }
-        let pgd =
-            match self
-                .page_alloc
-                .pagetable_alloc(GFP_PGTABLE_USER, Level::Pgd.number(), self.ram)
-            {
-                Ok(p) => p,
-                Err(e) => {
-                    for p in pmds {
-                        let _ = self.page_alloc.pagetable_free(p, self.ram);
-                    }
-                    return Err(PgtableError::NoMemory(e));
+        let order = fmt.table_frames(Level::Pgd).trailing_zeros();
+        let pgd = match self.page_alloc.pagetable_alloc_order(
+            GFP_PGTABLE_USER,
+            Level::Pgd.number(),
+            order,
+            self.ram,
+        ) {
+            Ok(p) => p,
+            Err(e) => {
+                for p in pmds {
+                    let _ = self.page_alloc.pagetable_free(p, self.ram);
                 }
-            };
+                return Err(PgtableError::NoMemory(e));
+            }
+        };
         let init = self.tables.init_pgd();
         for i in boundary..fmt.entries(Level::Pgd) {
             let e = fmt.get(self.ram, Level::Pgd, init, i);
@@ -1293,7 +1311,8 @@ impl Pgt<'_> {
             self.free_table(root, pmd);
         }
         self.tables.pgds.remove(i);
-        let freed = self.page_alloc.pagetable_free(root, self.ram);
+        let order = fmt.table_frames(Level::Pgd).trailing_zeros();
+        let freed = self.page_alloc.pagetable_free_order(root, order, self.ram);
         debug_assert!(freed.is_ok(), "{freed:?}");
         Ok(())
     }

@@ -10,14 +10,21 @@
 //! | x86-64, 4-level (arch/x86/include/asm/pgtable_64_types.h) | PGD, PUD, PMD, PTE | 512 each | 8 bytes | 1 GiB, 2 MiB, 4 KiB |
 //! | i386 2-level (pgtable-2level_types.h) | PGD, PTE | 1024 each | 4 bytes | 4 MiB (PSE), 4 KiB |
 //! | i386 PAE (pgtable-3level_types.h) | PGD (the PDPT), PMD, PTE | 4, 512, 512 | 8 bytes | 2 MiB, 4 KiB |
+//! | ARMv7 short descriptors (arch/arm/include/asm/pgtable-2level.h) | PGD, PTE | 2048, 512 | 8, 4 bytes | 2 MiB (two sections), 4 KiB |
 //!
 //! The rest of mmlab reads entries in one neutral form, [`Pte`]: x86's bit layout with the frame
 //! in bits 12..=51 (PAT of a large leaf in bit 12). x86-64 and PAE entries are stored exactly so.
 //! A 2-level entry is 32 bits: the same flags in bits 0..=11, the frame in bits 12..=31, and in a
 //! 4 MiB leaf bits 13..=20 hold physical address bits 32..=39 (PSE-36); there is no NX bit
 //! (`_PAGE_NX` is 0 without PAE, so Linux never asks for one), and [`PtFormat::set`] drops it.
+//!
+//! ARM is stored as Linux stores it (see [`arm`]): a 16 KiB PGD of 2048 entries, each the pair
+//! of hardware first-level descriptors for 2 MiB; a PTE page holding Linux's 512 software PTEs
+//! (L_PTE_* bits, what `pte_val()` reads) in its first half and the two 256-entry hardware
+//! tables the MMU walks in its second, written together by `set_pte_ext()`.
 
 use crate::addr::{PageSize, Pfn, PhysAddr, VirtAddr};
+use crate::arch::armv7::pgtable as arm;
 use crate::arch::x86_64::pgtable_types::{PAGE_TABLE, Pte, PteFlags};
 use crate::hw::ram::Ram;
 
@@ -69,6 +76,8 @@ pub enum PtFormat {
     I386,
     /// i386 PAE paging (CONFIG_X86_PAE): a 4-entry PDPT, then PMD and PTE tables.
     I386Pae,
+    /// ARMv7-A short descriptors as Linux lays them out (no LPAE).
+    Armv7,
 }
 
 /// PAGE_OFFSET of the 32-bit machines mmlab models (CONFIG_VMSPLIT_3G).
@@ -81,6 +90,7 @@ impl PtFormat {
             PtFormat::X86_64 => &[Level::Pgd, Level::Pud, Level::Pmd, Level::Pte],
             PtFormat::I386 => &[Level::Pgd, Level::Pte],
             PtFormat::I386Pae => &[Level::Pgd, Level::Pmd, Level::Pte],
+            PtFormat::Armv7 => &[Level::Pgd, Level::Pte],
         }
     }
 
@@ -100,6 +110,7 @@ impl PtFormat {
             (PtFormat::I386, _) => 22,
             (PtFormat::I386Pae, Level::Pmd) => 21,
             (PtFormat::I386Pae, _) => 30,
+            (PtFormat::Armv7, _) => 21,
         }
     }
 
@@ -115,15 +126,26 @@ impl PtFormat {
             (PtFormat::I386, Level::Pgd | Level::Pte) => 1024,
             (PtFormat::I386Pae, Level::Pgd) => 4,
             (PtFormat::I386Pae, Level::Pmd | Level::Pte) => 512,
+            (PtFormat::Armv7, Level::Pgd) => 2048,
+            (PtFormat::Armv7, Level::Pte) => 512,
             _ => 1,
         }
     }
 
-    /// Bytes of one entry.
-    pub const fn entry_bytes(self) -> u64 {
-        match self {
-            PtFormat::I386 => 4,
-            PtFormat::X86_64 | PtFormat::I386Pae => 8,
+    /// Bytes of one entry at `level` (an ARM PGD entry is two hardware descriptors).
+    pub const fn entry_bytes(self, level: Level) -> u64 {
+        match (self, level) {
+            (PtFormat::I386, _) | (PtFormat::Armv7, Level::Pte) => 4,
+            _ => 8,
+        }
+    }
+
+    /// Frames one table at `level` takes: ARM's PGD is 16 KiB (four frames, 16 KiB-aligned,
+    /// `__pgd_alloc()` of order 2); every other table is one frame.
+    pub const fn table_frames(self, level: Level) -> u64 {
+        match (self, level) {
+            (PtFormat::Armv7, Level::Pgd) => 4,
+            _ => 1,
         }
     }
 
@@ -160,6 +182,7 @@ impl PtFormat {
             (PtFormat::X86_64 | PtFormat::I386Pae, Level::Pmd) => Some(PageSize::SIZE_2M),
             (PtFormat::X86_64, Level::Pud) => Some(PageSize::SIZE_1G),
             (PtFormat::I386, Level::Pgd) => Some(PageSize::SIZE_4M),
+            (PtFormat::Armv7, Level::Pgd) => Some(PageSize::SIZE_2M),
             _ => None,
         }
     }
@@ -214,6 +237,9 @@ impl PtFormat {
             PtFormat::I386 | PtFormat::I386Pae => {
                 (PAGE_OFFSET_32 >> self.shift(Level::Pgd)) as usize
             }
+            // USER_PTRS_PER_PGD = TASK_SIZE / PGDIR_SIZE: the modules area and the pkmap
+            // below PAGE_OFFSET are kernel mappings every address space shares.
+            PtFormat::Armv7 => (arm::TASK_SIZE >> 21) as usize,
         }
     }
 
@@ -221,7 +247,7 @@ impl PtFormat {
     pub const fn user_ptrs_per_pgd(self) -> usize {
         match self {
             PtFormat::X86_64 => 256,
-            PtFormat::I386 | PtFormat::I386Pae => self.kernel_pgd_boundary(),
+            PtFormat::I386 | PtFormat::I386Pae | PtFormat::Armv7 => self.kernel_pgd_boundary(),
         }
     }
 
@@ -232,6 +258,7 @@ impl PtFormat {
         match self {
             PtFormat::X86_64 => va.as_u64() >> 63 == 1,
             PtFormat::I386 | PtFormat::I386Pae => va.as_u64() >= PAGE_OFFSET_32,
+            PtFormat::Armv7 => va.as_u64() >= arm::TASK_SIZE,
         }
     }
 
@@ -239,7 +266,7 @@ impl PtFormat {
     pub fn is_valid_va(self, va: VirtAddr) -> bool {
         match self {
             PtFormat::X86_64 => crate::hw::mmu::is_canonical(va),
-            PtFormat::I386 | PtFormat::I386Pae => va.as_u64() >> 32 == 0,
+            PtFormat::I386 | PtFormat::I386Pae | PtFormat::Armv7 => va.as_u64() >> 32 == 0,
         }
     }
 
@@ -257,6 +284,7 @@ impl PtFormat {
     pub fn fits(self, level: Level, e: Pte) -> bool {
         match self {
             PtFormat::X86_64 | PtFormat::I386Pae => true,
+            PtFormat::Armv7 => e.raw() & crate::arch::x86_64::pgtable_types::PFN_MASK < 1 << 32,
             PtFormat::I386 => {
                 let frame = e.raw() & crate::arch::x86_64::pgtable_types::PFN_MASK;
                 if self.is_leaf(level, e) && level == Level::Pgd {
@@ -273,6 +301,7 @@ impl PtFormat {
     pub fn decode(self, level: Level, raw: u64) -> Pte {
         match self {
             PtFormat::X86_64 | PtFormat::I386Pae => Pte::from_raw(raw),
+            PtFormat::Armv7 => arm::decode(level, raw),
             PtFormat::I386 => {
                 let e = raw & 0xffff_ffff;
                 if level == Level::Pgd && e & PteFlags::PSE.bits() != 0 && e & 1 != 0 {
@@ -286,12 +315,14 @@ impl PtFormat {
         }
     }
 
-    /// Encodes a neutral entry for storage ([`PtFormat::fits`] must hold; bits the format has
-    /// not, such as NX without PAE, are dropped).
+    /// Encodes a neutral entry for storage at `index` of a table at `level` ([`PtFormat::fits`]
+    /// must hold; bits the format has not, such as NX without PAE, are dropped). For ARM this
+    /// is what Linux stores (the descriptor pair of a PGD entry, the Linux PTE).
     #[inline]
-    pub fn encode(self, level: Level, e: Pte) -> u64 {
+    pub fn encode(self, level: Level, index: usize, e: Pte) -> u64 {
         match self {
             PtFormat::X86_64 | PtFormat::I386Pae => e.raw(),
+            PtFormat::Armv7 => arm::encode(level, index, e),
             PtFormat::I386 => {
                 let n = e.raw();
                 if level == Level::Pgd && n & PteFlags::PSE.bits() != 0 && n & 1 != 0 {
@@ -303,10 +334,10 @@ impl PtFormat {
         }
     }
 
-    /// Physical address of entry `index` of the table in frame `table`.
+    /// Physical address of entry `index` of the table at `level` in frame `table`.
     #[inline]
-    pub fn entry_addr(self, table: Pfn, index: usize) -> PhysAddr {
-        PhysAddr::new(table.phys().as_u64() + index as u64 * self.entry_bytes())
+    pub fn entry_addr(self, level: Level, table: Pfn, index: usize) -> PhysAddr {
+        PhysAddr::new(table.phys().as_u64() + index as u64 * self.entry_bytes(level))
     }
 
     /// `native_get_entry`: reads entry `index` of the table at `level` in frame `table`. A
@@ -314,8 +345,8 @@ impl PtFormat {
     #[inline]
     pub fn get(self, ram: &Ram, level: Level, table: Pfn, index: usize) -> Pte {
         debug_assert!(index < self.entries(level));
-        let at = self.entry_addr(table, index);
-        let raw = match self.entry_bytes() {
+        let at = self.entry_addr(level, table, index);
+        let raw = match self.entry_bytes(level) {
             4 => ram.read_u32(at).map(u64::from),
             _ => ram.read_u64(at),
         };
@@ -328,24 +359,30 @@ impl PtFormat {
     pub fn set(self, ram: &mut Ram, level: Level, table: Pfn, index: usize, e: Pte) {
         debug_assert!(index < self.entries(level));
         debug_assert!(self.fits(level, e), "{e:?} does not fit {self:?} {level:?}");
-        let at = self.entry_addr(table, index);
-        let raw = self.encode(level, e);
+        let at = self.entry_addr(level, table, index);
+        let raw = self.encode(level, index, e);
         // Tables are RAM frames, so the write cannot be refused; a corrupt table pointer outside
         // RAM is reported by validate(), not here.
-        let _ = match self.entry_bytes() {
+        let _ = match self.entry_bytes(level) {
             4 => ram.write_u32(at, raw as u32),
             _ => ram.write_u64(at, raw),
         };
+        if self == PtFormat::Armv7 && level == Level::Pte {
+            // set_pte_ext(): the hardware copy, PTE_HWTABLE_OFF bytes on.
+            let hw = arm::hw_pte(raw as u32, e);
+            let _ = ram.write_u32(PhysAddr::new(at.as_u64() + arm::PTE_HWTABLE_OFF), hw);
+        }
     }
 
     /// Every entry of the table at `level` in frame `table`, decoded; None if the frame is
     /// outside RAM.
     pub fn table(self, ram: &Ram, level: Level, table: Pfn) -> Option<Vec<Pte>> {
-        let bytes = ram.frame(table).ok()?;
         let n = self.entries(level);
-        let w = self.entry_bytes() as usize;
+        let w = self.entry_bytes(level) as usize;
+        let mut bytes = vec![0u8; n * w];
+        ram.read(table.phys(), &mut bytes).ok()?;
         Some(
-            bytes[..n * w]
+            bytes
                 .chunks_exact(w)
                 .map(|c| {
                     let raw = if w == 4 {
@@ -403,16 +440,16 @@ mod tests {
         // A 4 MiB leaf at physical 0x1_2340_0000 (above 4 GiB, PSE-36) with PAT.
         let n = Pte::from_raw(0x1_2340_0000 | 0x1000 | 0x1e3);
         assert!(f.fits(Level::Pgd, n));
-        let raw = f.encode(Level::Pgd, n);
+        let raw = f.encode(Level::Pgd, 0, n);
         assert_eq!(raw, 0x2340_0000 | (0x1 << 13) | 0x1000 | 0x1e3);
         assert_eq!(f.decode(Level::Pgd, raw), n);
         // A 4 KiB entry above 4 GiB cannot be stored; NX is dropped.
         assert!(!f.fits(Level::Pte, Pte::from_raw(0x1_0000_0003)));
         let nx = Pte::from_raw(0x8000_0000_0123_4063);
-        assert_eq!(f.encode(Level::Pte, nx), 0x0123_4063);
+        assert_eq!(f.encode(Level::Pte, 0, nx), 0x0123_4063);
         // A PDE that points to a table keeps bits 13..=20 as frame bits.
         let t = Pte::from_raw(0x0012_3067);
-        assert_eq!(f.decode(Level::Pgd, f.encode(Level::Pgd, t)), t);
+        assert_eq!(f.decode(Level::Pgd, f.encode(Level::Pgd, 0, t)), t);
         let mut ram = Ram::new(1 << 20).unwrap();
         f.set(&mut ram, Level::Pgd, Pfn::new(3), 1023, n);
         assert_eq!(ram.read_u32(PhysAddr::new(0x3ffc)).unwrap() as u64, raw);
@@ -591,7 +628,11 @@ mod tests {
                 None
             );
             // The entries are in the format's own layout in RAM.
-            let pde = fmt.entry_addr(init, fmt.index(Level::Pgd, VirtAddr::new(0xc080_0000)));
+            let pde = fmt.entry_addr(
+                Level::Pgd,
+                init,
+                fmt.index(Level::Pgd, VirtAddr::new(0xc080_0000)),
+            );
             if fmt == PtFormat::I386 {
                 let raw = ram.read_u32(pde).unwrap();
                 assert_eq!(raw as u64 & 0xffc0_0000, big.phys().as_u64());
@@ -599,7 +640,7 @@ mod tests {
                 assert_eq!(pde.as_u64(), 0x1000 + 770 * 4);
             } else {
                 // PDPT entry 3 is _PAGE_PRESENT alone; the 2 MiB leaf is in its PMD.
-                let pdpte = ram.read_u64(fmt.entry_addr(init, 3)).unwrap();
+                let pdpte = ram.read_u64(fmt.entry_addr(Level::Pgd, init, 3)).unwrap();
                 assert_eq!(pdpte & 0xfff, 1);
             }
 

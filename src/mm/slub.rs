@@ -633,7 +633,7 @@ pub fn parse_slub_debug(arg: Option<&str>) -> Result<(SlabFlags, Vec<String>), S
     };
     let mut f = SlabFlags::empty();
     for ch in letters.chars() {
-        f = f | match ch.to_ascii_uppercase() {
+        f |= match ch.to_ascii_uppercase() {
             'F' => SlabFlags::CONSISTENCY_CHECKS,
             'Z' => SlabFlags::RED_ZONE,
             'P' => SlabFlags::POISON,
@@ -724,7 +724,7 @@ pub fn calculate_sizes(object_size: u32, align: u32, flags: SlabFlags, nr_cpus: 
     let mut flags = flags;
     let mut size = align_up(object_size, PTR);
     if flags.contains(SlabFlags::POISON) && !flags.contains(SlabFlags::TYPESAFE_BY_RCU) {
-        flags = flags | SlabFlags::OBJECT_POISON;
+        flags |= SlabFlags::OBJECT_POISON;
     }
     if flags.contains(SlabFlags::RED_ZONE) && size == object_size {
         size += PTR;

@@ -20,6 +20,7 @@ use crate::addr::PhysAddr;
 use crate::hw::ram::Ram;
 
 pub mod layout;
+pub mod pgtable;
 
 /// FSR status: translation fault, first level (section).
 pub const FSR_TRANS_SECTION: u32 = 0x5;
