@@ -75,6 +75,54 @@ pub fn by_name(name: &str) -> Option<&'static dyn Arch> {
         "x86_64" | "x86-64" => Some(&X86_64),
         "i386" => Some(&I386),
         "i386-pae" => Some(&I386_PAE),
+        "armv7-zynq" => Some(&armv7::ARMV7_ZYNQ),
         _ => None,
+    }
+}
+
+/// The kernel's virtual memory layout of a 32-bit (HIGHMEM) machine, as its boot computed it.
+#[derive(Clone, Debug)]
+pub enum Layout32bit {
+    /// i386 (2-level or PAE).
+    I386(i386::layout::Layout32),
+    /// ARMv7 as on a Zynq-7000.
+    Armv7(armv7::layout::LayoutArm),
+}
+
+impl Layout32bit {
+    /// `max_low_pfn`: the end of low memory.
+    pub fn max_low_pfn(&self) -> u64 {
+        match self {
+            Layout32bit::I386(l) => l.max_low_pfn,
+            Layout32bit::Armv7(l) => l.max_low_pfn,
+        }
+    }
+    /// VMALLOC_START and VMALLOC_END (exclusive).
+    pub fn vmalloc(&self) -> (u64, u64) {
+        match self {
+            Layout32bit::I386(l) => (l.vmalloc_start.into(), l.vmalloc_end.into()),
+            Layout32bit::Armv7(l) => (l.vmalloc_start.into(), l.vmalloc_end.into()),
+        }
+    }
+    /// PKMAP_BASE and LAST_PKMAP.
+    pub fn pkmap(&self) -> (u64, usize) {
+        match self {
+            Layout32bit::I386(l) => (l.pkmap_base.into(), l.last_pkmap as usize),
+            Layout32bit::Armv7(l) => (l.pkmap_base.into(), l.last_pkmap as usize),
+        }
+    }
+    /// FIXADDR_TOP, FIX_KMAP_BEGIN and KM_MAX_IDX: where the kmap_local slots are.
+    pub fn kmap_fixmap(&self) -> (u64, u32, u32) {
+        match self {
+            Layout32bit::I386(l) => (l.fixaddr_top.into(), l.kmap_fix_begin, l.kmap_slots_per_cpu),
+            Layout32bit::Armv7(l) => (l.fixaddr_top.into(), l.kmap_fix_begin, l.kmap_slots_per_cpu),
+        }
+    }
+    /// The "virtual kernel memory layout" block the kernel printed at boot.
+    pub fn print(&self) -> String {
+        match self {
+            Layout32bit::I386(l) => l.print(),
+            Layout32bit::Armv7(l) => l.print(),
+        }
     }
 }

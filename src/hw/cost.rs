@@ -154,8 +154,9 @@ impl CostTable {
     /// The table of the architecture named as in boot options (`"x86_64"`).
     pub fn for_arch(name: &str) -> Option<&'static CostTable> {
         match name {
-            // An i386 kernel runs on the same x86 CPU: its caches and TLBs cost the same.
-            "x86_64" | "x86-64" | "i386" | "i386-pae" => Some(&CostTable::X86_64),
+            // An i386 kernel runs on the same x86 CPU: its caches and TLBs cost the same. The
+            // Cortex-A9 has no table of its own yet: it is charged as the x86 CPU.
+            "x86_64" | "x86-64" | "i386" | "i386-pae" | "armv7-zynq" => Some(&CostTable::X86_64),
             _ => None,
         }
     }

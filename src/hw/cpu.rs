@@ -306,6 +306,9 @@ impl Cpu {
             crate::mm::pgtable::PtFormat::X86_64 => {
                 mmu::walk(ram, self.cr3, va, access, None, &mut cost)
             }
+            crate::mm::pgtable::PtFormat::Armv7 => {
+                mmu::walk_arm(ram, self.cr3, va, access, &mut cost)
+            }
             fmt => mmu::walk32(ram, fmt, self.cr3, va, access, &mut cost),
         };
         self.counters.walks += 1;

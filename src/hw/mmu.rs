@@ -273,6 +273,82 @@ pub fn walk(
     unreachable!("level 1 is always a leaf")
 }
 
+/// The walk of an ARMv7 MMU (short descriptors, Linux's DACR) over the tables at `ttbr0`, with
+/// the result in [`walk`]'s form: [`crate::arch::armv7::walk`] does the work. ARM has no
+/// hardware Accessed or Dirty bits (Linux emulates them through the hardware entries), so a
+/// translation reports both set and the walk writes nothing. A fault gets the x86 error code
+/// of its kind: present for a permission or domain fault, write for a write (WnR), user.
+pub fn walk_arm(
+    ram: &Ram,
+    ttbr0: PhysAddr,
+    va: VirtAddr,
+    access: Access,
+    cost: &mut WalkCost,
+) -> Result<Translation, Fault> {
+    use crate::arch::armv7::{self, ArmAccess, DACR_LINUX};
+    use crate::arch::x86_64::pgtable_types::CacheMode;
+    let fault = |present: bool| Fault::PageFault {
+        addr: va,
+        error_code: access.error_bits() | if present { X86_PF_PROT } else { 0 },
+    };
+    let Ok(va32) = u32::try_from(va.as_u64()) else {
+        return Err(fault(false));
+    };
+    let a = ArmAccess {
+        write: access.write,
+        exec: access.exec,
+        user: access.user,
+    };
+    match armv7::walk(ram, ttbr0.as_u64() as u32, DACR_LINUX, va32, a) {
+        Ok(t) => {
+            cost.references += if t.page_size < 1 << 20 { 2 } else { 1 };
+            let (writable, user) = match t.ap {
+                0b001 => (true, false),
+                0b011 => (true, true),
+                0b010 | 0b110 | 0b111 => (false, true),
+                _ => (false, false),
+            };
+            let mut flags = PteFlags::PRESENT | PteFlags::ACCESSED | PteFlags::DIRTY;
+            if writable {
+                flags |= PteFlags::RW;
+            }
+            if user {
+                flags |= PteFlags::USER;
+            }
+            if !t.ng {
+                flags |= PteFlags::GLOBAL;
+            }
+            if t.xn {
+                flags |= PteFlags::NX;
+            }
+            // TEX[0], C, B with TEX remap as Linux programs PRRR/NMRR.
+            let cache = match t.attrs & 0b111 {
+                0b111 => CacheMode::WriteBack,
+                0b001 => CacheMode::UncachedMinus,
+                0b000 => CacheMode::Uncached,
+                0b100 => CacheMode::WriteCombining,
+                0b010 => CacheMode::WriteThrough,
+                _ => CacheMode::WriteBack,
+            };
+            Ok(Translation {
+                phys: PhysAddr::new(t.phys),
+                page_size: PageSize::from_shift(t.page_size.trailing_zeros())
+                    .expect("ARM pages are 4K to 16M"),
+                flags,
+                writable,
+                user,
+                executable: !t.xn,
+                cache,
+            })
+        }
+        Err(f) => {
+            let page_level = matches!(f.status, 0x7 | 0xb | 0xf);
+            cost.references += if page_level { 2 } else { 1 };
+            Err(fault(matches!(f.status, 0x9 | 0xb | 0xd | 0xf)))
+        }
+    }
+}
+
 /// The entries an i386 MMU walk of `va` reads (a supervisor read, A/D bits set as the MMU
 /// sets them), in [`WalkStep`] form: level 4 for the page directory (2-level) or the PDPT
 /// (PAE), 2 for the PAE page directory, 1 for the page table; entries decoded to the neutral

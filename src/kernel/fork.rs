@@ -263,28 +263,13 @@ impl Kernel {
     /// inside: nothing is faulted in, no Accessed bit is set, the TLB is not consulted). None
     /// for an unknown pid or an address at or above the task's user range.
     pub fn user_pagewalk(&self, pid: Pid, addr: u64) -> Option<Vec<crate::hw::mmu::WalkStep>> {
-        let fmt = self.pgtables.format();
         let mm = self.mm_of(pid)?;
         if addr >= mm.task_size {
             return None;
         }
-        let va = crate::addr::VirtAddr::new(addr);
-        let mut table = mm.pgd;
-        let mut steps = Vec::with_capacity(4);
-        for &level in fmt.levels() {
-            let index = fmt.index(level, va);
-            let entry = fmt.get(&self.ram, level, table, index);
-            steps.push(crate::hw::mmu::WalkStep {
-                level: u32::from(level.number()),
-                table: table.phys(),
-                index: index as u32,
-                entry,
-            });
-            if !fmt.is_table(level, entry) {
-                break;
-            }
-            table = entry.pfn(false);
-        }
-        Some(steps)
+        Some(
+            self.pgtables
+                .walk_entries(&self.ram, mm.pgd, crate::addr::VirtAddr::new(addr)),
+        )
     }
 }

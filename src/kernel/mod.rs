@@ -111,7 +111,7 @@ pub struct Kernel {
     /// machines, the whole direct-map region on x86-64.
     lowmem: u64,
     /// The kernel's virtual memory layout on i386 (None on x86-64).
-    layout32: Option<crate::arch::i386::layout::Layout32>,
+    layout32: Option<crate::arch::Layout32bit>,
     /// The pkmap and kmap_local state of a HIGHMEM machine (mm/highmem.rs).
     highmem: Option<crate::mm::highmem::Highmem>,
     /// The CPUs, each with its CR3, PCID and TLB; CPU 0 runs kernel-side requests.
@@ -162,11 +162,16 @@ impl Kernel {
 
         // Firmware map, then the kernel's edits: trim_bios_range() makes the first page
         // reserved, then mem=/memmap= (parse_early_param()), then sanitize.
+        // On ARM the memory node of the device tree gives one RAM range from 0, which the same
+        // table holds (without the PC's BIOS edits and log lines).
+        let pc = arch.low_firmware_hole().is_some();
         let mut e820 = E820Table::pc(opts.ram, arch.pci_hole(), arch.low_firmware_hole());
-        // e820__memory_setup() prints the firmware's map as it came.
-        log.push("BIOS-provided physical RAM map:".into());
-        log.extend(e820.to_string().lines().map(|l| format!("BIOS-e820: {l}")));
-        e820.add(0, PAGE_SIZE, E820Type::Reserved);
+        if pc {
+            // e820__memory_setup() prints the firmware's map as it came.
+            log.push("BIOS-provided physical RAM map:".into());
+            log.extend(e820.to_string().lines().map(|l| format!("BIOS-e820: {l}")));
+            e820.add(0, PAGE_SIZE, E820Type::Reserved);
+        }
         if !cmdline.mem_ops.is_empty() {
             cmdline.apply(&mut e820);
             // The edits of parse_early_param(); e820__finish_early_params() prints the result.
@@ -204,20 +209,25 @@ impl Kernel {
                 iomem.mark_busy(e.start, e.end);
             }
         }
-        // reserve_standard_io_resources(): the legacy PC ports, busy.
+        // reserve_standard_io_resources(): the legacy PC ports, busy (none on ARM).
         let mut ioports = Resource::root("PCI IO", 0x10000);
-        for (start, end, name) in [
-            (0x00, 0x1f, "dma1"),
-            (0x20, 0x21, "pic1"),
-            (0x40, 0x43, "timer0"),
-            (0x50, 0x53, "timer1"),
-            (0x60, 0x60, "keyboard"),
-            (0x64, 0x64, "keyboard"),
-            (0x80, 0x8f, "dma page reg"),
-            (0xa0, 0xa1, "pic2"),
-            (0xc0, 0xdf, "dma2"),
-            (0xf0, 0xff, "fpu"),
-        ] {
+        let legacy: &[(u64, u64, &str)] = if pc {
+            &[
+                (0x00, 0x1f, "dma1"),
+                (0x20, 0x21, "pic1"),
+                (0x40, 0x43, "timer0"),
+                (0x50, 0x53, "timer1"),
+                (0x60, 0x60, "keyboard"),
+                (0x64, 0x64, "keyboard"),
+                (0x80, 0x8f, "dma page reg"),
+                (0xa0, 0xa1, "pic2"),
+                (0xc0, 0xdf, "dma2"),
+                (0xf0, 0xff, "fpu"),
+            ]
+        } else {
+            &[]
+        };
+        for &(start, end, name) in legacy {
             let _ = ioports.request(start, end + 1, name);
         }
 
@@ -239,7 +249,24 @@ impl Kernel {
         let fmt = arch.pt_format();
         // find_low_pfn_range() and highmem_pfn_init() on i386: where low memory ends, and
         // the trim to 4 GiB.
-        let layout32 = if arch.has_highmem() {
+        let layout32 = if arch.pt_format() == crate::mm::pgtable::PtFormat::Armv7 {
+            // adjust_lowmem_bounds() (arch/arm/mm/mmu.c): lowmem below vmalloc_min.
+            let nr = Self::ARM_NR_CPUS;
+            if opts.cpus > nr {
+                return Err(BootError(format!(
+                    "cpus {}: {} kernels are built with CONFIG_NR_CPUS={nr}",
+                    opts.cpus,
+                    arch.name()
+                )));
+            }
+            let l = crate::arch::armv7::layout::compute(
+                max_pfn.as_u64() * PAGE_SIZE,
+                nr,
+                Self::vmalloc_param(&cmdline)?,
+            )
+            .map_err(|e| BootError(format!("memory layout: {e}")))?;
+            Some(crate::arch::Layout32bit::Armv7(l))
+        } else if arch.has_highmem() {
             let l = Self::boot_layout32(arch, &cmdline, opts.cpus, max_pfn)?;
             if l.trimmed_max_pfn.is_some() {
                 log.push(
@@ -259,16 +286,16 @@ impl Kernel {
                 (l.highend_pfn - l.highstart_pfn) >> 8
             ));
             log.push(format!("{}MB LOWMEM available.", l.max_low_pfn >> 8));
-            Some(l)
+            Some(crate::arch::Layout32bit::I386(l))
         } else {
             None
         };
         let max_low_pfn = layout32
             .as_ref()
-            .map_or(max_pfn, |l| Pfn::new(l.max_low_pfn));
+            .map_or(max_pfn, |l| Pfn::new(l.max_low_pfn()));
         let lowmem = layout32
             .as_ref()
-            .map_or(arch.direct_map_size(), |l| l.max_low_pfn * PAGE_SIZE);
+            .map_or(arch.direct_map_size(), |l| l.max_low_pfn() * PAGE_SIZE);
         let mut memblock = Memblock::new(&memory);
         memblock.reserve(
             PfnRange::new(Pfn::new(0), Pfn::new(arch.boot_reserved_low() / PAGE_SIZE))
@@ -277,12 +304,17 @@ impl Kernel {
         // The zero page: Linux's empty_zero_page sits in the kernel image; mmlab has no image,
         // so it takes the highest RAM page of the reserved first MiB, which costs no managed
         // page (docs/divergences.md).
-        let low = arch.boot_reserved_low() / PAGE_SIZE;
+        // ARM's paging_init() takes it from memblock (early_alloc()), in low memory.
+        let low = if arch.low_firmware_hole().is_some() {
+            arch.boot_reserved_low() / PAGE_SIZE
+        } else {
+            0
+        };
         let zero_pfn = (1..low)
             .rev()
             .map(Pfn::new)
             .find(|&p| memblock.is_memory(p))
-            .or_else(|| memblock.phys_alloc_range(1, 1, Pfn::new(0), max_pfn))
+            .or_else(|| memblock.phys_alloc_range(1, 1, Pfn::new(0), max_low_pfn))
             .ok_or_else(|| BootError("no page for the zero page".into()))?;
 
         // init_mem_mapping(): init_mm's PGD and the direct map, its tables from the kernel
@@ -294,10 +326,15 @@ impl Kernel {
             .find(|p| *p == "gbpages" || *p == "nogbpages")
             .is_none_or(|p| p == "gbpages");
         let (init_pgd, boot_tables, direct_map) = match &layout32 {
-            Some(l) => {
+            Some(crate::arch::Layout32bit::I386(l)) => {
                 let m = crate::arch::i386::init::init_mem_mapping(&mut ram, &mut memblock, fmt, l)
                     .map_err(BootError)?;
                 (m.pgd, m.tables, m.direct_map)
+            }
+            Some(crate::arch::Layout32bit::Armv7(l)) => {
+                let m = crate::arch::armv7::init::paging_init(&mut ram, &mut memblock, l)
+                    .map_err(BootError)?;
+                (m.pgd, m.tables, DirectMap::default())
             }
             None => {
                 let m = x86_init::init_mem_mapping(&mut ram, &mut memblock, max_pfn, gbpages)
@@ -384,8 +421,8 @@ impl Kernel {
         let vmalloc = match &layout32 {
             // VMALLOC_START..VMALLOC_END; %pK and %pa widths of a 32-bit kernel; no NUMA.
             Some(l) => crate::mm::vmalloc::Vmalloc::new(
-                u64::from(l.vmalloc_start),
-                u64::from(l.vmalloc_end) - 1,
+                l.vmalloc().0,
+                l.vmalloc().1 - 1,
                 (
                     8,
                     if fmt == crate::mm::pgtable::PtFormat::I386Pae {
@@ -410,13 +447,18 @@ impl Kernel {
             direct_map,
             lowmem,
             highmem: layout32.as_ref().map(|l| {
+                let (fixaddr_top, begin, slots) = l.kmap_fixmap();
+                let nr_cpus = match l {
+                    crate::arch::Layout32bit::I386(_) => Self::I386_NR_CPUS,
+                    crate::arch::Layout32bit::Armv7(_) => Self::ARM_NR_CPUS,
+                };
                 crate::mm::highmem::Highmem::new(
-                    u64::from(l.pkmap_base),
-                    l.last_pkmap as usize,
-                    u64::from(l.fixaddr_top),
-                    l.kmap_fix_begin,
-                    l.kmap_slots_per_cpu,
-                    Self::I386_NR_CPUS as usize,
+                    l.pkmap().0,
+                    l.pkmap().1,
+                    fixaddr_top,
+                    begin,
+                    slots,
+                    nr_cpus as usize,
                 )
             }),
             layout32,
@@ -435,6 +477,24 @@ impl Kernel {
 
     /// `CONFIG_NR_CPUS` of i386_defconfig, which sizes the fixmap's kmap_local slots.
     pub const I386_NR_CPUS: u32 = 8;
+    /// `CONFIG_NR_CPUS` of the ARM kernel (the Kconfig default, 4; a Zynq-7000 has 2 cores).
+    pub const ARM_NR_CPUS: u32 = 4;
+
+    /// `vmalloc=` from the command line, in bytes.
+    fn vmalloc_param(cmdline: &Cmdline) -> Result<Option<u64>, BootError> {
+        match cmdline
+            .other
+            .iter()
+            .rev()
+            .find_map(|p| p.strip_prefix("vmalloc="))
+        {
+            Some(v) => match cmdline::memparse(v) {
+                Some((bytes, "")) => Ok(Some(bytes)),
+                _ => Err(BootError(format!("cmdline: vmalloc={v}: not a size"))),
+            },
+            None => Ok(None),
+        }
+    }
 
     /// The i386 layout for a machine of `max_pfn` frames: `vmalloc=` from the command line,
     /// NR_CPUS from i386_defconfig.
@@ -451,18 +511,7 @@ impl Kernel {
                 Self::I386_NR_CPUS
             )));
         }
-        let reserve = match cmdline
-            .other
-            .iter()
-            .rev()
-            .find_map(|p| p.strip_prefix("vmalloc="))
-        {
-            Some(v) => match cmdline::memparse(v) {
-                Some((bytes, "")) => Some(bytes),
-                _ => return Err(BootError(format!("cmdline: vmalloc={v}: not a size"))),
-            },
-            None => None,
-        };
+        let reserve = Self::vmalloc_param(cmdline)?;
         crate::arch::i386::layout::compute(
             arch.pt_format() == crate::mm::pgtable::PtFormat::I386Pae,
             max_pfn.as_u64(),
@@ -472,8 +521,8 @@ impl Kernel {
         .map_err(|e| BootError(format!("memory layout: {e}")))
     }
 
-    /// The kernel's virtual memory layout on i386 (None on x86-64).
-    pub fn layout32(&self) -> Option<&crate::arch::i386::layout::Layout32> {
+    /// The kernel's virtual memory layout on i386 and ARMv7 (None on x86-64).
+    pub fn layout32(&self) -> Option<&crate::arch::Layout32bit> {
         self.layout32.as_ref()
     }
 
@@ -675,8 +724,13 @@ impl Kernel {
         let cr3 = self.pgtables.init_pgd().phys();
         let mut cost = WalkCost::default();
         let fmt = self.pgtables.format();
-        if fmt != crate::mm::pgtable::PtFormat::X86_64 {
-            return mmu::pagewalk32(&mut self.ram, fmt, cr3, va);
+        match fmt {
+            crate::mm::pgtable::PtFormat::X86_64 => {}
+            // ARM: Linux's view of the tables (the MMU sets no Accessed bit there).
+            crate::mm::pgtable::PtFormat::Armv7 => {
+                return self.pgtables.walk_entries(&self.ram, self.init_pgd(), va);
+            }
+            _ => return mmu::pagewalk32(&mut self.ram, fmt, cr3, va),
         }
         // The outcome is in the steps: the last one is the leaf or the entry that faulted.
         let _ = mmu::walk(

@@ -421,6 +421,35 @@ impl PageTables {
         None
     }
 
+    /// The entries a walk of `va` from `root` reads, in Linux's view (the neutral form of what
+    /// `pgd_offset()` ... `pte_offset_kernel()` read), up to the leaf or the first entry that
+    /// is not a table. Nothing is written: no Accessed bit, no TLB.
+    pub fn walk_entries(
+        &self,
+        ram: &Ram,
+        root: Pfn,
+        va: VirtAddr,
+    ) -> Vec<crate::hw::mmu::WalkStep> {
+        let fmt = self.fmt;
+        let mut table = self.root_for(root, va);
+        let mut steps = Vec::with_capacity(4);
+        for &level in fmt.levels() {
+            let index = fmt.index(level, va);
+            let entry = fmt.get(ram, level, table, index);
+            steps.push(crate::hw::mmu::WalkStep {
+                level: u32::from(level.number()),
+                table: table.phys(),
+                index: index as u32,
+                entry,
+            });
+            if !fmt.is_table(level, entry) {
+                break;
+            }
+            table = entry.pfn(false);
+        }
+        steps
+    }
+
     /// `lookup_address_in_pgd()`: the present leaf that maps `va`, if any.
     pub fn lookup(&self, ram: &Ram, root: Pfn, va: VirtAddr) -> Option<Leaf> {
         let root = self.root_for(root, va);

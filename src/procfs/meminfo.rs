@@ -53,7 +53,7 @@ fn vmalloc_total(k: &Kernel) -> Option<u64> {
     let arch = k.arch();
     if let Some(l) = k.layout32() {
         // i386: VMALLOC_END - VMALLOC_START of the boot's layout.
-        return Some(u64::from(l.vmalloc_end - l.vmalloc_start));
+        return Some(l.vmalloc().1 - l.vmalloc().0);
     }
     if arch.name() != "x86_64" {
         return None;
@@ -131,8 +131,11 @@ pub fn render(k: &Kernel) -> String {
     );
     show_val_kb(&mut s, "VmallocChunk:   ", 0);
     // arch_report_meminfo() (arch/x86/mm/pat/set_memory.c), last: "%8lu kB" like the others.
-    for (label, kb) in k.direct_map().meminfo_lines() {
-        let _ = writeln!(s, "{label}{kb:>8} kB");
+    // x86 only: ARM has no arch_report_meminfo().
+    if k.arch().pt_format() != crate::mm::pgtable::PtFormat::Armv7 {
+        for (label, kb) in k.direct_map().meminfo_lines() {
+            let _ = writeln!(s, "{label}{kb:>8} kB");
+        }
     }
     s
 }

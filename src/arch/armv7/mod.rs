@@ -19,8 +19,81 @@
 use crate::addr::PhysAddr;
 use crate::hw::ram::Ram;
 
+pub mod init;
 pub mod layout;
 pub mod pgtable;
+
+use crate::addr::{Pfn, VirtAddr};
+use crate::mm::pgtable::PtFormat;
+use crate::mm::zone::ZoneType;
+
+/// A Zynq-7000 (dual Cortex-A9): RAM from physical 0, VMSPLIT_3G, HIGHMEM, no LPAE.
+#[derive(Debug, Clone, Copy)]
+pub struct Armv7Zynq;
+
+/// The Zynq-7000 machine.
+pub static ARMV7_ZYNQ: Armv7Zynq = Armv7Zynq;
+
+impl super::Arch for Armv7Zynq {
+    fn name(&self) -> &'static str {
+        "armv7-zynq"
+    }
+    fn va_bits(&self) -> u32 {
+        32
+    }
+    fn phys_bits(&self) -> u32 {
+        32
+    }
+    fn levels(&self) -> u32 {
+        2
+    }
+    fn entries_per_table(&self) -> u32 {
+        // PTRS_PER_PTE as Linux counts them (two hardware tables of 256).
+        512
+    }
+    fn page_offset(&self) -> VirtAddr {
+        VirtAddr::new(0xc000_0000)
+    }
+    fn direct_map_size(&self) -> u64 {
+        // VMALLOC_END - 8 MiB - the smallest vmalloc area (16 MiB) - PAGE_OFFSET: the most
+        // vmalloc= can give low memory.
+        layout::compute(1 << 32, 1, Some(0))
+            .map(|l| l.max_low_pfn << 12)
+            .unwrap_or(0)
+    }
+    fn pt_format(&self) -> PtFormat {
+        PtFormat::Armv7
+    }
+    fn has_highmem(&self) -> bool {
+        true
+    }
+    fn task_size(&self) -> u64 {
+        pgtable::TASK_SIZE
+    }
+    fn is_canonical(&self, va: VirtAddr) -> bool {
+        va.as_u64() >> 32 == 0
+    }
+    fn zone_limits(&self, max_low_pfn: Pfn) -> Vec<(ZoneType, Option<Pfn>)> {
+        // The Zynq sets no dma_zone_size: ZONE_NORMAL is low memory, ZONE_HIGHMEM the rest.
+        vec![
+            (ZoneType::Normal, Some(max_low_pfn)),
+            (ZoneType::HighMem, None),
+        ]
+    }
+    fn empty_zones(&self) -> &'static [ZoneType] {
+        &[ZoneType::Movable]
+    }
+    fn low_firmware_hole(&self) -> Option<(u64, u64)> {
+        None
+    }
+    fn boot_reserved_low(&self) -> u64 {
+        // arm_memblock_init(): swapper_pg_dir at 0x4000-0x8000, below the kernel at 0x8000.
+        0x8000
+    }
+    fn pci_hole(&self) -> Option<(u64, u64)> {
+        None
+    }
+}
 
 /// FSR status: translation fault, first level (section).
 pub const FSR_TRANS_SECTION: u32 = 0x5;
