@@ -1291,17 +1291,18 @@ fn random_mm_sequences_match_the_model() {
     );
 }
 
-/// The same sequences on i386 machines, with 2-level and with PAE page tables: the mm code is
-/// shared, so these check the page-table formats under it (table allocation and freeing,
-/// PAE's preallocated PMDs, copy-on-write, TLB flushes) against the same model: 256 cases per
-/// format (`MMLAB_MM_CASES_32=N` for N). The 64 MiB machine has no high memory; the mm treats
+/// The same sequences on i386 machines, with 2-level and with PAE page tables, and on the ARMv7
+/// Zynq: the mm code is shared, so these check the page-table formats under it (table
+/// allocation and freeing, PAE's preallocated PMDs, ARM's 16 KiB PGDs and its young/dirty bits
+/// kept in software, copy-on-write, TLB flushes) against the same model: 256 cases per format
+/// (`MMLAB_MM_CASES_32=N` for N). The 64 MiB machine has no high memory; the mm treats
 /// ZONE_NORMAL and ZONE_HIGHMEM pages alike (tests/scenarios/process_32bit.rhai runs on 2 GiB).
 #[test]
-fn random_mm_sequences_match_the_model_on_i386() {
+fn random_mm_sequences_match_the_model_on_32bit_tables() {
     let cases = env_cases("MMLAB_MM_CASES_32", 256);
-    for arch in ["i386", "i386-pae"] {
+    for (n, arch) in ["i386", "i386-pae", "armv7-zynq"].into_iter().enumerate() {
         let mut seed = *b"mmlab mm syscalls on i386 tables";
-        seed[0] ^= u8::from(arch == "i386-pae");
+        seed[0] ^= n as u8;
         let stats = run_sequences(arch, cases, seed);
         eprintln!("{arch}: {stats:?}");
         assert!(

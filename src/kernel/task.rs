@@ -188,12 +188,6 @@ impl Kernel {
 
     /// [`Kernel::process`] with the credentials `cred` (root: [`Cred::ROOT`]).
     pub fn process_as(&mut self, name: &str, cred: Cred) -> Result<Pid, Errno> {
-        if self.pgtables.format() == crate::mm::pgtable::PtFormat::Armv7 {
-            // ARM's software young/dirty bits and its missing PTE_SPECIAL need fault paths
-            // mmlab does not have yet (docs/dev/32bit-plan.md).
-            self.printk("mmlab: user processes on ARMv7 are not modelled yet");
-            return Err(Errno::ENOSYS);
-        }
         let pid_max = default_pid_max(self.opts.cpus);
         // Check the pid space before allocating anything, so a failure changes nothing.
         let last = self.tasks.last_pid;

@@ -102,7 +102,7 @@ pub fn validate_user_memory<'a>(
             }
             let pfn = pte.pfn(false);
             let shared = vma.flags.intersects(VM_SHARED | VM_MAYSHARE);
-            if pte_special(pte) {
+            if pte_special(pte) || pfn == vm.zero_pfn {
                 if pfn != vm.zero_pfn || shared || pte_write(pte) {
                     problem = Some(format!(
                         "special PTE {pte:?} at {va:x} is not the zero page"

@@ -38,7 +38,7 @@ use super::vma::{
     Vma,
 };
 use crate::addr::{PAGE_SIZE, Pfn, VirtAddr};
-use crate::arch::x86_64::pgprot::{pte_dirty, pte_special, pte_write, pte_young};
+use crate::arch::x86_64::pgprot::{pte_dirty, pte_not_normal, pte_write, pte_young};
 use crate::arch::x86_64::pgtable_types::PteFlags;
 use crate::kernel::Errno;
 use crate::mm::page::Page;
@@ -514,7 +514,7 @@ impl MmCtx<'_> {
         let mut va = start.as_u64();
         while va < end.as_u64() {
             if let Some(pte) = self.follow_pte(VirtAddr::new(va))
-                && !pte_special(pte)
+                && !pte_not_normal(pte, self.vm.zero_pfn)
                 && !pte_dirty(pte)
                 && let Some(page) = self.pgt.page_alloc.mem_map().page(pte.pfn(false))
                 && folio_is_lazyfree(page)

@@ -27,8 +27,8 @@ use super::tlbflush::TlbFlush;
 use super::vma::{VM_LOCKED, VM_MAYSHARE, VM_SHARED, VM_WRITE, Vma};
 use crate::addr::{PAGE_SIZE, Pfn, VirtAddr};
 use crate::arch::x86_64::pgprot::{
-    mk_pte, pte_dirty, pte_mkwrite_dirty, pte_modify, pte_present, pte_special, pte_write,
-    vm_get_page_prot,
+    mk_pte, pte_dirty, pte_mkwrite_dirty, pte_modify, pte_not_normal, pte_present, pte_special,
+    pte_write, vm_get_page_prot,
 };
 use crate::arch::x86_64::pgtable_types::{Pte, PteFlags};
 use crate::mm::gfp::Gfp;
@@ -380,7 +380,7 @@ impl MmCtx<'_> {
     ) {
         self.for_each_pte_slot(start, end, |ctx, slot| {
             let pte = ctx.pgt.get(slot);
-            if pte_present(pte) && !pte_special(pte) {
+            if pte_present(pte) && !pte_not_normal(pte, ctx.vm.zero_pfn) {
                 f(ctx, slot, pte);
             }
         });
@@ -402,7 +402,7 @@ impl MmCtx<'_> {
             }
             let f = ctx.pgt.pte_clear(slot);
             flush.absorb(f);
-            if !pte_present(pte) || pte_special(pte) {
+            if !pte_present(pte) || pte_not_normal(pte, ctx.vm.zero_pfn) {
                 return;
             }
             let pfn = pte.pfn(false);
@@ -471,7 +471,11 @@ impl MmCtx<'_> {
                 return;
             }
             let mut new = pte_modify(pte, prot);
-            if try_writable && !pte_write(new) && new.is_present() && !pte_special(new) {
+            if try_writable
+                && !pte_write(new)
+                && new.is_present()
+                && !pte_not_normal(new, ctx.vm.zero_pfn)
+            {
                 let exclusive = ctx
                     .pgt
                     .page_alloc
@@ -571,7 +575,7 @@ impl MmCtx<'_> {
                 failed = true;
                 return;
             };
-            if !pte_special(pte) {
+            if !pte_not_normal(pte, ctx.vm.zero_pfn) {
                 let pfn = pte.pfn(false);
                 match ctx.pgt.page_alloc.mem_map().page(pfn).map(|p| p.role()) {
                     Some(PageRole::Anon) => {

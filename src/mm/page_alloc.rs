@@ -633,9 +633,12 @@ impl PageAlloc {
         ram: &mut Ram,
     ) -> Result<Pfn, AllocError> {
         let pfn = self.alloc_pages(gfp, order, ram)?;
+        // Each frame is a page-table page of its own in the mem_map (one reference each), so
+        // the per-frame accounting of validate() holds for a 16 KiB PGD too.
         for i in 0..1u64 << order {
-            self.page_mut(Pfn::new(pfn.as_u64() + i))
-                .set_role(PageRole::PageTable { level, boot: false });
+            let p = self.page_mut(Pfn::new(pfn.as_u64() + i));
+            p.set_role(PageRole::PageTable { level, boot: false });
+            p.set_refcount(1);
         }
         self.nr_pagetable += 1 << order;
         Ok(pfn)
@@ -674,8 +677,9 @@ impl PageAlloc {
         self.page_mut(pfn)
             .set_role(PageRole::Allocated { order: order as u8 });
         for i in 1..1u64 << order {
-            self.page_mut(Pfn::new(pfn.as_u64() + i))
-                .set_role(PageRole::None);
+            let p = self.page_mut(Pfn::new(pfn.as_u64() + i));
+            p.set_role(PageRole::None);
+            p.set_refcount(0);
         }
         self.nr_pagetable -= 1 << order;
         self.free_pages(pfn, order, ram)

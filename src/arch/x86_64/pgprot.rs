@@ -85,6 +85,14 @@ pub fn pte_special(e: Pte) -> bool {
     e.flags().contains(PteFlags::SPECIAL)
 }
 
+/// A present PTE `vm_normal_page()` gives no page for: a special one, or one mapping the zero
+/// page (`is_zero_pfn()`), which is how architectures without a special bit (ARM without
+/// LPAE) tell it. On x86 the zero page is always mapped special, so the second test adds
+/// nothing there.
+pub fn pte_not_normal(e: Pte, zero_pfn: Pfn) -> bool {
+    pte_special(e) || e.pfn(false) == zero_pfn
+}
+
 /// `mk_pte(page, prot)`: an entry mapping `pfn` with `prot`. Frames come from RAM, so they fit.
 pub fn mk_pte(pfn: Pfn, prot: PteFlags) -> Pte {
     Pte::new(pfn, prot).unwrap_or(Pte::NONE)
