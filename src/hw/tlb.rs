@@ -409,9 +409,10 @@ pub enum FlushDone {
     Everything,
 }
 
-/// log2 of the page sizes of the size classes: 4 KiB, 2 MiB, 1 GiB, and 4 MiB (the large
-/// pages of 2-level i386 paging, which share the 2M/4M arrays with 2 MiB pages on Intel CPUs).
-const CLASS_SHIFTS: [u32; 4] = [12, 21, 30, 22];
+/// log2 of the page sizes of the size classes: 4 KiB, 2 MiB, 1 GiB, 4 MiB (the large pages
+/// of 2-level i386 paging, which share the 2M/4M arrays with 2 MiB pages on Intel CPUs) and
+/// 1 MiB (ARM sections, kept with the large pages).
+const CLASS_SHIFTS: [u32; 5] = [12, 21, 30, 22, 20];
 /// Number of size classes.
 const NR_CLASSES: usize = CLASS_SHIFTS.len();
 
@@ -420,7 +421,7 @@ fn class_of(size: PageSize) -> Option<usize> {
 }
 
 /// Tag layout: bits 19..=63 hold virtual-address bits 12..=56 of the page (the bits below the
-/// page size are zero), bits 14..=15 the size class, bit 13 marks a valid entry, bit 12 a global
+/// page size are zero), bits 14..=16 the size class, bit 13 marks a valid entry, bit 12 a global
 /// one, bits 0..=11 the PCID (zero in a global entry, which matches any PCID). Address bits
 /// 57..=63 are left out: in an address canonical for 57 bits (and so for 48) they repeat bit 56,
 /// and lookups of other addresses are refused before they reach the tags.
@@ -440,7 +441,7 @@ fn page_tag(va: u64, class: usize) -> u64 {
 /// The size class recorded in a valid tag.
 #[inline]
 fn tag_class(tag: u64) -> usize {
-    ((tag >> TAG_CLASS_SHIFT) & 3) as usize
+    ((tag >> TAG_CLASS_SHIFT) & 7) as usize
 }
 
 /// The address-space half recorded in a valid tag: 0 for user addresses, 1 for kernel ones
@@ -836,7 +837,7 @@ impl Tlb {
             });
         }
         self.stats.l1_4k_misses += 1;
-        if let Some(slot) = self.l1_large.find_any(va, pcid, &[1, 2, 3]) {
+        if let Some(slot) = self.l1_large.find_any(va, pcid, &[1, 2, 3, 4]) {
             self.stats.l1_large_hits += 1;
             self.l1_large.stamps[slot] = stamp;
             let entry = self.l1_large.entries[slot];
@@ -847,7 +848,7 @@ impl Tlb {
             });
         }
         self.stats.l1_large_misses += 1;
-        if let Some(slot) = self.l2.find_any(va, pcid, &[0, 1, 2, 3]) {
+        if let Some(slot) = self.l2.find_any(va, pcid, &[0, 1, 2, 3, 4]) {
             self.stats.l2_hits += 1;
             self.l2.stamps[slot] = stamp;
             let entry = self.l2.entries[slot];
@@ -896,8 +897,8 @@ impl Tlb {
         }
         let (array, classes): (&SetAssoc, &[usize]) = match level {
             TlbLevel::L1Small => (&self.l1_small, &[0]),
-            TlbLevel::L1Large => (&self.l1_large, &[1, 2, 3]),
-            TlbLevel::L2 => (&self.l2, &[0, 1, 2, 3]),
+            TlbLevel::L1Large => (&self.l1_large, &[1, 2, 3, 4]),
+            TlbLevel::L2 => (&self.l2, &[0, 1, 2, 3, 4]),
         };
         array
             .find_any(v, pcid.0, classes)
@@ -1272,6 +1273,26 @@ mod tests {
         assert!(tlb.lookup(VirtAddr::new(0xc0c0_0000), Pcid::ZERO).is_none());
         // invlpg of any address in it drops it.
         tlb.invlpg(VirtAddr::new(0xc0a0_0000), Pcid::ZERO);
+        assert!(tlb.lookup(va, Pcid::ZERO).is_none());
+    }
+
+    #[test]
+    fn one_mib_sections_have_their_own_class() {
+        let mut tlb = Tlb::new(TlbConfig::default()).unwrap();
+        let va = VirtAddr::new(0xc010_0000);
+        tlb.fill(
+            va,
+            Pcid::ZERO,
+            &translation(
+                0x10_0000,
+                PageSize::SIZE_1M,
+                PteFlags::PRESENT | PteFlags::GLOBAL,
+            ),
+        );
+        assert!(tlb.lookup(VirtAddr::new(0xc01f_f000), Pcid::ZERO).is_some());
+        assert!(tlb.lookup(VirtAddr::new(0xc020_0000), Pcid::ZERO).is_none());
+        assert!(tlb.lookup(VirtAddr::new(0xc00f_f000), Pcid::ZERO).is_none());
+        tlb.invlpg(VirtAddr::new(0xc018_0000), Pcid::ZERO);
         assert!(tlb.lookup(va, Pcid::ZERO).is_none());
     }
 
