@@ -20,14 +20,24 @@ use crate::mm::zone::ZoneType;
 pub trait Arch: Send + Sync + std::fmt::Debug {
     /// The name used in boot options (`"x86_64"`).
     fn name(&self) -> &'static str;
-    /// Implemented virtual address bits (48 for 4-level x86-64).
-    fn va_bits(&self) -> u32;
+    /// Implemented virtual address bits (48 for 4-level x86-64, 32 for the 32-bit formats).
+    fn va_bits(&self) -> u32 {
+        match self.pt_format() {
+            PtFormat::X86_64 => 48,
+            _ => 32,
+        }
+    }
     /// MAX_PHYSMEM_BITS: the largest physical address the kernel can map is `2^phys_bits - 1`.
     fn phys_bits(&self) -> u32;
-    /// Levels of page tables (4 for x86-64 without LA57).
-    fn levels(&self) -> u32;
-    /// Entries in one page table at every level (512 on x86-64).
-    fn entries_per_table(&self) -> u32;
+    /// Levels of page tables, folded ones not counted (4 for x86-64 without LA57).
+    fn levels(&self) -> u32 {
+        self.pt_format().levels().len() as u32
+    }
+    /// Entries in a PTE table (`PTRS_PER_PTE`: 512 on x86-64, 1024 on 2-level i386, 512 on
+    /// ARM as Linux counts them).
+    fn entries_per_table(&self) -> u32 {
+        self.pt_format().entries(crate::mm::pgtable::Level::Pte) as u32
+    }
     /// PAGE_OFFSET: the virtual address of physical address 0 in the kernel's direct map.
     fn page_offset(&self) -> VirtAddr;
     /// The most the direct map can cover, in bytes: RAM above this is not mapped by it (on
@@ -42,8 +52,11 @@ pub trait Arch: Send + Sync + std::fmt::Debug {
     }
     /// TASK_SIZE_MAX: the first byte above user space.
     fn task_size(&self) -> u64;
-    /// True when `va` is a well-formed address for this MMU (canonical on x86-64).
-    fn is_canonical(&self, va: VirtAddr) -> bool;
+    /// True when `va` is a well-formed address for this MMU (canonical on x86-64; below
+    /// `2^va_bits` by default).
+    fn is_canonical(&self, va: VirtAddr) -> bool {
+        va.as_u64() >> self.va_bits() == 0
+    }
     /// The zones this architecture configures, lowest first, each with the first frame above
     /// it (`None` for the last, unbounded zone), given the end of low memory (`max_low_pfn`,
     /// which only HIGHMEM machines look at). Zones that are configured but never populated at
@@ -78,6 +91,42 @@ pub fn by_name(name: &str) -> Option<&'static dyn Arch> {
         "armv7-zynq" => Some(&armv7::ARMV7_ZYNQ),
         _ => None,
     }
+}
+
+/// `__fix_to_virt(idx)` (`include/asm-generic/fixmap.h`) on a 32-bit kernel: FIXADDR_TOP - idx
+/// pages. Like the kernel's (build-time checked) fix_to_virt(), it does not check `idx`
+/// against the end of the fixmap; the caller does.
+pub fn fix_to_virt32(fixaddr_top: u32, idx: u32) -> u32 {
+    fixaddr_top.wrapping_sub(idx.wrapping_mul(4096))
+}
+
+/// The unit of a region's size in the "virtual kernel memory layout" block (the MLK and MLM
+/// macros of the old mem_init()s).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayoutUnit {
+    /// `%4ld kB`: size >> 10.
+    Kb,
+    /// `%4ld MB`: size >> 20.
+    Mb,
+}
+
+/// The "virtual kernel memory layout" block as i386 and ARM printed it at boot: `title`, then
+/// one `"<label> : 0x%08lx - 0x%08lx   (%4ld kB|MB)"` line per region (the label carries the
+/// architecture's indentation and padding).
+pub fn print_layout(title: &str, regions: &[(&str, u32, u32, LayoutUnit)]) -> String {
+    use std::fmt::Write as _;
+    let mut s = format!("{title}\n");
+    for &(label, start, end, unit) in regions {
+        let (size, unit) = match unit {
+            LayoutUnit::Kb => ((end - start) >> 10, "kB"),
+            LayoutUnit::Mb => ((end - start) >> 20, "MB"),
+        };
+        let _ = writeln!(
+            s,
+            "{label} : 0x{start:08x} - 0x{end:08x}   ({size:4} {unit})"
+        );
+    }
+    s
 }
 
 /// The kernel's virtual memory layout of a 32-bit (HIGHMEM) machine, as its boot computed it.

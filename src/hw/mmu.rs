@@ -173,10 +173,7 @@ pub fn walk(
     if !is_canonical(va) {
         return Err(Fault::NonCanonical(va));
     }
-    let fault = |extra: u32| Fault::PageFault {
-        addr: va,
-        error_code: access.error_bits() | extra,
-    };
+    let fault = |extra: u32| page_fault(va, access, extra);
     let mut table = PhysAddr::new(cr3.as_u64() & crate::arch::x86_64::pgtable_types::PFN_MASK);
     let (mut writable, mut user, mut executable) = (true, true, true);
     for level in (1..=4u32).rev() {
@@ -273,6 +270,14 @@ pub fn walk(
     unreachable!("level 1 is always a leaf")
 }
 
+/// A #PF at `va` for `access`, with `extra` error-code bits (X86_PF_PROT, X86_PF_RSVD).
+fn page_fault(va: VirtAddr, access: Access, extra: u32) -> Fault {
+    Fault::PageFault {
+        addr: va,
+        error_code: access.error_bits() | extra,
+    }
+}
+
 /// The walk of an ARMv7 MMU (short descriptors, Linux's DACR) over the tables at `ttbr0`, with
 /// the result in [`walk`]'s form: [`crate::arch::armv7::walk`] does the work. ARM has no
 /// hardware Accessed or Dirty bits (Linux emulates them through the hardware entries), so a
@@ -287,10 +292,7 @@ pub fn walk_arm(
 ) -> Result<Translation, Fault> {
     use crate::arch::armv7::{self, ArmAccess, DACR_LINUX};
     use crate::arch::x86_64::pgtable_types::CacheMode;
-    let fault = |present: bool| Fault::PageFault {
-        addr: va,
-        error_code: access.error_bits() | if present { X86_PF_PROT } else { 0 },
-    };
+    let fault = |present: bool| page_fault(va, access, if present { X86_PF_PROT } else { 0 });
     let Ok(va32) = u32::try_from(va.as_u64()) else {
         return Err(fault(false));
     };
@@ -363,11 +365,7 @@ pub fn pagewalk32(
     let Ok(va32) = u32::try_from(va.as_u64()) else {
         return Vec::new();
     };
-    let features = if fmt == crate::mm::pgtable::PtFormat::I386Pae {
-        crate::arch::i386::Features::PAE
-    } else {
-        crate::arch::i386::Features::TWO_LEVEL
-    };
+    let features = crate::arch::i386::Features::for_format(fmt);
     let mut steps = Vec::new();
     let _ = crate::arch::i386::walk(
         ram,
@@ -408,18 +406,10 @@ pub fn walk32(
     cost: &mut WalkCost,
 ) -> Result<Translation, Fault> {
     use crate::arch::i386::{self, Features};
-    let fault = |extra: u32| Fault::PageFault {
-        addr: va,
-        error_code: access.error_bits() | extra,
-    };
     let Ok(va32) = u32::try_from(va.as_u64()) else {
-        return Err(fault(0));
+        return Err(page_fault(va, access, 0));
     };
-    let features = if fmt == crate::mm::pgtable::PtFormat::I386Pae {
-        Features::PAE
-    } else {
-        Features::TWO_LEVEL
-    };
+    let features = Features::for_format(fmt);
     let mut steps = Vec::with_capacity(3);
     let result = i386::walk(ram, cr3.as_u64(), va32, access, features, Some(&mut steps));
     cost.references += steps.len() as u32;

@@ -1250,50 +1250,38 @@ mod tests {
         );
     }
 
+    /// 4 MiB pages (2-level i386) and 1 MiB sections (ARM) are cached in classes of their own:
+    /// any address inside hits, with its offset kept, nothing outside does, and invlpg of any
+    /// address inside drops the entry.
     #[test]
-    fn four_mib_pages_are_cached_with_the_large_ones() {
-        let mut tlb = Tlb::new(TlbConfig::default()).unwrap();
-        let va = VirtAddr::new(0xc080_0000);
-        tlb.fill(
-            va,
-            Pcid::ZERO,
-            &translation(
-                0x80_0000,
-                PageSize::SIZE_4M,
-                PteFlags::PRESENT | PteFlags::GLOBAL,
-            ),
-        );
-        // Anywhere in the 4 MiB page, with the offset kept; not past its end.
-        let hit = tlb.lookup(VirtAddr::new(0xc0bf_f123), Pcid::ZERO).unwrap();
-        assert_eq!(hit.level, TlbLevel::L1Large);
-        assert_eq!(
-            hit.entry.translation(VirtAddr::new(0xc0bf_f123)).phys,
-            PhysAddr::new(0xbf_f123)
-        );
-        assert!(tlb.lookup(VirtAddr::new(0xc0c0_0000), Pcid::ZERO).is_none());
-        // invlpg of any address in it drops it.
-        tlb.invlpg(VirtAddr::new(0xc0a0_0000), Pcid::ZERO);
-        assert!(tlb.lookup(va, Pcid::ZERO).is_none());
-    }
-
-    #[test]
-    fn one_mib_sections_have_their_own_class() {
-        let mut tlb = Tlb::new(TlbConfig::default()).unwrap();
-        let va = VirtAddr::new(0xc010_0000);
-        tlb.fill(
-            va,
-            Pcid::ZERO,
-            &translation(
-                0x10_0000,
-                PageSize::SIZE_1M,
-                PteFlags::PRESENT | PteFlags::GLOBAL,
-            ),
-        );
-        assert!(tlb.lookup(VirtAddr::new(0xc01f_f000), Pcid::ZERO).is_some());
-        assert!(tlb.lookup(VirtAddr::new(0xc020_0000), Pcid::ZERO).is_none());
-        assert!(tlb.lookup(VirtAddr::new(0xc00f_f000), Pcid::ZERO).is_none());
-        tlb.invlpg(VirtAddr::new(0xc018_0000), Pcid::ZERO);
-        assert!(tlb.lookup(va, Pcid::ZERO).is_none());
+    fn four_mib_pages_and_one_mib_sections_are_cached() {
+        for (size, phys) in [
+            (PageSize::SIZE_4M, 0x80_0000),
+            (PageSize::SIZE_1M, 0x10_0000),
+        ] {
+            let mut tlb = Tlb::new(TlbConfig::default()).unwrap();
+            let va = VirtAddr::new(0xc000_0000 + phys);
+            let last = va.as_u64() + size.bytes() - 0xedd;
+            tlb.fill(
+                va,
+                Pcid::ZERO,
+                &translation(phys, size, PteFlags::PRESENT | PteFlags::GLOBAL),
+            );
+            let hit = tlb.lookup(VirtAddr::new(last), Pcid::ZERO).unwrap();
+            assert_eq!(hit.level, TlbLevel::L1Large, "{size:?}");
+            assert_eq!(
+                hit.entry.translation(VirtAddr::new(last)).phys,
+                PhysAddr::new(phys + size.bytes() - 0xedd)
+            );
+            let after = VirtAddr::new(va.as_u64() + size.bytes());
+            assert!(tlb.lookup(after, Pcid::ZERO).is_none(), "{size:?}");
+            assert!(
+                tlb.lookup(VirtAddr::new(va.as_u64() - 4096), Pcid::ZERO)
+                    .is_none()
+            );
+            tlb.invlpg(VirtAddr::new(va.as_u64() + size.bytes() / 2), Pcid::ZERO);
+            assert!(tlb.lookup(va, Pcid::ZERO).is_none(), "{size:?}");
+        }
     }
 
     #[test]

@@ -689,11 +689,7 @@ impl Kernel {
     /// A page-table editing session (`map`, `unmap`, `pgd_alloc`, `free_pgd_range`, ...). Every
     /// edit returns the TLB flush it needs.
     pub fn pgtable(&mut self) -> Pgt<'_> {
-        Pgt {
-            tables: &mut self.pgtables,
-            ram: &mut self.ram,
-            page_alloc: &mut self.page_alloc,
-        }
+        self.pgtables.edit(&mut self.ram, &mut self.page_alloc)
     }
 
     /// `direct_pages_count[]`: the direct map's pages by size, as /proc/meminfo's DirectMap

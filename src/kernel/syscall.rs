@@ -7,7 +7,6 @@ use super::sys::{Cred, Rlimit};
 use super::{Errno, Kernel, MmId, Pid};
 use crate::mm::MmCtx;
 use crate::mm::mman::{MAP_ANONYMOUS, MAP_HUGETLB};
-use crate::mm::pgtable::Pgt;
 
 impl Kernel {
     /// The mm `id` with everything its operations touch, as a task with `cred` on `cpu` sees
@@ -15,11 +14,7 @@ impl Kernel {
     pub(crate) fn mm_ctx_of(&mut self, id: MmId, cred: Cred, cpu: usize) -> Option<MmCtx<'_>> {
         let mm = self.tasks.mms.get_mut(&id)?;
         Some(MmCtx {
-            pgt: Pgt {
-                tables: &mut self.pgtables,
-                ram: &mut self.ram,
-                page_alloc: &mut self.page_alloc,
-            },
+            pgt: self.pgtables.edit(&mut self.ram, &mut self.page_alloc),
             vm: &mut self.vm,
             cpus: &mut self.cpus,
             cpu_tlb: &mut self.cpu_tlb,

@@ -364,6 +364,16 @@ impl PageTables {
         self.fmt
     }
 
+    /// An editing session over these tables, the RAM they live in and the allocator of their
+    /// pages.
+    pub fn edit<'a>(&'a mut self, ram: &'a mut Ram, page_alloc: &'a mut PageAlloc) -> Pgt<'a> {
+        Pgt {
+            tables: self,
+            ram,
+            page_alloc,
+        }
+    }
+
     /// init_mm's PGD (`swapper_pg_dir`, `init_top_pgt`): the root of every kernel translation.
     pub fn init_pgd(&self) -> Pfn {
         self.pgds[0].root

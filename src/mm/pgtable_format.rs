@@ -476,7 +476,7 @@ mod tests {
     use crate::hw::mmu::Access;
     use crate::mm::gfp::Gfp;
     use crate::mm::page_alloc::PageAlloc;
-    use crate::mm::pgtable::{PageTables, Pgt, PgtableError};
+    use crate::mm::pgtable::{PageTables, PgtableError};
     use crate::mm::zone::ZoneType;
 
     const MEM: u64 = 64 << 20;
@@ -502,17 +502,17 @@ mod tests {
         (ram, pa, PageTables::new(fmt, Pfn::new(1), 1))
     }
 
-    fn features(fmt: PtFormat) -> Features {
-        match fmt {
-            PtFormat::I386Pae => Features::PAE,
-            _ => Features::TWO_LEVEL,
-        }
-    }
-
     fn translate(ram: &mut Ram, fmt: PtFormat, root: Pfn, va: u32, a: Access) -> Option<u64> {
-        i386::walk(ram, root.phys().as_u64(), va, a, features(fmt), None)
-            .ok()
-            .map(|t| t.phys)
+        i386::walk(
+            ram,
+            root.phys().as_u64(),
+            va,
+            a,
+            Features::for_format(fmt),
+            None,
+        )
+        .ok()
+        .map(|t| t.phys)
     }
 
     const KERNEL_RW: PteFlags = PteFlags::PRESENT
@@ -526,11 +526,7 @@ mod tests {
     fn pgt_maps_kernel_and_user_pages_the_i386_mmu_translates() {
         for fmt in [PtFormat::I386, PtFormat::I386Pae] {
             let (mut ram, mut pa, mut tables) = machine(fmt);
-            let mut pgt = Pgt {
-                tables: &mut tables,
-                ram: &mut ram,
-                page_alloc: &mut pa,
-            };
+            let mut pgt = tables.edit(&mut ram, &mut pa);
             let init = pgt.tables.init_pgd();
             let data = pgt
                 .page_alloc
@@ -645,11 +641,7 @@ mod tests {
             }
 
             // Tear the user page down: its PTE table (and the PAE PMD's, if covered) go.
-            let mut pgt = Pgt {
-                tables: &mut tables,
-                ram: &mut ram,
-                page_alloc: &mut pa,
-            };
+            let mut pgt = tables.edit(&mut ram, &mut pa);
             let gone = pgt.unmap(user, VirtAddr::new(0x0804_8000)).unwrap();
             gone.flush.skip();
             assert_eq!(gone.entry.pfn(false), upage);
@@ -676,11 +668,7 @@ mod tests {
     #[test]
     fn pae_pgd_alloc_preallocates_the_user_pmds() {
         let (mut ram, mut pa, mut tables) = machine(PtFormat::I386Pae);
-        let mut pgt = Pgt {
-            tables: &mut tables,
-            ram: &mut ram,
-            page_alloc: &mut pa,
-        };
+        let mut pgt = tables.edit(&mut ram, &mut pa);
         let before = pgt.page_alloc.nr_page_table_pages();
         let user = pgt.pgd_alloc().unwrap();
         // The PDPT and three PMDs (preallocate_pmds()); the kernel PMD is swapper_pg_dir's.
@@ -711,11 +699,7 @@ mod tests {
     #[test]
     fn two_level_refuses_frames_an_entry_cannot_hold() {
         let (mut ram, mut pa, mut tables) = machine(PtFormat::I386);
-        let mut pgt = Pgt {
-            tables: &mut tables,
-            ram: &mut ram,
-            page_alloc: &mut pa,
-        };
+        let mut pgt = tables.edit(&mut ram, &mut pa);
         let init = pgt.tables.init_pgd();
         let high = Pfn::new(1 << 20); // 4 GiB: beyond a 32-bit PTE
         assert_eq!(

@@ -10,7 +10,7 @@
 use super::KernelRef;
 use super::args::{self, Fallible, raw, to_i64, to_u64};
 use crate::addr::Pfn;
-use crate::kernel::Errno;
+use crate::kernel::{Errno, Kernel};
 use crate::mm::gfp::Gfp;
 use rhai::{Dynamic, Engine};
 
@@ -114,54 +114,41 @@ pub(crate) fn register(engine: &mut Engine) {
                 let s = args::size("ioremap", "size", &s)?;
                 Ok(raw((|| Ok(to_i64(k.borrow_mut().ioremap(p, s)?)))()))
             },
-        )
-        .register_fn(
-            "iounmap",
-            |k: &mut KernelRef, a: Dynamic| -> Fallible<i64> {
-                let a = word("iounmap", "address", &a)?;
-                Ok(done(k.borrow_mut().iounmap(a)))
+        );
+    // The temporary kernel mappings of a page (pfn → address) and the unmaps by address.
+    type MapFn = fn(&mut Kernel, Pfn) -> Result<u64, Errno>;
+    for (func, map) in [
+        ("kmap", Kernel::kmap as MapFn),
+        ("kmap_local_page", Kernel::kmap_local_page),
+        ("kmap_atomic", Kernel::kmap_atomic),
+    ] {
+        engine.register_fn(
+            func,
+            move |k: &mut KernelRef, p: Dynamic| -> Fallible<i64> {
+                let p = word(func, "pfn", &p)?;
+                Ok(raw(map(&mut k.borrow_mut(), Pfn::new(p)).map(to_i64)))
             },
-        )
-        .register_fn("kmap", |k: &mut KernelRef, p: Dynamic| -> Fallible<i64> {
-            let p = word("kmap", "pfn", &p)?;
-            Ok(raw((|| Ok(to_i64(k.borrow_mut().kmap(Pfn::new(p))?)))()))
-        })
+        );
+    }
+    type UnmapFn = fn(&mut Kernel, u64) -> Result<(), Errno>;
+    for (func, unmap) in [
+        ("iounmap", Kernel::iounmap as UnmapFn),
+        ("kunmap_local", Kernel::kunmap_local),
+        ("kunmap_atomic", Kernel::kunmap_atomic),
+    ] {
+        engine.register_fn(
+            func,
+            move |k: &mut KernelRef, a: Dynamic| -> Fallible<i64> {
+                let a = word(func, "address", &a)?;
+                Ok(done(unmap(&mut k.borrow_mut(), a)))
+            },
+        );
+    }
+    engine
         .register_fn("kunmap", |k: &mut KernelRef, p: Dynamic| -> Fallible<i64> {
             let p = word("kunmap", "pfn", &p)?;
             Ok(done(k.borrow_mut().kunmap(Pfn::new(p))))
         })
-        .register_fn(
-            "kmap_local_page",
-            |k: &mut KernelRef, p: Dynamic| -> Fallible<i64> {
-                let p = word("kmap_local_page", "pfn", &p)?;
-                Ok(raw((|| {
-                    Ok(to_i64(k.borrow_mut().kmap_local_page(Pfn::new(p))?))
-                })()))
-            },
-        )
-        .register_fn(
-            "kunmap_local",
-            |k: &mut KernelRef, a: Dynamic| -> Fallible<i64> {
-                let a = word("kunmap_local", "address", &a)?;
-                Ok(done(k.borrow_mut().kunmap_local(a)))
-            },
-        )
-        .register_fn(
-            "kmap_atomic",
-            |k: &mut KernelRef, p: Dynamic| -> Fallible<i64> {
-                let p = word("kmap_atomic", "pfn", &p)?;
-                Ok(raw((|| {
-                    Ok(to_i64(k.borrow_mut().kmap_atomic(Pfn::new(p))?))
-                })()))
-            },
-        )
-        .register_fn(
-            "kunmap_atomic",
-            |k: &mut KernelRef, a: Dynamic| -> Fallible<i64> {
-                let a = word("kunmap_atomic", "address", &a)?;
-                Ok(done(k.borrow_mut().kunmap_atomic(a)))
-            },
-        )
         .register_fn(
             "kmap_local_page",
             |k: &mut KernelRef, c: Dynamic, p: Dynamic| -> Fallible<i64> {

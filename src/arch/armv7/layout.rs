@@ -48,8 +48,6 @@
 //!   0xbf000000 +------------------------------+ MODULES_VADDR = TASK_SIZE
 //! ```
 
-use std::fmt::Write as _;
-
 /// PAGE_SHIFT: `arch/arm/include/asm/page.h`.
 const PAGE_SHIFT: u32 = 12;
 /// PAGE_SIZE: `arch/arm/include/asm/page.h` (`1 << PAGE_SHIFT`).
@@ -271,11 +269,9 @@ pub fn compute(
 }
 
 impl LayoutArm {
-    /// `__fix_to_virt(idx)` (`include/asm-generic/fixmap.h`): FIXADDR_TOP - idx pages. Like
-    /// the kernel's (build-time checked) fix_to_virt(), it does not check `idx` against
-    /// `end_of_fixed_addresses`; the caller does.
+    /// `__fix_to_virt(idx)`: FIXADDR_TOP - idx pages ([`crate::arch::fix_to_virt32`]).
     pub fn fix_to_virt(&self, idx: u32) -> u32 {
-        self.fixaddr_top.wrapping_sub(idx.wrapping_mul(PAGE_SIZE))
+        crate::arch::fix_to_virt32(self.fixaddr_top, idx)
     }
 
     /// The "Virtual kernel memory layout:" block mem_init() printed (arch/arm/mm/init.c, until
@@ -285,28 +281,20 @@ impl LayoutArm {
     /// without CONFIG_HAVE_TCM. The `.text`, `.init`, `.data` and `.bss` lines that followed are
     /// left out: mmlab has no kernel image.
     pub fn print(&self) -> String {
-        let mut s = String::from("Virtual kernel memory layout:\n");
-        let mut line = |name: &str, start: u32, end: u32, shift: u32, unit: &str| {
-            let size = (end - start) >> shift;
-            let _ = writeln!(
-                s,
-                "    {name} : 0x{start:08x} - 0x{end:08x}   ({size:4} {unit})"
-            );
-        };
-        line(
-            "vector ",
-            self.vectors_base,
-            self.vectors_base + PAGE_SIZE,
-            10,
-            "kB",
-        );
-        line("fixmap ", self.fixaddr_start, self.fixaddr_end, 10, "kB");
-        line("vmalloc", self.vmalloc_start, self.vmalloc_end, 20, "MB");
-        line("lowmem ", self.page_offset, self.high_memory, 20, "MB");
+        use crate::arch::LayoutUnit::{Kb, Mb};
+        let vectors_end = self.vectors_base + PAGE_SIZE;
         let pkmap_end = self.pkmap_base + self.last_pkmap * PAGE_SIZE;
-        line("pkmap  ", self.pkmap_base, pkmap_end, 20, "MB");
-        line("modules", self.modules_vaddr, self.modules_end, 20, "MB");
-        s
+        crate::arch::print_layout(
+            "Virtual kernel memory layout:",
+            &[
+                ("    vector ", self.vectors_base, vectors_end, Kb),
+                ("    fixmap ", self.fixaddr_start, self.fixaddr_end, Kb),
+                ("    vmalloc", self.vmalloc_start, self.vmalloc_end, Mb),
+                ("    lowmem ", self.page_offset, self.high_memory, Mb),
+                ("    pkmap  ", self.pkmap_base, pkmap_end, Mb),
+                ("    modules", self.modules_vaddr, self.modules_end, Mb),
+            ],
+        )
     }
 
     /// The zone ends zone_sizes_init() (`arch/arm/mm/init.c`) hands to free_area_init(), as
@@ -324,6 +312,22 @@ mod tests {
 
     const MIB: u64 = 1 << 20;
     const GIB: u64 = 1 << 30;
+
+    /// The lowmem boundary of `l`: arm_lowmem_limit (= memblock_limit, 2 MiB-aligned here),
+    /// max_low_pfn, max_pfn, high_memory, VMALLOC_START and the zones.
+    fn assert_bounds(l: &LayoutArm, limit: u32, max_pfn: u64, high_memory: u32, vm_start: u32) {
+        assert_eq!((l.arm_lowmem_limit, l.memblock_limit), (limit, limit));
+        assert_eq!(
+            (l.max_low_pfn, l.max_pfn),
+            (u64::from(limit) >> 12, max_pfn)
+        );
+        assert_eq!(l.high_memory, high_memory);
+        assert_eq!(l.vmalloc_start, vm_start);
+        assert_eq!(
+            l.zone_limits(),
+            [("Normal", u64::from(limit) >> 12), ("HighMem", max_pfn)]
+        );
+    }
 
     /// The fixed part of every Zynq (2 CPU) layout, and its fixmap enum:
     /// EARLYCON 0, KMAP 1..32 (16 x 2), TEXT_POKE 33, 34; BTMAP 1..224 (32 x 7) shared with
@@ -350,12 +354,7 @@ mod tests {
         let l = compute(512 * MIB, 2, None).unwrap();
         check_fixed(&l);
         assert_eq!(l.vmalloc_limit, 0x3000_0000);
-        assert_eq!(l.arm_lowmem_limit, 0x2000_0000);
-        assert_eq!(l.memblock_limit, 0x2000_0000);
-        assert_eq!((l.max_low_pfn, l.max_pfn), (0x20000, 0x20000));
-        assert_eq!(l.high_memory, 0xe000_0000);
-        assert_eq!(l.vmalloc_start, 0xe080_0000);
-        assert_eq!(l.zone_limits(), [("Normal", 0x20000), ("HighMem", 0x20000)]);
+        assert_bounds(&l, 0x2000_0000, 0x20000, 0xe000_0000, 0xe080_0000);
         assert_eq!(
             l.print(),
             "Virtual kernel memory layout:
@@ -382,12 +381,7 @@ mod tests {
     fn one_gib_has_highmem_above_768_mib() {
         let l = compute(GIB, 2, None).unwrap();
         check_fixed(&l);
-        assert_eq!(l.arm_lowmem_limit, 0x3000_0000);
-        assert_eq!(l.memblock_limit, 0x3000_0000);
-        assert_eq!((l.max_low_pfn, l.max_pfn), (0x30000, 0x40000));
-        assert_eq!(l.high_memory, 0xf000_0000);
-        assert_eq!(l.vmalloc_start, 0xf080_0000);
-        assert_eq!(l.zone_limits(), [("Normal", 0x30000), ("HighMem", 0x40000)]);
+        assert_bounds(&l, 0x3000_0000, 0x40000, 0xf000_0000, 0xf080_0000);
         let log = "Virtual kernel memory layout:
     vector  : 0xffff0000 - 0xffff1000   (   4 kB)
     fixmap  : 0xffc00000 - 0xfff00000   (3072 kB)
@@ -406,10 +400,7 @@ mod tests {
     fn vmalloc_400m() {
         let l = compute(GIB, 2, Some(400 * MIB)).unwrap();
         assert_eq!(l.vmalloc_size, 400 << 20);
-        assert_eq!(l.arm_lowmem_limit, 0x2600_0000);
-        assert_eq!((l.max_low_pfn, l.max_pfn), (0x26000, 0x40000));
-        assert_eq!(l.high_memory, 0xe600_0000);
-        assert_eq!(l.vmalloc_start, 0xe680_0000);
+        assert_bounds(&l, 0x2600_0000, 0x40000, 0xe600_0000, 0xe680_0000);
         let print = l.print();
         assert!(print.contains("    vmalloc : 0xe6800000 - 0xff800000   ( 400 MB)\n"));
         assert!(print.contains("    lowmem  : 0xc0000000 - 0xe6000000   ( 608 MB)\n"));

@@ -38,18 +38,8 @@ impl super::Arch for Armv7Zynq {
     fn name(&self) -> &'static str {
         "armv7-zynq"
     }
-    fn va_bits(&self) -> u32 {
-        32
-    }
     fn phys_bits(&self) -> u32 {
         32
-    }
-    fn levels(&self) -> u32 {
-        2
-    }
-    fn entries_per_table(&self) -> u32 {
-        // PTRS_PER_PTE as Linux counts them (two hardware tables of 256).
-        512
     }
     fn page_offset(&self) -> VirtAddr {
         VirtAddr::new(0xc000_0000)
@@ -69,9 +59,6 @@ impl super::Arch for Armv7Zynq {
     }
     fn task_size(&self) -> u64 {
         pgtable::TASK_SIZE
-    }
-    fn is_canonical(&self, va: VirtAddr) -> bool {
-        va.as_u64() >> 32 == 0
     }
     fn zone_limits(&self, max_low_pfn: Pfn) -> Vec<(ZoneType, Option<Pfn>)> {
         // The Zynq sets no dma_zone_size: ZONE_NORMAL is low memory, ZONE_HIGHMEM the rest.

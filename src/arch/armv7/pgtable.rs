@@ -342,7 +342,7 @@ mod tests {
     use crate::hw::ram::Ram;
     use crate::mm::gfp::Gfp;
     use crate::mm::page_alloc::PageAlloc;
-    use crate::mm::pgtable::{PageTables, Pgt, PtFormat};
+    use crate::mm::pgtable::{PageTables, PtFormat};
     use crate::mm::zone::ZoneType;
 
     const F: PtFormat = PtFormat::Armv7;
@@ -433,11 +433,7 @@ mod tests {
     #[test]
     fn pgt_maps_tables_the_armv7_mmu_walks() {
         let (mut ram, mut pa, mut tables) = machine();
-        let mut pgt = Pgt {
-            tables: &mut tables,
-            ram: &mut ram,
-            page_alloc: &mut pa,
-        };
+        let mut pgt = tables.edit(&mut ram, &mut pa);
         let data = pgt.page_alloc.alloc_pages(Gfp::KERNEL, 9, pgt.ram).unwrap();
         let b = data.phys().as_u64();
         // A kernel 4 KiB page and a 2 MiB pair of sections.
@@ -528,11 +524,7 @@ mod tests {
         );
 
         // Teardown: the PTE page and the 16 KiB PGD go back.
-        let mut pgt = Pgt {
-            tables: &mut tables,
-            ram: &mut ram,
-            page_alloc: &mut pa,
-        };
+        let mut pgt = tables.edit(&mut ram, &mut pa);
         for va in [0x1_0000, 0x1_1000, 0x1_2000] {
             pgt.unmap(user, VirtAddr::new(va)).unwrap().flush.skip();
         }

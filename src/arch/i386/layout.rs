@@ -61,8 +61,6 @@
 //!  PAGE_OFFSET +---------------------------------+ 0xc0000000
 //! ```
 
-use std::fmt::Write as _;
-
 /// PAGE_SHIFT: `arch/x86/include/asm/page_types.h`.
 const PAGE_SHIFT: u32 = 12;
 /// PAGE_SIZE: `arch/x86/include/asm/page_types.h` (`1 << PAGE_SHIFT`).
@@ -440,11 +438,9 @@ fn compute_with(
 }
 
 impl Layout32 {
-    /// `__fix_to_virt(idx)` (`include/asm-generic/fixmap.h`): FIXADDR_TOP - idx pages. Like
-    /// the kernel's (build-time checked) fix_to_virt(), it does not check `idx` against
-    /// `fixmap.end_of_fixed_addresses`; the caller does.
+    /// `__fix_to_virt(idx)`: FIXADDR_TOP - idx pages ([`crate::arch::fix_to_virt32`]).
     pub fn fix_to_virt(&self, idx: u32) -> u32 {
-        self.fixaddr_top.wrapping_sub(idx.wrapping_mul(PAGE_SIZE))
+        crate::arch::fix_to_virt32(self.fixaddr_top, idx)
     }
 
     /// The block mem_init() printed on x86_32 until Linux 5.6 (arch/x86/mm/init_32.c; 5.7
@@ -453,39 +449,19 @@ impl Layout32 {
     /// on, pkmap present because CONFIG_HIGHMEM is set. The `.init`, `.data` and `.text`
     /// lines that followed are left out: mmlab has no kernel image.
     pub fn print(&self) -> String {
-        let mut s = String::from("virtual kernel memory layout:\n");
-        let mut line = |name: &str, start: u32, end: u32, shift: u32, unit: &str| {
-            let size = (end - start) >> shift;
-            let _ = writeln!(
-                s,
-                "{name} : 0x{start:08x} - 0x{end:08x}   ({size:4} {unit})"
-            );
-        };
-        line(
-            "    fixmap ",
-            self.fixaddr_start,
-            self.fixaddr_top,
-            10,
-            "kB",
-        );
-        line(
-            "  cpu_entry",
-            self.cpu_entry_area_base,
-            self.cpu_entry_area_base + self.cpu_entry_area_size,
-            10,
-            "kB",
-        );
+        use crate::arch::LayoutUnit::{Kb, Mb};
         let pkmap_end = self.pkmap_base + self.last_pkmap * PAGE_SIZE;
-        line("    pkmap  ", self.pkmap_base, pkmap_end, 10, "kB");
-        line(
-            "    vmalloc",
-            self.vmalloc_start,
-            self.vmalloc_end,
-            20,
-            "MB",
-        );
-        line("    lowmem ", self.page_offset, self.high_memory, 20, "MB");
-        s
+        let cea_end = self.cpu_entry_area_base + self.cpu_entry_area_size;
+        crate::arch::print_layout(
+            "virtual kernel memory layout:",
+            &[
+                ("    fixmap ", self.fixaddr_start, self.fixaddr_top, Kb),
+                ("  cpu_entry", self.cpu_entry_area_base, cea_end, Kb),
+                ("    pkmap  ", self.pkmap_base, pkmap_end, Kb),
+                ("    vmalloc", self.vmalloc_start, self.vmalloc_end, Mb),
+                ("    lowmem ", self.page_offset, self.high_memory, Mb),
+            ],
+        )
     }
 
     /// The zone ends zone_sizes_init() (`arch/x86/mm/init.c`) hands to free_area_init(), as
@@ -511,6 +487,19 @@ mod tests {
     /// The frame count of `bytes` of RAM.
     fn pfns(bytes: u64) -> u64 {
         bytes >> 12
+    }
+
+    /// The low/high boundary of `l`: `max_low_pfn`, highmem from there to `max_pfn`,
+    /// high_memory, VMALLOC_START and the zones zone_sizes_init() hands on.
+    fn assert_bounds(l: &Layout32, max_low: u64, max_pfn: u64, high_memory: u32, vm_start: u32) {
+        assert_eq!(l.max_low_pfn, max_low);
+        assert_eq!((l.highstart_pfn, l.highend_pfn), (max_low, max_pfn));
+        assert_eq!(l.high_memory, high_memory);
+        assert_eq!(l.vmalloc_start, vm_start);
+        assert_eq!(
+            l.zone_limits(),
+            [("DMA", 4096), ("Normal", max_low), ("HighMem", max_pfn)]
+        );
     }
 
     /// The non-PAE layout shared by every 8-CPU i386_defconfig boot, whatever the RAM:
@@ -560,19 +549,12 @@ mod tests {
         let l = compute(false, pfns(2 * GIB), 8, None).unwrap();
         check_non_pae_8cpu_top(&l);
         assert_eq!(l.maxmem_pfn, 0x36ffe);
-        assert_eq!(l.max_low_pfn, 0x36ffe);
-        assert_eq!((l.highstart_pfn, l.highend_pfn), (0x36ffe, 0x80000));
+        assert_bounds(&l, 0x36ffe, 0x80000, 0xf6ff_e000, 0xf77f_e000);
         assert_eq!(l.trimmed_max_pfn, None);
-        assert_eq!(l.high_memory, 0xf6ff_e000);
-        assert_eq!(l.vmalloc_start, 0xf77f_e000);
         assert_eq!(l.vmalloc_end - l.vmalloc_start, 120 << 20);
         assert_eq!(l.fix_to_virt(0), 0xffff_f000);
         assert_eq!(l.fix_to_virt(l.kmap_fix_begin), 0xfffb_a000);
         assert_eq!(l.fix_to_virt(l.kmap_fix_end), 0xfff3_b000);
-        assert_eq!(
-            l.zone_limits(),
-            [("DMA", 4096), ("Normal", 0x36ffe), ("HighMem", 0x80000)]
-        );
         assert_eq!(
             l.print(),
             "virtual kernel memory layout:\n\
@@ -590,14 +572,7 @@ mod tests {
     fn half_gib_has_no_highmem() {
         let l = compute(false, pfns(512 * MIB), 8, None).unwrap();
         check_non_pae_8cpu_top(&l);
-        assert_eq!(l.max_low_pfn, 0x20000);
-        assert_eq!((l.highstart_pfn, l.highend_pfn), (0x20000, 0x20000));
-        assert_eq!(l.high_memory, 0xe000_0000);
-        assert_eq!(l.vmalloc_start, 0xe080_0000);
-        assert_eq!(
-            l.zone_limits(),
-            [("DMA", 4096), ("Normal", 0x20000), ("HighMem", 0x20000)]
-        );
+        assert_bounds(&l, 0x20000, 0x20000, 0xe000_0000, 0xe080_0000);
         let print = l.print();
         assert!(print.contains("    vmalloc : 0xe0800000 - 0xfeffe000   ( 487 MB)\n"));
         assert!(print.contains("    lowmem  : 0xc0000000 - 0xe0000000   ( 512 MB)\n"));
@@ -623,14 +598,7 @@ mod tests {
         assert_eq!(l.ldt_base, 0xff80_0000);
         assert_eq!((l.pkmap_base, l.last_pkmap), (0xff60_0000, 512));
         assert_eq!(l.vmalloc_end, 0xff5f_e000);
-        assert_eq!(l.max_low_pfn, 0x375fe);
-        assert_eq!((l.highstart_pfn, l.highend_pfn), (0x375fe, 0x100000));
-        assert_eq!(l.high_memory, 0xf75f_e000);
-        assert_eq!(l.vmalloc_start, 0xf7df_e000);
-        assert_eq!(
-            l.zone_limits(),
-            [("DMA", 4096), ("Normal", 0x375fe), ("HighMem", 0x100000)]
-        );
+        assert_bounds(&l, 0x375fe, 0x100000, 0xf75f_e000, 0xf7df_e000);
         let print = l.print();
         assert!(print.contains("    pkmap   : 0xff600000 - 0xff800000   (2048 kB)\n"));
         assert!(print.contains("    lowmem  : 0xc0000000 - 0xf75fe000   ( 885 MB)\n"));
@@ -647,9 +615,7 @@ mod tests {
     fn vmalloc_256m() {
         let l = compute(false, pfns(2 * GIB), 8, Some(256 * MIB)).unwrap();
         assert_eq!(l.vmalloc_reserve, 264 << 20);
-        assert_eq!(l.max_low_pfn, 0x2e7fe);
-        assert_eq!(l.high_memory, 0xee7f_e000);
-        assert_eq!(l.vmalloc_start, 0xeeff_e000);
+        assert_bounds(&l, 0x2e7fe, 0x80000, 0xee7f_e000, 0xeeff_e000);
         assert_eq!(l.vmalloc_end - l.vmalloc_start, 256 << 20);
         assert!(
             l.print()

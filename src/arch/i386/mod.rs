@@ -43,18 +43,9 @@ impl super::Arch for I386Arch {
     fn name(&self) -> &'static str {
         if self.pae { "i386-pae" } else { "i386" }
     }
-    fn va_bits(&self) -> u32 {
-        32
-    }
     fn phys_bits(&self) -> u32 {
         // MAX_PHYSMEM_BITS (arch/x86/include/asm/sparsemem.h): 36 with PAE, 32 without.
         if self.pae { 36 } else { 32 }
-    }
-    fn levels(&self) -> u32 {
-        if self.pae { 3 } else { 2 }
-    }
-    fn entries_per_table(&self) -> u32 {
-        if self.pae { 512 } else { 1024 }
     }
     fn page_offset(&self) -> VirtAddr {
         VirtAddr::new(crate::mm::pgtable_format::PAGE_OFFSET_32)
@@ -78,9 +69,6 @@ impl super::Arch for I386Arch {
     fn task_size(&self) -> u64 {
         // TASK_SIZE = PAGE_OFFSET.
         crate::mm::pgtable_format::PAGE_OFFSET_32
-    }
-    fn is_canonical(&self, va: VirtAddr) -> bool {
-        va.as_u64() >> 32 == 0
     }
     fn zone_limits(&self, max_low_pfn: Pfn) -> Vec<(ZoneType, Option<Pfn>)> {
         // zone_sizes_init() (arch/x86/mm/init.c): DMA below 16 MiB, NORMAL to max_low_pfn,
@@ -138,6 +126,15 @@ pub struct Features {
 }
 
 impl Features {
+    /// The features a kernel with page-table format `fmt` runs with: PAE with NX for
+    /// [`PtFormat::I386Pae`], 2-level paging otherwise.
+    pub fn for_format(fmt: PtFormat) -> Features {
+        if fmt == PtFormat::I386Pae {
+            Features::PAE
+        } else {
+            Features::TWO_LEVEL
+        }
+    }
     /// 2-level paging as a non-PAE kernel runs it (no NX exists; SMEP/SMAP off).
     pub const TWO_LEVEL: Features = Features {
         pae: false,

@@ -31,18 +31,9 @@ impl Arch for X86_64 {
     fn name(&self) -> &'static str {
         "x86_64"
     }
-    fn va_bits(&self) -> u32 {
-        48
-    }
     fn phys_bits(&self) -> u32 {
         // MAX_PHYSMEM_BITS for 4-level paging (arch/x86/include/asm/sparsemem.h).
         46
-    }
-    fn levels(&self) -> u32 {
-        4
-    }
-    fn entries_per_table(&self) -> u32 {
-        512
     }
     fn page_offset(&self) -> VirtAddr {
         VirtAddr::new(PAGE_OFFSET)
