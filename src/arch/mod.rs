@@ -80,6 +80,11 @@ pub trait Arch: Send + Sync + std::fmt::Debug {
     fn pci_hole(&self) -> Option<(u64, u64)> {
         Some((0xc000_0000, 0x1_0000_0000))
     }
+    /// The board's device resources that drivers claim during boot (/proc/iomem lines
+    /// besides RAM); none on the PC machines, whose firmware map is all mmlab models.
+    fn board_resources(&self) -> &'static [armv7::zynq::BoardResource] {
+        &[]
+    }
 }
 
 /// Looks an architecture up by its boot-option name.

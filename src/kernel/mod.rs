@@ -12,6 +12,7 @@ pub mod cpumask;
 pub mod errno;
 pub mod fork;
 pub mod highmem;
+pub mod io;
 pub mod random;
 pub mod resource;
 pub mod sched;
@@ -132,6 +133,8 @@ pub struct Kernel {
     vmap_area_cache: crate::mm::slub::CacheId,
     /// `ioport_resource`: /proc/ioports.
     ioports: Resource,
+    /// The devices on the bus (hw/bus.rs, kernel/io.rs).
+    bus: crate::hw::bus::Bus,
     log: Vec<String>,
 }
 
@@ -207,6 +210,23 @@ impl Kernel {
                 || !matches!(e.kind, E820Type::Reserved | E820Type::Pmem | E820Type::Pram);
             if busy {
                 iomem.mark_busy(e.start, e.end);
+            }
+        }
+        // The board's peripherals, claimed by their drivers during boot (arch/armv7/zynq.rs).
+        for r in arch.board_resources() {
+            let done = if r.busy {
+                iomem.request(r.start, r.end, r.name)
+            } else {
+                iomem.insert(r.start, r.end, r.name)
+            };
+            if let Err(c) = done {
+                log.push(format!(
+                    "{}: can't claim [mem {:#010x}-{:#010x}]: in use by {}",
+                    r.name,
+                    r.start,
+                    r.end - 1,
+                    c.name
+                ));
             }
         }
         // reserve_standard_io_resources(): the legacy PC ports, busy (none on ARM).
@@ -471,6 +491,7 @@ impl Kernel {
             vmalloc,
             vmap_area_cache,
             ioports,
+            bus: crate::hw::bus::Bus::default(),
             log,
         })
     }

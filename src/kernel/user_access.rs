@@ -10,6 +10,7 @@
 use super::signal::{SigCode, SigInfo};
 use super::{Errno, Kernel, Pid};
 use crate::addr::{PAGE_SIZE, PhysAddr, VirtAddr};
+use crate::arch::x86_64::pgtable_types::CacheMode;
 use crate::hw::mmu::{Access, Fault};
 
 /// The largest single read or fill a script may ask for (256 MiB).
@@ -80,7 +81,7 @@ impl Kernel {
         a: Accessor,
         va: u64,
         access: Access,
-    ) -> Result<PhysAddr, AccessError> {
+    ) -> Result<(PhysAddr, CacheMode), AccessError> {
         for attempt in 0..MAX_FAULTS_PER_ACCESS {
             let cpu = self.cpus.get_mut(a.cpu).ok_or(Errno::ESRCH)?;
             let va = VirtAddr::new(va);
@@ -90,7 +91,7 @@ impl Kernel {
                 cpu.translate_after_fault(&mut self.ram, va, access)
             };
             match r {
-                Ok(t) => return Ok(t.phys),
+                Ok(t) => return Ok((t.phys, t.cache)),
                 Err(Fault::NonCanonical(_)) => {
                     return Err(AccessError::Signal(SigInfo {
                         code: SigCode::SegvKernel,
@@ -113,14 +114,11 @@ impl Kernel {
         Err(AccessError::Errno(Errno::EFAULT))
     }
 
-    /// Charges the data part of an access to the task's CPU.
-    fn charge_user(&mut self, a: Accessor, bytes: u64, write: bool) {
+    /// Charges the data part of an access, `bytes` through pages of cache type `mode`, to
+    /// the task's CPU.
+    fn charge_user(&mut self, a: Accessor, mode: CacheMode, bytes: u64, write: bool) {
         if let Some(c) = self.cpus.get_mut(a.cpu) {
-            c.charge_access(
-                crate::arch::x86_64::pgtable_types::CacheMode::WriteBack,
-                bytes,
-                write,
-            );
+            c.charge_access(mode, bytes, write);
         }
     }
 
@@ -149,11 +147,10 @@ impl Kernel {
         let t = self.accessor(pid)?;
         let mut out = vec![0u8; len as usize];
         for (a, off, n) in Self::pieces(va, len)? {
-            let pa = self.user_translate(t, a, Access::USER_READ)?;
-            let buf = &mut out[off as usize..(off + n) as usize];
-            self.ram.read(pa, buf).map_err(|_| Errno::EFAULT)?;
+            let (pa, mode) = self.user_translate(t, a, Access::USER_READ)?;
+            self.phys_read(pa, &mut out[off as usize..(off + n) as usize]);
+            self.charge_user(t, mode, n, false);
         }
-        self.charge_user(t, len, false);
         Ok(out)
     }
 
@@ -162,12 +159,10 @@ impl Kernel {
         let len = data.len() as u64;
         let t = self.accessor(pid)?;
         for (a, off, n) in Self::pieces(va, len)? {
-            let pa = self.user_translate(t, a, Access::USER_WRITE)?;
-            self.ram
-                .write(pa, &data[off as usize..(off + n) as usize])
-                .map_err(|_| Errno::EFAULT)?;
+            let (pa, mode) = self.user_translate(t, a, Access::USER_WRITE)?;
+            self.phys_write(pa, &data[off as usize..(off + n) as usize]);
+            self.charge_user(t, mode, n, true);
         }
-        self.charge_user(t, len, true);
         Ok(())
     }
 
@@ -178,10 +173,10 @@ impl Kernel {
         }
         let t = self.accessor(pid)?;
         for (a, _, n) in Self::pieces(va, len)? {
-            let pa = self.user_translate(t, a, Access::USER_WRITE)?;
-            self.ram.fill(pa, n, byte).map_err(|_| Errno::EFAULT)?;
+            let (pa, mode) = self.user_translate(t, a, Access::USER_WRITE)?;
+            self.phys_fill(pa, n, byte);
+            self.charge_user(t, mode, n, true);
         }
-        self.charge_user(t, len, true);
         Ok(())
     }
 
@@ -208,13 +203,13 @@ impl Kernel {
             Access::USER_READ
         };
         let t = self.accessor(pid)?;
-        let pa = self.user_translate(t, va, access)?;
+        let (pa, mode) = self.user_translate(t, va, access)?;
         let mut b = [0u8; 1];
-        self.ram.read(pa, &mut b).map_err(|_| Errno::EFAULT)?;
+        self.phys_read(pa, &mut b);
         if write {
-            self.ram.write(pa, &b).map_err(|_| Errno::EFAULT)?;
+            self.phys_write(pa, &b);
         }
-        self.charge_user(t, 1, write);
+        self.charge_user(t, mode, 1, write);
         Ok(())
     }
 }

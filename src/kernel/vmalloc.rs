@@ -17,7 +17,7 @@
 //!   fault is an oops in the log and EFAULT.
 
 use super::{Errno, Kernel};
-use crate::addr::{PAGE_SIZE, PageSize, Pfn, PhysAddr, VirtAddr};
+use crate::addr::{PAGE_SIZE, PageSize, Pfn, VirtAddr};
 use crate::arch::x86_64::pgtable_types::{PAGE_KERNEL, PteFlags};
 use crate::hw::e820::E820Type;
 use crate::hw::mmu::{Access, Fault};
@@ -498,7 +498,7 @@ impl Kernel {
                 Err(f) => return Err(self.oops(at, false, f)),
             };
             let mut buf = vec![0u8; n as usize];
-            self.ram.read(t.phys, &mut buf).map_err(|_| Errno::EFAULT)?;
+            self.phys_read(t.phys, &mut buf);
             out.extend_from_slice(&buf);
             at += n;
         }
@@ -506,8 +506,7 @@ impl Kernel {
     }
 
     /// A supervisor write of `data` at kernel address `va` on CPU 0 (see [`Kernel::read_kernel`]).
-    /// A write to a device range (ioremap) reaches RAM only where RAM is; MMIO devices come
-    /// with the driver issue.
+    /// A write to a device window (ioremap) reaches the device's registers.
     pub fn write_kernel(&mut self, va: u64, data: &[u8]) -> Result<(), Errno> {
         let mut at = va;
         let mut rest = data;
@@ -517,11 +516,7 @@ impl Kernel {
                 Ok(t) => t,
                 Err(f) => return Err(self.oops(at, true, f)),
             };
-            if t.phys.as_u64() + (n as u64) <= self.ram.size() {
-                self.ram
-                    .write(PhysAddr::new(t.phys.as_u64()), &rest[..n])
-                    .map_err(|_| Errno::EFAULT)?;
-            }
+            self.phys_write(t.phys, &rest[..n]);
             at += n as u64;
             rest = &rest[n..];
         }

@@ -22,6 +22,7 @@
 mod args;
 pub mod constants;
 mod helpers;
+mod io;
 mod kernel;
 mod slab;
 mod task;
@@ -216,6 +217,7 @@ pub fn engine() -> Engine {
     kernel::register(&mut engine);
     slab::register(&mut engine);
     vmalloc::register(&mut engine);
+    io::register(&mut engine);
     task::register(&mut engine);
     engine.on_print(|s| println!("{s}"));
     engine

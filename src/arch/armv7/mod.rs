@@ -22,6 +22,7 @@ use crate::hw::ram::Ram;
 pub mod init;
 pub mod layout;
 pub mod pgtable;
+pub mod zynq;
 
 use crate::addr::{Pfn, VirtAddr};
 use crate::mm::pgtable::PtFormat;
@@ -72,6 +73,9 @@ impl super::Arch for Armv7Zynq {
     }
     fn low_firmware_hole(&self) -> Option<(u64, u64)> {
         None
+    }
+    fn board_resources(&self) -> &'static [zynq::BoardResource] {
+        zynq::ZC702_IOMEM
     }
     fn boot_reserved_low(&self) -> u64 {
         // arm_memblock_init(): swapper_pg_dir at 0x4000-0x8000, below the kernel at 0x8000.
