@@ -13,6 +13,7 @@
 pub mod addr;
 pub mod arch;
 pub mod diff;
+pub mod drivers;
 mod flags;
 pub mod hw;
 pub mod kernel;

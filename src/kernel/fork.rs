@@ -96,13 +96,9 @@ impl MmCtx<'_> {
                 tmp.fork_child = true;
             }
             tmp.flags = tmp.flags.without(VM_LOCKED_MASK);
-            let file = tmp.file.as_ref().map(|f| f.id);
-            let first_of_file = file.is_some_and(|id| {
-                !child
-                    .vmas
-                    .iter()
-                    .any(|v| v.file.as_ref().is_some_and(|f| f.id == id))
-            });
+            let file = tmp.shmem_id();
+            let first_of_file =
+                file.is_some_and(|id| !child.vmas.iter().any(|v| v.shmem_id() == Some(id)));
             if let Err(e) = child.vmas.insert(tmp.clone()) {
                 // Cannot happen for a copy of a valid tree; undo the charge and fail.
                 self.vm.overcommit.vm_unacct_memory(charge);
@@ -168,6 +164,8 @@ impl Kernel {
                 maj_flt: 0,
             },
         );
+        // copy_files() → dup_fd().
+        self.dup_fd_table(t.tgid, child_pid);
         Ok(child_pid)
     }
 

@@ -8,9 +8,20 @@
 //! [`RamPort`] over memblock.memory: DMA reaches RAM only.
 
 use super::{Errno, Kernel};
-use crate::addr::PhysAddr;
+use crate::addr::{PAGE_SIZE, PhysAddr};
 use crate::hw::bus::{Bus, DeviceId, RamPort};
 use crate::hw::device::{Device, Width};
+
+/// What `devmem_is_allowed()` says of a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DevmemAccess {
+    /// Not allowed (RAM, or a range a driver claimed).
+    Denied,
+    /// Allowed.
+    Allowed,
+    /// Allowed, but reads as zeros and ignores writes (RAM in an x86 PC's first MiB).
+    Zeros,
+}
 
 /// The device models `attach` knows, by name.
 pub const DEVICE_MODELS: &[&str] = &["pl-accel"];
@@ -106,6 +117,80 @@ impl Kernel {
         } else {
             let _ = self.ram.fill(pa, len, byte);
         }
+    }
+
+    /// Reads `len` bytes at physical address `pa` as the CPU would through a mapping of it:
+    /// RAM, device registers, or all ones where nothing answers; page by page.
+    pub fn bus_read(&mut self, pa: u64, len: u64) -> Vec<u8> {
+        let mut out = vec![0u8; len as usize];
+        let mut at = 0u64;
+        while at < len {
+            let p = pa + at;
+            let n = (PAGE_SIZE - (p & (PAGE_SIZE - 1))).min(len - at);
+            self.phys_read(PhysAddr::new(p), &mut out[at as usize..(at + n) as usize]);
+            at += n;
+        }
+        out
+    }
+
+    /// Writes `data` at physical address `pa` as the CPU would (see [`Kernel::bus_read`]).
+    pub fn bus_write(&mut self, pa: u64, data: &[u8]) {
+        let mut at = 0usize;
+        while at < data.len() {
+            let p = pa + at as u64;
+            let n = ((PAGE_SIZE - (p & (PAGE_SIZE - 1))) as usize).min(data.len() - at);
+            self.phys_write(PhysAddr::new(p), &data[at..at + n]);
+            at += n;
+        }
+    }
+
+    /// The physical address `high_memory` stands for: the end of the direct map's RAM (the
+    /// top of RAM on x86-64, `max_low_pfn` on a HIGHMEM machine).
+    pub fn high_memory_phys(&self) -> u64 {
+        if self.layout32.is_some() {
+            self.lowmem
+        } else {
+            self.page_alloc
+                .memory()
+                .last()
+                .map_or(0, |r| r.end.phys().as_u64())
+        }
+    }
+
+    /// `valid_phys_addr_range()`: `[addr, addr + count)` lies below `high_memory`.
+    pub fn valid_phys_addr_range(&self, addr: u64, count: u64) -> bool {
+        addr.checked_add(count)
+            .is_some_and(|end| end <= self.high_memory_phys())
+    }
+
+    /// Whether frame `pfn` is System RAM (`page_is_ram()`).
+    pub fn page_is_ram(&self, pfn: u64) -> bool {
+        self.page_alloc
+            .memory()
+            .iter()
+            .any(|r| r.start.as_u64() <= pfn && pfn < r.end.as_u64())
+    }
+
+    /// `devmem_is_allowed()` with STRICT_DEVMEM and IO_STRICT_DEVMEM (x86's, or ARM's
+    /// without the first-MiB rule).
+    pub fn devmem_is_allowed(&self, pfn: u64) -> DevmemAccess {
+        let pc = self.arch.low_firmware_hole().is_some();
+        let pa = pfn << crate::addr::PAGE_SHIFT;
+        if self.page_is_ram(pfn) {
+            return if pc && pfn < 256 {
+                DevmemAccess::Zeros
+            } else {
+                DevmemAccess::Denied
+            };
+        }
+        if self.iomem.busy_overlaps(pa, pa + PAGE_SIZE) {
+            return if pc && pfn < 256 {
+                DevmemAccess::Allowed
+            } else {
+                DevmemAccess::Denied
+            };
+        }
+        DevmemAccess::Allowed
     }
 
     /// A supervisor load of `width` at kernel address `va` (`readb`/`readw`/`readl`/`readq`

@@ -10,9 +10,11 @@
 pub mod cmdline;
 pub mod cpumask;
 pub mod errno;
+pub mod file;
 pub mod fork;
 pub mod highmem;
 pub mod io;
+pub use io::DevmemAccess;
 pub mod random;
 pub mod resource;
 pub mod sched;
@@ -135,6 +137,10 @@ pub struct Kernel {
     ioports: Resource,
     /// The devices on the bus (hw/bus.rs, kernel/io.rs).
     bus: crate::hw::bus::Bus,
+    /// Open files and descriptor tables (kernel/file.rs).
+    pub(crate) files: file::Files,
+    /// Loaded drivers, device numbers and devtmpfs (drivers/).
+    pub(crate) drivers: crate::drivers::Drivers,
     log: Vec<String>,
 }
 
@@ -455,7 +461,7 @@ impl Kernel {
             ),
             None => Default::default(),
         };
-        Ok(Kernel {
+        let mut k = Kernel {
             arch,
             opts,
             cmdline,
@@ -492,8 +498,12 @@ impl Kernel {
             vmap_area_cache,
             ioports,
             bus: crate::hw::bus::Bus::default(),
+            files: file::Files::default(),
+            drivers: crate::drivers::Drivers::default(),
             log,
-        })
+        };
+        k.init_builtin_drivers();
+        Ok(k)
     }
 
     /// `CONFIG_NR_CPUS` of i386_defconfig, which sizes the fixmap's kmap_local slots.
@@ -585,7 +595,7 @@ impl Kernel {
         &self.log
     }
 
-    fn printk(&mut self, text: &str) {
+    pub(crate) fn printk(&mut self, text: &str) {
         const MAX_LOG: usize = 10_000;
         if self.log.len() >= MAX_LOG {
             self.log.drain(..MAX_LOG / 2);
@@ -839,6 +849,8 @@ impl Kernel {
             .map_err(|e| Inconsistency(format!("slab: {e}")))?;
         self.validate_vmalloc()
             .map_err(|e| Inconsistency(format!("vmalloc: {e}")))?;
+        self.validate_files()
+            .map_err(|e| Inconsistency(format!("files: {e}")))?;
         self.validate_tasks()
     }
 }

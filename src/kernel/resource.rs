@@ -156,6 +156,14 @@ impl Resource {
         })
     }
 
+    /// `resource_is_exclusive()` with CONFIG_IO_STRICT_DEVMEM: whether a busy resource (a
+    /// driver's claim) overlaps `[start, end)`.
+    pub fn busy_overlaps(&self, start: u64, end: u64) -> bool {
+        self.children
+            .iter()
+            .any(|c| c.start < end && start < c.end && (c.busy || c.busy_overlaps(start, end)))
+    }
+
     /// Marks the resource exactly `[start, end)` busy (IORESOURCE_BUSY), as
     /// `e820__reserve_resources()` does for `do_mark_busy()` ranges.
     pub fn mark_busy(&mut self, start: u64, end: u64) -> bool {

@@ -8,6 +8,8 @@ use super::Errno;
 pub const RLIMIT_DATA: u32 = 2;
 /// RLIMIT_STACK.
 pub const RLIMIT_STACK: u32 = 3;
+/// RLIMIT_NOFILE.
+pub const RLIMIT_NOFILE: u32 = 7;
 /// RLIMIT_MEMLOCK.
 pub const RLIMIT_MEMLOCK: u32 = 8;
 /// RLIMIT_AS.
@@ -48,7 +50,7 @@ impl Default for Rlimits {
             cur: 0,
             max: RLIM_INFINITY,
         };
-        r[7] = Rlimit {
+        r[RLIMIT_NOFILE as usize] = Rlimit {
             cur: 1024,
             max: 4096,
         };

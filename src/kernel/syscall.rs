@@ -3,10 +3,14 @@
 //! touched live here (`sys_mmap()`'s offset check, `ksys_mmap_pgoff()`'s fd and hugetlb
 //! handling); the rest is in the mm files the calls are named after.
 
+use super::file::FileId;
 use super::sys::{Cred, Rlimit};
 use super::{Errno, Kernel, MmId, Pid};
+use crate::addr::{PAGE_SHIFT, VirtAddr};
+use crate::drivers::MmapVma;
 use crate::mm::MmCtx;
 use crate::mm::mman::{MAP_ANONYMOUS, MAP_HUGETLB};
+use crate::mm::vma::{VM_NORESERVE, VmaOps};
 
 impl Kernel {
     /// The mm `id` with everything its operations touch, as a task with `cred` on `cpu` sees
@@ -55,12 +59,15 @@ impl Kernel {
         if off & (crate::addr::PAGE_SIZE - 1) != 0 {
             return Err(Errno::EINVAL);
         }
-        let mut ctx = self.mm_ctx(pid)?;
         if flags & MAP_ANONYMOUS == 0 {
-            // fget(fd): no file can be open yet.
-            let _ = fd;
-            return Err(Errno::EBADF);
+            let id = self.fget(pid, fd)?;
+            if flags & MAP_HUGETLB != 0 {
+                // ksys_mmap_pgoff(): MAP_HUGETLB needs a hugetlbfs file.
+                return Err(Errno::EINVAL);
+            }
+            return self.mmap_file(pid, id, addr, len, prot, flags, off >> PAGE_SHIFT);
         }
+        let mut ctx = self.mm_ctx(pid)?;
         if flags & MAP_HUGETLB != 0 {
             return Err(ctx.do_mmap_hugetlb(addr, len, prot, flags));
         }
@@ -73,9 +80,110 @@ impl Kernel {
         Ok(addr)
     }
 
+    /// `do_mmap()` of the open file `id` at page offset `pgoff`, then its `->mmap`
+    /// (`__mmap_region()` → `mmap_file()`): a driver's error unmaps the new range again
+    /// (what it replaced stays gone, as the PTEs were cleared before `->mmap` ran).
+    // The six registers of mmap (the file already looked up) plus the task.
+    #[allow(clippy::too_many_arguments)]
+    fn mmap_file(
+        &mut self,
+        pid: Pid,
+        id: FileId,
+        addr: u64,
+        len: u64,
+        prot: u64,
+        flags: u64,
+        pgoff: u64,
+    ) -> Result<u64, Errno> {
+        let file = self.files.get(id).ok_or(Errno::EBADF)?.clone();
+        let (has_mmap, area) = self.with_driver(file.driver, |d, _| {
+            Ok((d.has_mmap(&file), d.get_unmapped_area(&file, flags)))
+        })?;
+        let mm = self.tasks.tasks.get(&pid).ok_or(Errno::ESRCH)?.mm;
+        let r = self.mm_ctx(pid)?.do_mmap_file(
+            addr,
+            len,
+            prot,
+            flags,
+            pgoff,
+            file.mode,
+            has_mmap,
+            area,
+            file.file_ref(),
+        );
+        let done = match r {
+            Ok(d) => d,
+            Err(e) => {
+                self.release_unmapped_files();
+                return Err(e);
+            }
+        };
+        if done.new_vma {
+            let v = self
+                .mm_of(pid)
+                .and_then(|m| m.vmas.vma_lookup(VirtAddr::new(done.addr)).cloned())
+                .ok_or(Errno::EFAULT)?;
+            let mut vma = MmapVma {
+                pid,
+                mm,
+                start: v.start.as_u64(),
+                end: v.end.as_u64(),
+                pgoff: v.pgoff,
+                flags: v.flags,
+                file: v.file.clone(),
+                ops: v.ops,
+            };
+            let r = self.with_driver(file.driver, |d, k| d.mmap(k, &file, &mut vma));
+            let r = r.and_then(|()| {
+                let m = self.tasks.mms.get_mut(&mm).ok_or(Errno::ESRCH)?;
+                m.vmas.set_mmap_result(
+                    VirtAddr::new(done.addr),
+                    vma.flags,
+                    vma.pgoff,
+                    vma.file.clone(),
+                    vma.ops,
+                )
+            });
+            if let Err(e) = r {
+                // The driver's error: the new VMA goes again.
+                let _ = self.mm_ctx(pid)?.do_munmap(done.addr, done.len);
+                self.release_unmapped_files();
+                return Err(e);
+            }
+        }
+        if done.populate {
+            let _ = self.mm_ctx(pid)?.mm_populate(done.addr, done.len);
+        }
+        self.release_unmapped_files();
+        Ok(done.addr)
+    }
+
+    /// `shmem_zero_setup()` for a driver's `->mmap` (/dev/zero's shared mappings): the VMA
+    /// becomes shared anonymous memory with a new shmem object of its size, charged unless
+    /// VM_NORESERVE. ENOMEM if the charge is refused.
+    pub fn shmem_zero_setup(&mut self, vma: &mut crate::drivers::MmapVma) -> Result<(), Errno> {
+        let len = vma.len();
+        let mut ctx = self.mm_ctx(vma.pid)?;
+        let charge = if vma.flags.contains(VM_NORESERVE) {
+            0
+        } else {
+            len >> PAGE_SHIFT
+        };
+        if charge > 0 {
+            ctx.vm_enough_memory(charge)?;
+        }
+        let f = ctx.vm.shmem.zero_setup(len, charge);
+        ctx.vm.shmem_users.insert(f.id, 1);
+        vma.file = Some(f);
+        vma.ops = VmaOps::Shmem;
+        Ok(())
+    }
+
     /// `munmap(addr, len)`.
     pub fn sys_munmap(&mut self, pid: Pid, addr: u64, len: u64) -> Result<u64, Errno> {
-        self.mm_ctx(pid)?.do_munmap(addr, len).map(|()| 0)
+        let r = self.mm_ctx(pid)?.do_munmap(addr, len).map(|()| 0);
+        self.release_unmapped_files();
+        r
     }
 
     /// `mprotect(addr, len, prot)`.
@@ -112,8 +220,11 @@ impl Kernel {
         flags: u64,
         new_addr: u64,
     ) -> Result<u64, Errno> {
-        self.mm_ctx(pid)?
-            .do_mremap(addr, old_len, new_len, flags, new_addr)
+        let r = self
+            .mm_ctx(pid)?
+            .do_mremap(addr, old_len, new_len, flags, new_addr);
+        self.release_unmapped_files();
+        r
     }
 
     /// `vm_committed_as` in pages (Committed_AS of /proc/meminfo).

@@ -266,9 +266,13 @@ impl Kernel {
         let (mm_id, tgid) = (t.mm, t.tgid);
         if let Some(last) = self.tasks.mmput(mm_id) {
             self.exit_mmap(last)?;
+            // The mappings held their files.
+            self.release_unmapped_files();
         }
         self.tasks.tasks.remove(&pid);
         if !self.tasks.tasks.values().any(|t| t.tgid == tgid) {
+            // exit_files() of the group's last task.
+            self.exit_files(tgid);
             let reaper = if self.tasks.tasks.contains_key(&Pid(1)) {
                 Pid(1)
             } else {

@@ -158,8 +158,8 @@ pub fn validate_user_memory<'a>(
                 }
                 PageRole::Shmem => {
                     rss[MmCounter::ShmemPages as usize] += 1;
-                    let ok = vma.file.as_ref().is_some_and(|f| f.id == page.mapping())
-                        && page.index() == vma.pgoff_at(va);
+                    let ok =
+                        vma.shmem_id() == Some(page.mapping()) && page.index() == vma.pgoff_at(va);
                     if !ok {
                         problem = Some(format!("shmem page {pfn:?} at {va:x} is not the VMA's"));
                     }

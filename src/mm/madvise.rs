@@ -98,10 +98,9 @@ pub fn folio_is_lazyfree(page: &Page) -> bool {
     page.role() == PageRole::Anon && !page.flags().contains(PageFlags::SWAPBACKED)
 }
 
-/// `vma_is_anonymous()`: no vm_ops, which here means no file (shared anonymous memory is
-/// shmem and has vm_ops).
+/// `vma_is_anonymous()`: no vm_ops.
 fn vma_is_anonymous(vma: &Vma) -> bool {
-    vma.file.is_none()
+    vma.is_anonymous()
 }
 
 /// `vma_ksm_compatible()`: KSM ignores shared, special, hugetlb and droppable VMAs.
@@ -416,8 +415,14 @@ impl MmCtx<'_> {
         if vma.flags.contains(VM_LOCKED) {
             return Err(Errno::EINVAL);
         }
-        let Some(file) = &vma.file else {
-            return Err(Errno::EINVAL);
+        // shmem_fallocate() is the only fallocate behind a mapping here; a driver's file has
+        // none (EOPNOTSUPP from vfs_fallocate()), anonymous memory no file (EINVAL).
+        let Some(file) = vma.shmem_id() else {
+            return Err(if vma.file.is_some() {
+                Errno::EOPNOTSUPP
+            } else {
+                Errno::EINVAL
+            });
         };
         // vma_is_shared_maywrite().
         if !vma.flags.contains(VM_SHARED | VM_MAYWRITE) {
@@ -425,7 +430,7 @@ impl MmCtx<'_> {
         }
         let first = vma.pgoff_at(VirtAddr::new(start));
         punches.push(ShmemPunch {
-            file: file.id,
+            file,
             start: first,
             end: first + ((end - start) >> crate::addr::PAGE_SHIFT),
         });
@@ -439,7 +444,7 @@ impl MmCtx<'_> {
             .mm
             .vmas
             .iter()
-            .filter(|v| v.file.as_ref().is_some_and(|f| f.id == file))
+            .filter(|v| v.shmem_id() == Some(file))
             .filter_map(|v| {
                 let lo = v.pgoff.max(start);
                 let hi = (v.pgoff + v.pages()).min(end);

@@ -24,7 +24,7 @@ use super::mm_types::MmCounter;
 use super::page::{PageFlags, PageRole};
 use super::pgtable::{Level, Slot};
 use super::tlbflush::TlbFlush;
-use super::vma::{VM_LOCKED, VM_MAYSHARE, VM_SHARED, VM_WRITE, Vma};
+use super::vma::{DriverVmOps, VM_LOCKED, VM_MAYSHARE, VM_SHARED, VM_WRITE, Vma, VmaOps};
 use crate::addr::{PAGE_SIZE, Pfn, VirtAddr};
 use crate::arch::x86_64::pgprot::{
     mk_pte, pte_dirty, pte_mkwrite_dirty, pte_modify, pte_not_normal, pte_present, pte_special,
@@ -84,10 +84,10 @@ impl MmCtx<'_> {
         let slot = self.pgt.pte_alloc(root, addr)?;
         let pte = self.pgt.get(slot);
         if pte.is_none() {
-            return if vma.file.is_none() {
-                self.do_anonymous_page(vma, addr, slot, write)
-            } else {
-                self.do_shmem_fault(vma, addr, slot, write)
+            return match vma.ops {
+                VmaOps::Anonymous => self.do_anonymous_page(vma, addr, slot, write),
+                VmaOps::Shmem => self.do_shmem_fault(vma, addr, slot, write),
+                VmaOps::Driver(d) => self.do_driver_fault(vma, d, addr, slot, write),
             };
         }
         if !pte_present(pte) {
@@ -185,11 +185,24 @@ impl MmCtx<'_> {
         slot: Slot,
         write: bool,
     ) -> Result<FaultKind, VmFault> {
-        let id = vma.file.as_ref().map(|f| f.id).ok_or(VmFault::Sigbus)?;
+        let id = vma.shmem_id().ok_or(VmFault::Sigbus)?;
         let pfn = self.shmem_get_page(id, vma.pgoff_at(addr))?;
         self.vm.rmap.add_file(self.pgt.page_alloc, pfn);
         self.set_pte_range(vma, slot, pfn, MmCounter::ShmemPages, write);
         Ok(FaultKind::Shmem)
+    }
+
+    /// `do_fault()` on a VMA with a driver's vm_operations.
+    fn do_driver_fault(
+        &mut self,
+        _vma: &Vma,
+        _ops: DriverVmOps,
+        _addr: VirtAddr,
+        _slot: Slot,
+        _write: bool,
+    ) -> Result<FaultKind, VmFault> {
+        // Until drivers can set vm_ops (drivers/), no VMA has them.
+        Err(VmFault::Sigbus)
     }
 
     /// `set_pte_range()` as `finish_fault()` and `do_anonymous_page()` use it: counts the newly

@@ -28,7 +28,7 @@ impl MmCtx<'_> {
         let end = vma.end.as_u64().min(want_end);
         let n = (end - addr) >> PAGE_SHIFT;
         vec.clear();
-        let inode = vma.file.as_ref().and_then(|f| self.vm.shmem.get(f.id));
+        let inode = vma.shmem_id().and_then(|id| self.vm.shmem.get(id));
         for i in 0..n {
             let va = VirtAddr::new(addr + (i << PAGE_SHIFT));
             let resident = if self.follow_pte(va).is_some() {

@@ -18,18 +18,45 @@ use super::MmCtx;
 use super::mm_types::{STACK_GUARD_GAP, task_unmapped_base};
 use super::mman::*;
 use super::vma::{
-    VM_ACCOUNT, VM_DONTDUMP, VM_DROPPABLE, VM_EXEC, VM_GROWSDOWN, VM_LOCKED, VM_LOCKED_MASK,
-    VM_MAY_RWX, VM_MAYSHARE, VM_NOHUGEPAGE, VM_NORESERVE, VM_READ, VM_SHARED, VM_SPECIAL, VM_SYNC,
-    VM_WIPEONFORK, VM_WRITE, VmFlags, Vma,
+    FileRef, VM_ACCOUNT, VM_DONTDUMP, VM_DROPPABLE, VM_EXEC, VM_GROWSDOWN, VM_LOCKED,
+    VM_LOCKED_MASK, VM_MAY_RWX, VM_MAYSHARE, VM_MAYWRITE, VM_NOHUGEPAGE, VM_NORESERVE, VM_READ,
+    VM_SHARED, VM_SPECIAL, VM_SYNC, VM_WIPEONFORK, VM_WRITE, VmFlags, Vma,
 };
 use crate::addr::{PAGE_SHIFT, PAGE_SIZE, VirtAddr};
 use crate::kernel::Errno;
 use crate::kernel::sys::{RLIMIT_AS, RLIMIT_DATA, RLIMIT_MEMLOCK, RLIMIT_STACK};
+use crate::mm::hugetlb::LEGACY_MAP_MASK;
 use crate::mm::mm_types::{VM_DATA_DEFAULT_FLAGS, is_data_mapping, mmap_is_legacy};
 use crate::mm::util::OVERCOMMIT_NEVER;
 
 /// PMD_SIZE: the THP alignment of large anonymous mappings.
 const PMD_SIZE: u64 = 2 << 20;
+
+/// How a file's `get_unmapped_area` searches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileArea {
+    /// No `get_unmapped_area` of its own: the layout's search.
+    Plain,
+    /// `thp_get_unmapped_area()`: aligned to 2 MiB at the file offset where it fits (a
+    /// private /dev/zero mapping).
+    Thp,
+    /// `shmem_get_unmapped_area()` (a shared /dev/zero mapping), as shared anonymous memory.
+    Shmem,
+}
+
+/// What [`MmCtx::do_mmap_file`] made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MmapFileDone {
+    /// The mapping's address.
+    pub addr: u64,
+    /// Its page-aligned length.
+    pub len: u64,
+    /// Populate it (MAP_POPULATE or VM_LOCKED).
+    pub populate: bool,
+    /// The range is a VMA of its own, to hand to the file's `->mmap` (false: it merged into
+    /// a neighbour of the same file).
+    pub new_vma: bool,
+}
 
 /// `PAGE_ALIGN()`, None on overflow.
 pub fn page_align(x: u64) -> Option<u64> {
@@ -236,13 +263,19 @@ impl MmCtx<'_> {
         } else {
             self.mm_get_unmapped_area(addr, len, flags)?
         };
-        if addr > task_size - len {
+        self.check_unmapped_area(addr, len)
+    }
+
+    /// The end of `__get_unmapped_area()`: the found `addr` must leave room for `len` below
+    /// TASK_SIZE (ENOMEM) and be page aligned (EINVAL), and `security_mmap_addr()` →
+    /// `cap_mmap_addr()` wants CAP_SYS_RAWIO below vm.mmap_min_addr (EPERM).
+    fn check_unmapped_area(&self, addr: u64, len: u64) -> Result<u64, Errno> {
+        if addr > self.mm.task_size - len {
             return Err(Errno::ENOMEM);
         }
         if addr & (PAGE_SIZE - 1) != 0 {
             return Err(Errno::EINVAL);
         }
-        // security_mmap_addr() → cap_mmap_addr(): below vm.mmap_min_addr needs CAP_SYS_RAWIO.
         if addr < self.vm.sysctl.dac_mmap_min_addr && !self.capable() {
             return Err(Errno::EPERM);
         }
@@ -355,10 +388,159 @@ impl MmCtx<'_> {
         if flags & MAP_NORESERVE != 0 && self.vm.sysctl.overcommit_memory != OVERCOMMIT_NEVER {
             vm_flags |= VM_NORESERVE;
         }
-        let addr = self.mmap_region(addr, len, vm_flags, pgoff)?;
+        let addr = self.mmap_region(addr, len, vm_flags, pgoff, None)?;
         let populate =
             (vm_flags.contains(VM_LOCKED)) || flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE;
         Ok((addr, populate))
+    }
+
+    /// `do_mmap()` for a file (`fmode`: the open file's FMODE_READ/FMODE_WRITE; `has_mmap`:
+    /// whether it has an `->mmap`; `area`: how its `get_unmapped_area` searches). Makes the
+    /// VMA, mapping `file` at page `pgoff`; the caller then runs the file's `->mmap` on it —
+    /// unless the new range merged into a neighbour mapping the same file, where Linux calls
+    /// no `->mmap` either ([`MmapFileDone::new_vma`] is false). `len` is the caller's,
+    /// unaligned.
+    // The six registers of mmap plus what the open file says.
+    #[allow(clippy::too_many_arguments)]
+    pub fn do_mmap_file(
+        &mut self,
+        addr: u64,
+        len: u64,
+        prot: u64,
+        flags: u64,
+        pgoff: u64,
+        fmode: u32,
+        has_mmap: bool,
+        area: FileArea,
+        file: FileRef,
+    ) -> Result<MmapFileDone, Errno> {
+        use crate::kernel::file::{FMODE_READ, FMODE_WRITE};
+        let (addr, len, mut flags) = self.do_mmap_prologue(addr, len, flags)?;
+        if pgoff.checked_add(len >> PAGE_SHIFT).is_none() {
+            return Err(Errno::EOVERFLOW);
+        }
+        let shared_type = matches!(flags & MAP_TYPE, MAP_SHARED | MAP_SHARED_VALIDATE);
+        let addr = self.get_unmapped_area_file(addr, len, flags, pgoff, area)?;
+        if flags & MAP_FIXED_NOREPLACE != 0
+            && self
+                .mm
+                .vmas
+                .find_vma_intersection(VirtAddr::new(addr), VirtAddr::new(addr + len))
+                .is_some()
+        {
+            return Err(Errno::EEXIST);
+        }
+        let mut vm_flags =
+            calc_vm_prot_bits(prot) | calc_vm_flag_bits(flags) | self.mm.def_flags | VM_MAY_RWX;
+        if flags & MAP_LOCKED != 0 && !self.can_do_mlock() {
+            return Err(Errno::EPERM);
+        }
+        if !self.mlock_future_ok(vm_flags, len) {
+            return Err(Errno::EAGAIN);
+        }
+        if shared_type {
+            if flags & MAP_TYPE == MAP_SHARED {
+                flags &= LEGACY_MAP_MASK;
+            } else if flags & !LEGACY_MAP_MASK != 0 {
+                // MAP_SYNC needs a DAX file; nothing else may come with MAP_SHARED_VALIDATE.
+                return Err(Errno::EOPNOTSUPP);
+            }
+            if prot & PROT_WRITE != 0 && fmode & FMODE_WRITE == 0 {
+                return Err(Errno::EACCES);
+            }
+            vm_flags |= VM_SHARED | VM_MAYSHARE;
+            if fmode & FMODE_WRITE == 0 {
+                vm_flags = vm_flags.without(VM_MAYWRITE | VM_SHARED);
+            }
+        } else if flags & MAP_TYPE != MAP_PRIVATE {
+            return Err(Errno::EINVAL);
+        }
+        if fmode & FMODE_READ == 0 {
+            return Err(Errno::EACCES);
+        }
+        if !has_mmap {
+            return Err(Errno::ENODEV);
+        }
+        if vm_flags.intersects(VM_GROWSDOWN) {
+            return Err(Errno::EINVAL);
+        }
+        if flags & MAP_NORESERVE != 0 && self.vm.sysctl.overcommit_memory != OVERCOMMIT_NEVER {
+            vm_flags |= VM_NORESERVE;
+        }
+        let file_id = file.id;
+        let addr = self.mmap_region(addr, len, vm_flags, pgoff, Some(file))?;
+        let new_vma = self
+            .mm
+            .vmas
+            .vma_lookup(VirtAddr::new(addr))
+            .is_some_and(|v| {
+                v.start.as_u64() == addr
+                    && v.end.as_u64() == addr + len
+                    && v.file.as_ref().is_some_and(|f| f.id == file_id)
+            });
+        let populate =
+            vm_flags.contains(VM_LOCKED) || flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE;
+        Ok(MmapFileDone {
+            addr,
+            len,
+            populate,
+            new_vma,
+        })
+    }
+
+    /// `__get_unmapped_area()` for a file mapping.
+    fn get_unmapped_area_file(
+        &self,
+        addr: u64,
+        len: u64,
+        flags: u64,
+        pgoff: u64,
+        area: FileArea,
+    ) -> Result<u64, Errno> {
+        match area {
+            FileArea::Shmem => self.get_unmapped_area(addr, len, flags, true),
+            FileArea::Plain | FileArea::Thp => {
+                let task_size = self.mm.task_size;
+                if len > task_size {
+                    return Err(Errno::ENOMEM);
+                }
+                let thp = if area == FileArea::Thp {
+                    self.thp_get_unmapped_area_off(addr, len, flags, pgoff << PAGE_SHIFT)
+                } else {
+                    None
+                };
+                let addr = match thp {
+                    Some(a) => a,
+                    None => self.mm_get_unmapped_area(addr, len, flags)?,
+                };
+                self.check_unmapped_area(addr, len)
+            }
+        }
+    }
+
+    /// `__thp_get_unmapped_area()` for a file at byte offset `off` (PMD_SIZE alignment of the
+    /// address to the offset): None where it gives up and the plain search follows (32-bit
+    /// kernels, less than a PMD of aligned file range, no room for the padding).
+    fn thp_get_unmapped_area_off(&self, addr: u64, len: u64, flags: u64, off: u64) -> Option<u64> {
+        if self.mm.task_size <= 1 << 32 {
+            return None;
+        }
+        let off_end = off.checked_add(len)?;
+        let off_align = off.checked_next_multiple_of(PMD_SIZE)?;
+        if off_end <= off_align || off_end - off_align < PMD_SIZE {
+            return None;
+        }
+        let len_pad = len.checked_add(PMD_SIZE)?;
+        off.checked_add(len_pad)?;
+        let ret = self.mm_get_unmapped_area(addr, len_pad, flags).ok()?;
+        if ret == addr {
+            return Some(addr);
+        }
+        let off_sub = off.wrapping_sub(ret) & (PMD_SIZE - 1);
+        if !mmap_is_legacy(self.mm.rlim.cur(RLIMIT_STACK)) && off_sub == 0 {
+            return Some(ret + PMD_SIZE);
+        }
+        Some(ret + off_sub)
     }
 
     /// Splits the VMAs overlapping `[start, end)` at `start` and `end`, as
@@ -382,14 +564,18 @@ impl MmCtx<'_> {
     }
 
     /// `__mmap_region()`: maps `[addr, addr + len)` (aligned) with `vm_flags`, replacing what
-    /// was there.
+    /// was there: anonymous memory (`file` None; shared memory gets its shmem object here, as
+    /// `shmem_zero_setup()` gives it), or a mapping of `file`, which the caller hands to the
+    /// file's `->mmap` next.
     pub fn mmap_region(
         &mut self,
         addr: u64,
         len: u64,
         mut vm_flags: VmFlags,
         pgoff: u64,
+        file: Option<FileRef>,
     ) -> Result<u64, Errno> {
+        let mapped_file = file;
         let (start, end) = (VirtAddr::new(addr), VirtAddr::new(addr + len));
         let pglen = len >> PAGE_SHIFT;
         self.gather_munmap(start, end)?;
@@ -415,7 +601,7 @@ impl MmCtx<'_> {
         // shmem_zero_setup() → shmem_acct_size(): a shared mapping charges its size unless
         // VM_NORESERVE.
         let mut file = None;
-        if vm_flags.contains(VM_SHARED) {
+        if mapped_file.is_none() && vm_flags.contains(VM_SHARED) {
             let charge = if vm_flags.contains(VM_NORESERVE) {
                 0
             } else {
@@ -436,6 +622,9 @@ impl MmCtx<'_> {
         }
         let mut vma = Vma::new(start, end, vm_flags, pgoff)?;
         if let Some(f) = file {
+            vma = vma.with_shmem(f);
+        }
+        if let Some(f) = mapped_file {
             vma = vma.with_file(f);
         }
         self.mm.vmas.map_range(vma)?;
@@ -495,11 +684,8 @@ impl MmCtx<'_> {
         };
         self.free_pgtables(first, last, VirtAddr::new(floor), VirtAddr::new(ceiling));
         // Once per object: this mm is one user of it however many of its VMAs went.
-        let ids: std::collections::BTreeSet<u64> = removed
-            .iter()
-            .filter_map(|v| v.file.as_ref())
-            .map(|f| f.id)
-            .collect();
+        let ids: std::collections::BTreeSet<u64> =
+            removed.iter().filter_map(Vma::shmem_id).collect();
         for id in ids {
             self.release_shmem_if_unused(id);
         }
@@ -509,12 +695,7 @@ impl MmCtx<'_> {
     /// child's) may still map it: `MmCtx` sees only its own mm, so the kernel's caller checks
     /// the others through `vm.shmem_users`.
     fn release_shmem_if_unused(&mut self, id: u64) {
-        if self
-            .mm
-            .vmas
-            .iter()
-            .any(|v| v.file.as_ref().is_some_and(|f| f.id == id))
-        {
+        if self.mm.vmas.iter().any(|v| v.shmem_id() == Some(id)) {
             return;
         }
         let users = self.vm.shmem_users.entry(id).or_insert(1);

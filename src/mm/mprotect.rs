@@ -112,7 +112,7 @@ impl MmCtx<'_> {
                 self.vm_enough_memory(charged)?;
                 newflags |= VM_ACCOUNT;
             }
-        } else if oldflags.contains(VM_ACCOUNT) && vma.file.is_none() && vma.anon_vma.is_none() {
+        } else if oldflags.contains(VM_ACCOUNT) && vma.is_anonymous() && vma.anon_vma.is_none() {
             newflags = newflags.without(VM_ACCOUNT);
         }
         let max = self.vm.sysctl.max_map_count;

@@ -411,7 +411,7 @@ impl MmCtx<'_> {
         // copy_vma(): the new VMA takes the old one's pgoff at addr, except that anonymous
         // memory never faulted takes its new address's, to merge there.
         let mut new_pgoff = vma.pgoff_at(VirtAddr::new(vrm.addr));
-        if vma.file.is_none() && vma.anon_vma.is_none() {
+        if vma.is_anonymous() && vma.anon_vma.is_none() {
             new_pgoff = vrm.new_addr >> PAGE_SHIFT;
         }
         let mut copy = vma.clone();

@@ -313,6 +313,36 @@ impl FileRef {
     }
 }
 
+/// A driver's `vm_operations_struct` instance: a key of [`crate::mm::VmState`]'s `vm_ops`
+/// table, shared by every VMA made from one `mmap()` (splits and fork copies included).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct VmOpsId(pub u64);
+
+/// What a driver's vm_operations provide, as far as the VMA code must know without calling
+/// them.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct DriverVmOps {
+    /// The instance.
+    pub id: VmOpsId,
+    /// `->close` is set: `is_mergeable_vma()` never merges such a VMA away.
+    pub has_close: bool,
+    /// `->may_split` refuses every split with this errno (None: splits are allowed).
+    pub refuse_split: Option<Errno>,
+}
+
+/// `vm_ops`: who supplies a VMA's pages besides its page tables.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub enum VmaOps {
+    /// No vm_ops (`vma_is_anonymous()`): anonymous memory, a private /dev/zero mapping
+    /// included (it keeps its `vm_file`).
+    #[default]
+    Anonymous,
+    /// `shmem_anon_vm_ops`: shared anonymous memory; `file` is its shmem object.
+    Shmem,
+    /// A driver's vm_operations (drivers/): faults go to its `fault` handler.
+    Driver(DriverVmOps),
+}
+
 /// A name stored with a VMA.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub enum VmaName {
@@ -341,6 +371,8 @@ pub struct Vma {
     pub pgoff: u64,
     /// `vm_file`; `None` for private anonymous memory.
     pub file: Option<FileRef>,
+    /// `vm_ops`.
+    pub ops: VmaOps,
     /// `anon_vma`: `None` until `anon_vma_prepare()` on the first write fault (or a COW fault on
     /// a private file mapping).
     pub anon_vma: Option<AnonVmaId>,
@@ -369,15 +401,34 @@ impl Vma {
             flags,
             pgoff,
             file: None,
+            ops: VmaOps::Anonymous,
             anon_vma: None,
             fork_child: false,
             name: None,
         })
     }
-    /// This VMA mapping `file`.
+    /// This VMA mapping `file` (its vm_ops unchanged: anonymous, as a private /dev/zero
+    /// mapping, until a driver or shmem sets them).
     pub fn with_file(mut self, file: FileRef) -> Vma {
         self.file = Some(file);
         self
+    }
+    /// This VMA mapping the shmem object `file` (`shmem_zero_setup()`).
+    pub fn with_shmem(mut self, file: FileRef) -> Vma {
+        self.file = Some(file);
+        self.ops = VmaOps::Shmem;
+        self
+    }
+    /// `vma_is_anonymous()`: no vm_ops.
+    pub fn is_anonymous(&self) -> bool {
+        self.ops == VmaOps::Anonymous
+    }
+    /// The shmem object this VMA maps, if it is shared anonymous memory.
+    pub fn shmem_id(&self) -> Option<u64> {
+        match self.ops {
+            VmaOps::Shmem => self.file_id(),
+            _ => None,
+        }
     }
     /// This VMA with an anon_vma.
     pub fn with_anon_vma(mut self, anon_vma: AnonVmaId) -> Vma {
@@ -478,10 +529,13 @@ impl fmt::Debug for VmaTree {
     }
 }
 
-/// `is_mergeable_vma()`: flags equal ignoring VM_IGNORE_MERGE, same file, same name.
+/// `is_mergeable_vma()`: flags equal ignoring VM_IGNORE_MERGE, same file, same vm_ops, same
+/// name, and no `->close` (a merge would drop a VMA without closing it).
 fn is_mergeable_vma(tgt: &Vma, p: &Vma) -> bool {
     (tgt.flags ^ p.flags).without(VM_IGNORE_MERGE).is_empty()
         && tgt.file_id() == p.file_id()
+        && tgt.ops == p.ops
+        && !matches!(tgt.ops, VmaOps::Driver(d) if d.has_close)
         && tgt.name == p.name
 }
 
@@ -1038,6 +1092,28 @@ impl VmaTree {
     pub fn set_flags(&mut self, start: VirtAddr, flags: VmFlags) -> Result<(), Errno> {
         let v = self.vmas.get_mut(&start.as_u64()).ok_or(Errno::EINVAL)?;
         v.flags = flags;
+        Ok(())
+    }
+
+    /// What a driver's `->mmap` may change in the new VMA starting at `start`, in place (the
+    /// VMA is not yet visible to anything else): its flags, pgoff, file and vm_ops. `EINVAL`
+    /// if no VMA starts there, `EOVERFLOW` if the pgoff would overflow.
+    pub fn set_mmap_result(
+        &mut self,
+        start: VirtAddr,
+        flags: VmFlags,
+        pgoff: u64,
+        file: Option<FileRef>,
+        ops: VmaOps,
+    ) -> Result<(), Errno> {
+        let v = self.vmas.get_mut(&start.as_u64()).ok_or(Errno::EINVAL)?;
+        if pgoff.checked_add(v.pages()).is_none() {
+            return Err(Errno::EOVERFLOW);
+        }
+        v.flags = flags;
+        v.pgoff = pgoff;
+        v.file = file;
+        v.ops = ops;
         Ok(())
     }
 

@@ -30,6 +30,7 @@ pub fn render(k: &Kernel, path: &str) -> Result<String, Errno> {
         "/proc/ioports" => Ok(iomem::render_tree(k.ioports())),
         "/proc/vmstat" => Ok(vmstat::render(k)),
         "/proc/cmdline" => Ok(format!("{}\n", k.options().cmdline)),
+        "/proc/devices" => Ok(k.drivers().render_devices()),
         // mmlab's own file: the "virtual kernel memory layout" block 32-bit kernels printed at
         // boot until Linux 5.7, for the layout this boot computed.
         "/proc/kernel_layout" => k.layout32().map(|l| l.print()).ok_or(Errno::ENOENT),

@@ -92,9 +92,9 @@ pub fn thp_vma_allowable(vma: &Vma, mode: ThpMode) -> bool {
     haddr >= start && haddr + HPAGE_PMD_SIZE <= end
 }
 
-/// `vma_is_anonymous()`: no file and no special mapping's operations.
+/// `vma_is_anonymous()`: no vm_ops (special mappings have theirs).
 fn vma_is_anonymous(vma: &Vma) -> bool {
-    vma.file.is_none() && !matches!(vma.name, Some(crate::mm::vma::VmaName::Special(_)))
+    vma.is_anonymous() && !matches!(vma.name, Some(crate::mm::vma::VmaName::Special(_)))
 }
 
 /// `pte_to_swp_entry()` on x86-64 (arch/x86/include/asm/pgtable_64.h): the type in the top
@@ -481,7 +481,7 @@ mod tests {
         assert!(!thp_vma_allowable(&nohuge, ThpMode::Always));
         let shm = big
             .clone()
-            .with_file(crate::mm::vma::FileRef::new(1, "/dev/zero"));
+            .with_shmem(crate::mm::vma::FileRef::new(1, "/dev/zero"));
         assert!(!thp_vma_allowable(&shm, ThpMode::Always));
     }
 

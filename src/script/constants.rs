@@ -141,6 +141,9 @@ pub const O: &[(&str, i64)] = &[
     ("O_TMPFILE", 0o20200000),
 ];
 
+/// `SEEK_*` for lseek.
+pub const SEEK: &[(&str, i64)] = &[("SEEK_SET", 0), ("SEEK_CUR", 1), ("SEEK_END", 2)];
+
 /// Resource limits (`RLIMIT_*`), getrlimit(2). RLIM_INFINITY is `~0UL`, so -1 here.
 pub const RLIMIT: &[(&str, i64)] = &[
     ("RLIMIT_CPU", 0),
@@ -188,6 +191,7 @@ pub const TABLES: &[&[(&str, i64)]] = &[
     MADV,
     SYNC_AND_LOCK,
     O,
+    SEEK,
     RLIMIT,
     OVERCOMMIT,
 ];

@@ -21,6 +21,7 @@
 
 mod args;
 pub mod constants;
+mod file;
 mod helpers;
 mod io;
 mod kernel;
@@ -218,6 +219,7 @@ pub fn engine() -> Engine {
     slab::register(&mut engine);
     vmalloc::register(&mut engine);
     io::register(&mut engine);
+    file::register(&mut engine);
     task::register(&mut engine);
     engine.on_print(|s| println!("{s}"));
     engine

@@ -19,8 +19,8 @@ use rhai::{Array, Blob, Dynamic, Engine, EvalAltResult, Map, Position};
 /// A script's handle on a process.
 #[derive(Clone)]
 pub(crate) struct TaskRef {
-    k: KernelRef,
-    pid: Pid,
+    pub(super) k: KernelRef,
+    pub(super) pid: Pid,
 }
 
 /// Registers `k.process` and the task methods.
