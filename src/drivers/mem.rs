@@ -21,6 +21,7 @@ use crate::kernel::file::{File, IovIter};
 use crate::kernel::{Errno, Kernel};
 use crate::mm::mman::MAP_SHARED;
 use crate::mm::mmap::FileArea;
+use crate::mm::vm_ops::VmOperations;
 use crate::mm::vma::{VM_SHARED, VmaOps};
 
 /// The mem class's major.
@@ -134,7 +135,7 @@ impl Driver for Mem {
     }
 
     fn has_mmap(&self, file: &File) -> bool {
-        Self::minor(file) == ZERO_MINOR
+        matches!(Self::minor(file), ZERO_MINOR | DEVMEM_MINOR)
     }
 
     /// `get_unmapped_area_zero()`: shared mappings search as shmem, private ones with THP
@@ -148,6 +149,9 @@ impl Driver for Mem {
     }
 
     fn mmap(&mut self, k: &mut Kernel, file: &File, vma: &mut MmapVma) -> Result<(), Errno> {
+        if Self::minor(file) == DEVMEM_MINOR {
+            return mmap_mem(k, file, vma);
+        }
         if Self::minor(file) != ZERO_MINOR {
             return Err(Errno::ENODEV);
         }
@@ -249,4 +253,61 @@ fn write_mem(k: &mut Kernel, file: &mut File, from: &mut IovIter) -> Result<u64,
     }
     file.pos += written;
     Ok(written)
+}
+
+/// `mmap_mem_ops`: only `.access` (ptrace's `generic_access_phys()`), so a missing entry is
+/// SIGBUS.
+#[derive(Debug)]
+struct MmapMemOps;
+
+impl VmOperations for MmapMemOps {
+    fn name(&self) -> &str {
+        "mmap_mem"
+    }
+}
+
+/// `mmap_mem()`: the physical range at the mapping's offset, if the whole range is allowed
+/// (`range_is_allowed()`: RAM and claimed ranges are EPERM, the first MiB of a PC included
+/// here), with the cache type `phys_mem_access_prot()` gives — on x86 write-back, or UC-
+/// with O_SYNC/O_DSYNC (`phys_mem_access_prot_allowed()`); on ARM uncached for a frame with
+/// no struct page, write-combined with O_SYNC. EINVAL for an offset that overflows or leaves
+/// the physical address space, EAGAIN if `remap_pfn_range()` fails.
+fn mmap_mem(k: &mut Kernel, file: &File, vma: &mut MmapVma) -> Result<(), Errno> {
+    use crate::addr::PAGE_SHIFT;
+    use crate::kernel::DevmemAccess;
+    use crate::kernel::file::O_DSYNC;
+    let size = vma.len();
+    let pgoff = vma.pgoff;
+    let offset = pgoff.checked_shl(PAGE_SHIFT).ok_or(Errno::EINVAL)?;
+    if offset >> PAGE_SHIFT != pgoff || offset.checked_add(size - 1).is_none() {
+        return Err(Errno::EINVAL);
+    }
+    let pc = k.arch().low_firmware_hole().is_some();
+    // valid_mmap_phys_addr_range(): ARM's PHYS_MASK (32 bits without LPAE); x86: any.
+    if !pc && pgoff + (size >> PAGE_SHIFT) > 1 << (32 - PAGE_SHIFT) {
+        return Err(Errno::EINVAL);
+    }
+    for pfn in pgoff..pgoff + (size >> PAGE_SHIFT) {
+        if k.devmem_is_allowed(pfn) == DevmemAccess::Denied {
+            return Err(Errno::EPERM);
+        }
+    }
+    if pc {
+        if file.flags & O_DSYNC != 0 {
+            vma.pgprot_noncached();
+        }
+    } else if k
+        .page_alloc()
+        .mem_map()
+        .page(crate::addr::Pfn::new(pgoff))
+        .is_none()
+    {
+        vma.pgprot_noncached();
+    } else if file.flags & O_DSYNC != 0 {
+        vma.pgprot_writecombine();
+    }
+    vma.ops = VmaOps::Driver(k.vm_ops_register(Box::new(MmapMemOps)));
+    let start = vma.start;
+    k.remap_pfn_range(vma, start, pgoff, size)
+        .map_err(|_| Errno::EAGAIN)
 }

@@ -20,6 +20,7 @@
 
 pub mod mem;
 
+use crate::arch::x86_64::pgtable_types::CacheMode;
 use crate::kernel::file::{File, IovIter};
 use crate::kernel::{Errno, Kernel, MmId, Pid};
 use crate::mm::vma::{FileRef, VmFlags, VmaOps};
@@ -72,9 +73,21 @@ pub struct MmapVma {
     pub file: Option<FileRef>,
     /// `vm_ops`.
     pub ops: VmaOps,
+    /// The cache type of `vm_page_prot`.
+    pub cache: CacheMode,
 }
 
 impl MmapVma {
+    /// `vma->vm_page_prot = pgprot_noncached(vma->vm_page_prot)`: uncached (UC-).
+    pub fn pgprot_noncached(&mut self) {
+        self.cache = CacheMode::UncachedMinus;
+    }
+
+    /// `vma->vm_page_prot = pgprot_writecombine(vma->vm_page_prot)`.
+    pub fn pgprot_writecombine(&mut self) {
+        self.cache = CacheMode::WriteCombining;
+    }
+
     /// Bytes mapped.
     pub fn len(&self) -> u64 {
         self.end - self.start

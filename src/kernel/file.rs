@@ -512,9 +512,17 @@ impl Kernel {
         self.drivers.module_put(driver);
     }
 
-    /// Releases every file that lost its last reference with VMAs that went away (after
-    /// munmap, mremap, a MAP_FIXED mmap or an exit).
-    pub(crate) fn release_unmapped_files(&mut self) {
+    /// What follows a system call that may have made, split or removed VMAs (mmap, munmap,
+    /// mremap, mprotect, madvise, the mlock family, brk, fork, exit): the drivers hear of their
+    /// VMAs (`->open`, `->close`, `->mremap`), vm_operations no VMA uses go, and every file
+    /// that lost its last reference is released.
+    pub(crate) fn mm_call_done(&mut self) {
+        self.deliver_vm_ops_events();
+        self.release_unmapped_files();
+    }
+
+    /// Releases every file that lost its last reference with VMAs that went away.
+    fn release_unmapped_files(&mut self) {
         let orphans: Vec<FileId> = self
             .files
             .files

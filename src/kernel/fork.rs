@@ -99,6 +99,8 @@ impl MmCtx<'_> {
             let file = tmp.shmem_id();
             let first_of_file =
                 file.is_some_and(|id| !child.vmas.iter().any(|v| v.shmem_id() == Some(id)));
+            // dup_mmap(): `vm_ops->open` on the copy.
+            child.vmas.record(&tmp, crate::mm::vma::OpsEventKind::Open);
             if let Err(e) = child.vmas.insert(tmp.clone()) {
                 // Cannot happen for a copy of a valid tree; undo the charge and fail.
                 self.vm.overcommit.vm_unacct_memory(charge);
@@ -144,6 +146,7 @@ impl Kernel {
             Ok(p) => p,
             Err(e) => {
                 self.drop_new_mm(child_id);
+                self.mm_call_done();
                 return Err(e);
             }
         };
@@ -166,6 +169,7 @@ impl Kernel {
         );
         // copy_files() → dup_fd().
         self.dup_fd_table(t.tgid, child_pid);
+        self.mm_call_done();
         Ok(child_pid)
     }
 

@@ -9,6 +9,7 @@
 
 pub mod cmdline;
 pub mod cpumask;
+pub mod driver_mm;
 pub mod errno;
 pub mod file;
 pub mod fork;
@@ -141,6 +142,8 @@ pub struct Kernel {
     pub(crate) files: file::Files,
     /// Loaded drivers, device numbers and devtmpfs (drivers/).
     pub(crate) drivers: crate::drivers::Drivers,
+    /// Driver VMA events of address spaces already torn down, not yet delivered.
+    pub(crate) orphan_ops_events: Vec<crate::mm::vma::OpsEvent>,
     log: Vec<String>,
 }
 
@@ -412,6 +415,7 @@ impl Kernel {
             events: Default::default(),
             zero_pfn,
             totalram: page_alloc.totalram_pages(),
+            vm_ops: crate::mm::vm_ops::VmOpsTable::default(),
         };
         let cpu_tlb = vec![Default::default(); cpus.len()];
         let distribute_prev = vec![0; cpus.len()];
@@ -500,6 +504,7 @@ impl Kernel {
             bus: crate::hw::bus::Bus::default(),
             files: file::Files::default(),
             drivers: crate::drivers::Drivers::default(),
+            orphan_ops_events: Vec::new(),
             log,
         };
         k.init_builtin_drivers();
@@ -595,7 +600,8 @@ impl Kernel {
         &self.log
     }
 
-    pub(crate) fn printk(&mut self, text: &str) {
+    /// Appends a line to the kernel log (`k.dmesg()`); drivers report through it.
+    pub fn printk(&mut self, text: &str) {
         const MAX_LOG: usize = 10_000;
         if self.log.len() >= MAX_LOG {
             self.log.drain(..MAX_LOG / 2);

@@ -71,13 +71,15 @@ impl Kernel {
         if flags & MAP_HUGETLB != 0 {
             return Err(ctx.do_mmap_hugetlb(addr, len, prot, flags));
         }
-        let (addr, populate) = ctx.do_mmap(addr, len, prot, flags)?;
-        if populate {
+        let r = ctx.do_mmap(addr, len, prot, flags);
+        if let Ok((addr, true)) = r {
             let len = crate::mm::mmap::page_align(len).unwrap_or(0);
             // vm_mmap_pgoff() ignores what mm_populate() returns.
             let _ = ctx.mm_populate(addr, len);
         }
-        Ok(addr)
+        // A MAP_FIXED mapping may have replaced a driver's.
+        self.mm_call_done();
+        r.map(|(addr, _)| addr)
     }
 
     /// `do_mmap()` of the open file `id` at page offset `pgoff`, then its `->mmap`
@@ -114,7 +116,7 @@ impl Kernel {
         let done = match r {
             Ok(d) => d,
             Err(e) => {
-                self.release_unmapped_files();
+                self.mm_call_done();
                 return Err(e);
             }
         };
@@ -132,6 +134,7 @@ impl Kernel {
                 flags: v.flags,
                 file: v.file.clone(),
                 ops: v.ops,
+                cache: v.cache,
             };
             let r = self.with_driver(file.driver, |d, k| d.mmap(k, &file, &mut vma));
             let r = r.and_then(|()| {
@@ -142,19 +145,20 @@ impl Kernel {
                     vma.pgoff,
                     vma.file.clone(),
                     vma.ops,
+                    vma.cache,
                 )
             });
             if let Err(e) = r {
                 // The driver's error: the new VMA goes again.
                 let _ = self.mm_ctx(pid)?.do_munmap(done.addr, done.len);
-                self.release_unmapped_files();
+                self.mm_call_done();
                 return Err(e);
             }
         }
         if done.populate {
             let _ = self.mm_ctx(pid)?.mm_populate(done.addr, done.len);
         }
-        self.release_unmapped_files();
+        self.mm_call_done();
         Ok(done.addr)
     }
 
@@ -182,19 +186,23 @@ impl Kernel {
     /// `munmap(addr, len)`.
     pub fn sys_munmap(&mut self, pid: Pid, addr: u64, len: u64) -> Result<u64, Errno> {
         let r = self.mm_ctx(pid)?.do_munmap(addr, len).map(|()| 0);
-        self.release_unmapped_files();
+        self.mm_call_done();
         r
     }
 
     /// `mprotect(addr, len, prot)`.
     pub fn sys_mprotect(&mut self, pid: Pid, addr: u64, len: u64, prot: u64) -> Result<u64, Errno> {
-        self.mm_ctx(pid)?.do_mprotect(addr, len, prot).map(|()| 0)
+        let r = self.mm_ctx(pid)?.do_mprotect(addr, len, prot).map(|()| 0);
+        self.mm_call_done();
+        r
     }
 
     /// `brk(addr)`: the new break, or the current one when the request fails (never an
     /// errno, except ESRCH for an unknown pid).
     pub fn sys_brk(&mut self, pid: Pid, addr: u64) -> Result<u64, Errno> {
-        Ok(self.mm_ctx(pid)?.brk(addr))
+        let r = self.mm_ctx(pid)?.brk(addr);
+        self.mm_call_done();
+        Ok(r)
     }
 
     /// `getrlimit(resource)`.
@@ -223,7 +231,7 @@ impl Kernel {
         let r = self
             .mm_ctx(pid)?
             .do_mremap(addr, old_len, new_len, flags, new_addr);
-        self.release_unmapped_files();
+        self.mm_call_done();
         r
     }
 
@@ -266,35 +274,46 @@ impl Kernel {
                 }
             }
         }
+        self.mm_call_done();
         result.map(|()| 0)
     }
 
     /// `mlock(addr, len)`.
     pub fn sys_mlock(&mut self, pid: Pid, addr: u64, len: u64) -> Result<u64, Errno> {
-        self.mm_ctx(pid)?.sys_mlock(addr, len).map(|()| 0)
+        let r = self.mm_ctx(pid)?.sys_mlock(addr, len).map(|()| 0);
+        self.mm_call_done();
+        r
     }
 
     /// `mlock2(addr, len, flags)`.
     pub fn sys_mlock2(&mut self, pid: Pid, addr: u64, len: u64, flags: u64) -> Result<u64, Errno> {
         // flags is an int: only its low 32 bits reach the kernel.
         let flags = u64::from(flags as u32);
-        self.mm_ctx(pid)?.sys_mlock2(addr, len, flags).map(|()| 0)
+        let r = self.mm_ctx(pid)?.sys_mlock2(addr, len, flags).map(|()| 0);
+        self.mm_call_done();
+        r
     }
 
     /// `munlock(addr, len)`.
     pub fn sys_munlock(&mut self, pid: Pid, addr: u64, len: u64) -> Result<u64, Errno> {
-        self.mm_ctx(pid)?.sys_munlock(addr, len).map(|()| 0)
+        let r = self.mm_ctx(pid)?.sys_munlock(addr, len).map(|()| 0);
+        self.mm_call_done();
+        r
     }
 
     /// `mlockall(flags)`.
     pub fn sys_mlockall(&mut self, pid: Pid, flags: u64) -> Result<u64, Errno> {
         let flags = u64::from(flags as u32);
-        self.mm_ctx(pid)?.sys_mlockall(flags).map(|()| 0)
+        let r = self.mm_ctx(pid)?.sys_mlockall(flags).map(|()| 0);
+        self.mm_call_done();
+        r
     }
 
     /// `munlockall()`.
     pub fn sys_munlockall(&mut self, pid: Pid) -> Result<u64, Errno> {
-        self.mm_ctx(pid)?.sys_munlockall().map(|()| 0)
+        let r = self.mm_ctx(pid)?.sys_munlockall().map(|()| 0);
+        self.mm_call_done();
+        r
     }
 
     /// `msync(addr, len, flags)`.

@@ -267,7 +267,7 @@ impl Kernel {
         if let Some(last) = self.tasks.mmput(mm_id) {
             self.exit_mmap(last)?;
             // The mappings held their files.
-            self.release_unmapped_files();
+            self.mm_call_done();
         }
         self.tasks.tasks.remove(&pid);
         if !self.tasks.tasks.values().any(|t| t.tgid == tgid) {
@@ -359,8 +359,11 @@ impl Kernel {
         // flush still goes the one way flushes go.
         let _ = self.flush_tlb(0, flush);
         self.pgtable().pgd_free(pgd).map_err(|e| e.errno())?;
-        // remove_vma() of every VMA; the counters go with the mm.
-        self.tasks.mms.remove(&id);
+        // remove_vma() of every VMA; the counters go with the mm, its drivers' `->close`
+        // calls with the kernel.
+        if let Some(mut mm) = self.tasks.mms.remove(&id) {
+            self.orphan_ops_events.extend(mm.vmas.take_ops_events());
+        }
         self.free_unused_anon_vmas();
         Ok(())
     }

@@ -19,7 +19,7 @@ use super::mm_types::{MmCounter, MmStruct, NR_MM_COUNTERS};
 use super::page::{PageFlags, PageRole};
 use super::page_alloc::{Inconsistency, PageAlloc};
 use super::pgtable::{Level, PtFormat};
-use super::vma::{VM_ACCOUNT, VM_LOCKED, VM_MAYSHARE, VM_SHARED};
+use super::vma::{VM_ACCOUNT, VM_LOCKED, VM_MAYSHARE, VM_MIXEDMAP, VM_PFNMAP, VM_SHARED};
 use crate::addr::{Pfn, VirtAddr};
 use crate::arch::x86_64::pgprot::{pte_present, pte_special, pte_write};
 use crate::arch::x86_64::pgtable_types::Pte;
@@ -102,6 +102,17 @@ pub fn validate_user_memory<'a>(
             }
             let pfn = pte.pfn(false);
             let shared = vma.flags.intersects(VM_SHARED | VM_MAYSHARE);
+            if vma.flags.intersects(VM_PFNMAP | VM_MIXEDMAP)
+                && (pte_special(pte)
+                    || !pa
+                        .mem_map()
+                        .page(pfn)
+                        .is_some_and(|p| matches!(p.role(), PageRole::Anon | PageRole::Shmem)))
+            {
+                // remap_pfn_range() / vmf_insert_pfn(): vm_normal_page() gives no page, so
+                // nothing is counted (ARM has no special bit; the frame tells).
+                return;
+            }
             if pte_special(pte) || pfn == vm.zero_pfn {
                 if pfn != vm.zero_pfn || shared || pte_write(pte) {
                     problem = Some(format!(

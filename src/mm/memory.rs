@@ -33,6 +33,7 @@ use crate::arch::x86_64::pgprot::{
 use crate::arch::x86_64::pgtable_types::{Pte, PteFlags};
 use crate::mm::gfp::Gfp;
 use crate::mm::pgtable::PgtableError;
+use crate::mm::vm_ops::{FaultDone, FaultEnv, FaultError, VmFaultInfo, VmaInfo};
 
 /// Why a fault could not be resolved (`vm_fault_t` error bits).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +61,13 @@ pub enum FaultKind {
     Copy,
     /// Nothing to do but set Accessed/Dirty (`handle_pte_fault()`'s tail).
     Spurious,
+    /// A driver's `->fault` filled the entry.
+    Driver,
+}
+
+/// `vma->vm_page_prot`: the protection of the VMA's flags with its cache type.
+pub fn vma_page_prot(vma: &Vma) -> PteFlags {
+    vm_get_page_prot(vma.flags).union(vma.cache.pte_bits())
 }
 
 const GFP_ANON_ZEROED: Gfp = Gfp::HIGHUSER_MOVABLE.union(Gfp::ZERO);
@@ -192,17 +200,75 @@ impl MmCtx<'_> {
         Ok(FaultKind::Shmem)
     }
 
-    /// `do_fault()` on a VMA with a driver's vm_operations.
+    /// `do_fault()` on a VMA with a driver's vm_operations: the driver's `->fault` (none, or
+    /// no instance: SIGBUS). Its handler fills the entry itself (`vmf_insert_pfn()`, the
+    /// VM_FAULT_NOPAGE of VM_PFNMAP mappings).
     fn do_driver_fault(
         &mut self,
-        _vma: &Vma,
-        _ops: DriverVmOps,
-        _addr: VirtAddr,
-        _slot: Slot,
-        _write: bool,
+        vma: &Vma,
+        ops: DriverVmOps,
+        addr: VirtAddr,
+        slot: Slot,
+        write: bool,
     ) -> Result<FaultKind, VmFault> {
-        // Until drivers can set vm_ops (drivers/), no VMA has them.
-        Err(VmFault::Sigbus)
+        let vmf = VmFaultInfo {
+            address: addr.as_u64() & !(PAGE_SIZE - 1),
+            pgoff: vma.pgoff_at(addr),
+            write,
+            vma: VmaInfo {
+                start: vma.start.as_u64(),
+                end: vma.end.as_u64(),
+                pgoff: vma.pgoff,
+                flags: vma.flags,
+            },
+        };
+        let Some(handler) = self.vm.vm_ops.get_mut(ops.id) else {
+            return Err(VmFault::Sigbus);
+        };
+        let mut env = FaultEnv {
+            pgt: &mut self.pgt,
+            slot,
+            prot: vma_page_prot(vma),
+        };
+        match handler.fault(&mut env, &vmf) {
+            Ok(FaultDone::NoPage) => Ok(FaultKind::Driver),
+            Err(FaultError::Sigbus) => Err(VmFault::Sigbus),
+            Err(FaultError::Oom) => Err(VmFault::Oom),
+            Err(FaultError::Sigsegv) => Err(VmFault::Sigsegv),
+        }
+    }
+
+    /// `remap_pte_range()` over `[start, start + pages pages)`: each entry maps the next
+    /// frame from `pfn` with `prot`, special (no struct page is touched, no RSS counted).
+    /// ENOMEM if a page table cannot be allocated, EBUSY if an entry is already in use
+    /// (Linux's `BUG_ON(!pte_none())`). Entries made before a failure stay for the caller to
+    /// zap.
+    pub fn remap_pfn_ptes(
+        &mut self,
+        start: VirtAddr,
+        pfn: Pfn,
+        pages: u64,
+        prot: PteFlags,
+    ) -> Result<(), crate::kernel::Errno> {
+        let root = self.mm.pgd;
+        for i in 0..pages {
+            let va = VirtAddr::new(start.as_u64() + i * PAGE_SIZE);
+            let slot = self
+                .pgt
+                .pte_alloc(root, va)
+                .map_err(|_| crate::kernel::Errno::ENOMEM)?;
+            if !self.pgt.get(slot).is_none() {
+                return Err(crate::kernel::Errno::EBUSY);
+            }
+            let pte = crate::arch::x86_64::pgtable_types::Pte::new(
+                Pfn::new(pfn.as_u64() + i),
+                prot.union(PteFlags::SPECIAL),
+            )
+            .ok_or(crate::kernel::Errno::EINVAL)?;
+            // None → present: nothing cached can be stale.
+            self.pgt.set_pte(slot, pte).skip();
+        }
+        Ok(())
     }
 
     /// `set_pte_range()` as `finish_fault()` and `do_anonymous_page()` use it: counts the newly
@@ -218,7 +284,7 @@ impl MmCtx<'_> {
         writable: bool,
     ) {
         self.mm.add_rss(counter, 1);
-        let mut entry = mk_pte(pfn, vm_get_page_prot(vma.flags));
+        let mut entry = mk_pte(pfn, vma_page_prot(vma));
         if writable {
             entry = pte_mkwrite_dirty(entry);
         }
@@ -242,8 +308,14 @@ impl MmCtx<'_> {
             return Ok(FaultKind::Reuse);
         }
         let pfn = pte.pfn(false);
-        if pte_special(pte) || pfn == self.vm.zero_pfn {
+        if pfn == self.vm.zero_pfn {
             return self.wp_page_copy(vma, addr, slot, None);
+        }
+        if pte_special(pte) {
+            // A private PFN mapping (remap_pfn_range() of RAM): the copy takes the frame's
+            // bytes (`__wp_page_copy_user()`); a device frame is not RAM to copy from
+            // (docs/divergences.md).
+            return self.wp_page_copy(vma, addr, slot, Some(pfn));
         }
         let page = self
             .pgt

@@ -27,6 +27,7 @@ pub mod shmem;
 pub mod slub;
 pub mod tlbflush;
 pub mod util;
+pub mod vm_ops;
 pub mod vma;
 pub mod vmalloc;
 pub mod zone;
@@ -75,6 +76,8 @@ pub struct VmState {
     pub zero_pfn: Pfn,
     /// Pages of RAM the overcommit policy counts (`totalram_pages()`).
     pub totalram: u64,
+    /// Drivers' vm_operations instances (mm/vm_ops.rs).
+    pub vm_ops: vm_ops::VmOpsTable,
 }
 
 /// One address space and what its operations touch, borrowed from the kernel.

@@ -29,7 +29,8 @@ use super::MmCtx;
 use super::mman::{MAP_FIXED, MAP_SHARED, MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE};
 use super::tlbflush::{FlushTarget, TlbFlush};
 use super::vma::{
-    VM_ACCOUNT, VM_DONTEXPAND, VM_LOCKED, VM_LOCKED_MASK, VM_MAYSHARE, VM_PFNMAP, VM_SHARED, Vma,
+    OpsEventKind, VM_ACCOUNT, VM_DONTEXPAND, VM_LOCKED, VM_LOCKED_MASK, VM_MAYSHARE, VM_PFNMAP,
+    VM_SHARED, Vma,
 };
 use crate::addr::{PAGE_SHIFT, PAGE_SIZE, VirtAddr};
 use crate::kernel::Errno;
@@ -445,6 +446,17 @@ impl MmCtx<'_> {
         // total_vm rises by new_len now and falls by old_len with the unmap; hiwater_vm is
         // left as it was (Linux restores it).
         self.vrm_stat_account(&vma, vrm.new_len);
+        // copy_vma() → `vm_ops->open` on the new VMA, then move_vma() → `vm_ops->mremap`.
+        if merged.is_none()
+            && let Some(new) = self
+                .mm
+                .vmas
+                .vma_lookup(VirtAddr::new(vrm.new_addr))
+                .cloned()
+        {
+            self.mm.vmas.record(&new, OpsEventKind::Open);
+            self.mm.vmas.record(&new, OpsEventKind::Mremap);
+        }
         if vrm.flags & MREMAP_DONTUNMAP != 0 {
             self.dontunmap_complete(vrm, &vma, merged_into_source);
         } else {

@@ -496,7 +496,9 @@ impl PageTables {
     ///   pointer points to a RAM frame;
     /// - leaves in the direct map map `va - PAGE_OFFSET`, inside memblock.memory or
     ///   `[0, ISA_END_ADDRESS)` (the only hole Linux maps: `init_mem_mapping()` maps the first
-    ///   MiB "regardless of memory holes"); every other leaf maps frames of memblock.memory.
+    ///   MiB "regardless of memory holes"); every other kernel leaf outside the vmalloc area
+    ///   maps frames of memblock.memory (user leaves are checked against their VMAs by the
+    ///   mm's validator).
     pub fn validate(
         &self,
         ram: &Ram,
@@ -705,6 +707,14 @@ impl CheckCtx<'_> {
         // The vmalloc area maps devices too (ioremap); Kernel::validate_vmalloc() checks each
         // of its leaves against the area that owns it.
         if self.vmalloc.contains(&va.as_u64()) {
+            return Ok(());
+        }
+        // A user leaf may map a device (remap_pfn_range(), vmf_insert_pfn()): such entries
+        // are special on x86; ARM without LPAE has no special bit, so there every user leaf
+        // is left to the mm's own check (mm/debug.rs), which holds each against its VMA.
+        if !self.fmt.is_kernel_half(va)
+            && (e.flags().contains(PteFlags::SPECIAL) || self.fmt == PtFormat::Armv7)
+        {
             return Ok(());
         }
         if !self.in_memory(pfn, end) {

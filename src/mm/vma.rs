@@ -62,6 +62,7 @@
 //! an unchanged-flags mprotect, and when an anon_vma is assigned after the neighbour appeared.
 
 use crate::addr::{PAGE_SHIFT, PAGE_SIZE, VirtAddr};
+use crate::arch::x86_64::pgtable_types::CacheMode;
 use crate::kernel::Errno;
 use crate::mm::page_alloc::Inconsistency;
 use std::collections::BTreeMap;
@@ -373,6 +374,9 @@ pub struct Vma {
     pub file: Option<FileRef>,
     /// `vm_ops`.
     pub ops: VmaOps,
+    /// The cache type of `vm_page_prot` (write-back unless a driver's `->mmap` chose
+    /// `pgprot_noncached()` or `pgprot_writecombine()`); mprotect keeps it.
+    pub cache: CacheMode,
     /// `anon_vma`: `None` until `anon_vma_prepare()` on the first write fault (or a COW fault on
     /// a private file mapping).
     pub anon_vma: Option<AnonVmaId>,
@@ -402,6 +406,7 @@ impl Vma {
             pgoff,
             file: None,
             ops: VmaOps::Anonymous,
+            cache: CacheMode::WriteBack,
             anon_vma: None,
             fork_child: false,
             name: None,
@@ -500,6 +505,29 @@ pub struct MergeOutcome {
 /// vm.max_map_count's default (DEFAULT_MAX_MAP_COUNT, include/linux/mm.h).
 pub const DEFAULT_MAX_MAP_COUNT: usize = 65530;
 
+/// What happened to a VMA with a driver's vm_operations, for the kernel to tell the driver
+/// (`->open`, `->close`, `->mremap`) once the system call is done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpsEvent {
+    /// The vm_operations instance.
+    pub id: VmOpsId,
+    /// What happened.
+    pub kind: OpsEventKind,
+    /// The VMA it happened to: (start, end, pgoff, flags).
+    pub vma: (VirtAddr, VirtAddr, u64, VmFlags),
+}
+
+/// The kinds of [`OpsEvent`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpsEventKind {
+    /// A new VMA shares the mapping (`->open`).
+    Open,
+    /// A VMA of the mapping was removed (`->close`).
+    Close,
+    /// The mapping moved here (`->mremap`).
+    Mremap,
+}
+
 /// The VMAs of one mm: the maple tree plus `mm->map_count`.
 #[derive(Clone, Default)]
 pub struct VmaTree {
@@ -507,6 +535,8 @@ pub struct VmaTree {
     vmas: BTreeMap<u64, Vma>,
     /// `mm->map_count`: the number of VMAs in the tree (the gate VMA is never in it).
     map_count: usize,
+    /// Driver VMA events not yet delivered.
+    ops_events: Vec<OpsEvent>,
 }
 
 impl fmt::Debug for VmaTree {
@@ -713,6 +743,12 @@ impl VmaTree {
     /// `addr` is page aligned and strictly inside a VMA. map_count grows by one.
     pub fn split(&mut self, addr: VirtAddr) -> Result<MergeOutcome, Errno> {
         let v = self.split_target(addr)?;
+        // __split_vma(): `vm_ops->may_split` first.
+        if let VmaOps::Driver(d) = v.ops
+            && let Some(e) = d.refuse_split
+        {
+            return Err(e);
+        }
         let mut upper = v.clone();
         upper.pgoff = v.pgoff_at(addr);
         upper.start = addr;
@@ -721,6 +757,8 @@ impl VmaTree {
             lower.end = addr;
         }
         let end = upper.end;
+        // The new VMA gets `vm_ops->open`.
+        self.record(&upper, OpsEventKind::Open);
         self.put(upper);
         self.map_count += 1;
         Ok(MergeOutcome {
@@ -1041,6 +1079,8 @@ impl VmaTree {
         let mut removed = Vec::with_capacity(keys.len());
         for k in keys {
             if let Some(v) = self.vmas.remove(&k) {
+                // remove_vma(): `vm_ops->close`.
+                self.record(&v, OpsEventKind::Close);
                 removed.push(v);
             }
         }
@@ -1087,6 +1127,30 @@ impl VmaTree {
         Ok(id)
     }
 
+    /// Queues `kind` for `v` if a driver's vm_operations serve it.
+    pub fn record(&mut self, v: &Vma, kind: OpsEventKind) {
+        if let VmaOps::Driver(d) = v.ops {
+            self.ops_events.push(OpsEvent {
+                id: d.id,
+                kind,
+                vma: (v.start, v.end, v.pgoff, v.flags),
+            });
+        }
+    }
+
+    /// The driver VMA events queued since the last call.
+    pub fn take_ops_events(&mut self) -> Vec<OpsEvent> {
+        std::mem::take(&mut self.ops_events)
+    }
+
+    /// The vm_operations instances the VMAs use.
+    pub fn vm_ops_used(&self) -> impl Iterator<Item = VmOpsId> + '_ {
+        self.vmas.values().filter_map(|v| match v.ops {
+            VmaOps::Driver(d) => Some(d.id),
+            _ => None,
+        })
+    }
+
     /// `vm_flags_reset()` on the VMA starting at `start`, in place: no merge and no split, as
     /// `vm_flags_clear()` / `vm_flags_set()` change a VMA. `EINVAL` if no VMA starts there.
     pub fn set_flags(&mut self, start: VirtAddr, flags: VmFlags) -> Result<(), Errno> {
@@ -1096,7 +1160,8 @@ impl VmaTree {
     }
 
     /// What a driver's `->mmap` may change in the new VMA starting at `start`, in place (the
-    /// VMA is not yet visible to anything else): its flags, pgoff, file and vm_ops. `EINVAL`
+    /// VMA is not yet visible to anything else): its flags, pgoff, file, vm_ops and cache
+    /// type. `EINVAL`
     /// if no VMA starts there, `EOVERFLOW` if the pgoff would overflow.
     pub fn set_mmap_result(
         &mut self,
@@ -1105,6 +1170,7 @@ impl VmaTree {
         pgoff: u64,
         file: Option<FileRef>,
         ops: VmaOps,
+        cache: CacheMode,
     ) -> Result<(), Errno> {
         let v = self.vmas.get_mut(&start.as_u64()).ok_or(Errno::EINVAL)?;
         if pgoff.checked_add(v.pages()).is_none() {
@@ -1114,6 +1180,7 @@ impl VmaTree {
         v.pgoff = pgoff;
         v.file = file;
         v.ops = ops;
+        v.cache = cache;
         Ok(())
     }
 
