@@ -19,6 +19,8 @@
 //! registered at boot.
 
 pub mod mem;
+pub mod udmabuf;
+pub mod uio;
 
 use crate::arch::x86_64::pgtable_types::CacheMode;
 use crate::kernel::file::{File, IovIter};
@@ -169,6 +171,11 @@ pub trait Driver: fmt::Debug {
         false
     }
 
+    /// The interrupt handler of a line the driver requested (`request_irq()`).
+    fn irq(&mut self, _k: &mut Kernel, _irq: u32) -> crate::kernel::irq::IrqReturn {
+        crate::kernel::irq::IrqReturn::None
+    }
+
     /// How the file's `->get_unmapped_area` searches for a mapping with `flags` (none:
     /// the layout's plain search).
     fn get_unmapped_area(&self, _file: &File, _flags: u64) -> crate::mm::mmap::FileArea {
@@ -206,12 +213,15 @@ pub struct Drivers {
 }
 
 /// The drivers `insmod` knows by name.
-pub const SHIPPED: &[&str] = &[];
+pub const SHIPPED: &[&str] = &["uio_pdrv_genirq", "u-dma-buf"];
 
 /// A new driver of the shipped module `name`.
 fn shipped(name: &str) -> Option<Box<dyn Driver>> {
-    let _ = name;
-    None
+    match name {
+        "uio_pdrv_genirq" => Some(Box::new(uio::UioPdrvGenirq::default())),
+        "u-dma-buf" => Some(Box::new(udmabuf::UDmaBuf::default())),
+        _ => None,
+    }
 }
 
 /// `CHRDEV_MAJOR_DYN_END`..=`CHRDEV_MAJOR_DYN_START`: where dynamic majors are taken from,
@@ -244,6 +254,11 @@ impl Drivers {
             .iter()
             .find(|(_, m)| m.name == name)
             .map(|(&id, _)| id)
+    }
+
+    /// Whether one of `id`'s operations is running now.
+    pub fn is_running(&self, id: DriverId) -> bool {
+        self.modules.get(&id).is_some_and(|m| m.driver.is_none())
     }
 
     /// Whether `id` is loaded.
@@ -305,6 +320,10 @@ impl Kernel {
         let r = f(d.as_mut(), self);
         if let Some(m) = self.drivers.modules.get_mut(&id) {
             m.driver = Some(d);
+        }
+        if self.irqs.retry {
+            self.irqs.retry = false;
+            self.deliver_irqs();
         }
         r
     }
@@ -395,6 +414,17 @@ impl Kernel {
     /// Drops a module and everything registered in its name.
     fn remove_module_state(&mut self, id: DriverId) {
         self.drivers.modules.remove(&id);
+        self.sysfs.retain(|_, (owner, _)| *owner != id);
+        let irqs: Vec<u32> = (0..1024)
+            .filter(|&i| {
+                self.irqs()
+                    .desc(i)
+                    .is_some_and(|d| d.action.as_ref().is_some_and(|(o, _)| *o == id))
+            })
+            .collect();
+        for i in irqs {
+            self.free_irq(i);
+        }
         self.drivers.chrdevs.retain(|_, (_, owner, _)| *owner != id);
         self.drivers.nodes.retain(|_, n| n.owner != id);
     }
@@ -463,6 +493,23 @@ impl Kernel {
             },
         );
         Ok(())
+    }
+
+    /// Publishes (or updates) the sysfs attribute at `path` ("/sys/class/uio/uio0/name")
+    /// with `text`, owned by `driver` (removed with the module).
+    pub fn sysfs_set(&mut self, driver: DriverId, path: &str, text: &str) {
+        self.sysfs
+            .insert(path.to_string(), (driver, text.to_string()));
+    }
+
+    /// Removes the sysfs attributes under `prefix`.
+    pub fn sysfs_remove(&mut self, prefix: &str) {
+        self.sysfs.retain(|p, _| !p.starts_with(prefix));
+    }
+
+    /// The text of a sysfs attribute, if published.
+    pub fn sysfs_read(&self, path: &str) -> Option<&str> {
+        self.sysfs.get(path).map(|(_, t)| t.as_str())
     }
 
     /// `device_destroy()`: removes the node `/dev/<name>` (open files stay open).

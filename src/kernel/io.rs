@@ -104,6 +104,8 @@ impl Kernel {
                 memory: self.page_alloc.memory(),
             };
             self.bus.write(pa.as_u64(), data, &mut port);
+            // A store may have raised (or acknowledged) an interrupt.
+            self.deliver_irqs();
         } else {
             // Beyond simulated memory: no one answers and the store is dropped.
             let _ = self.ram.write(pa, data);

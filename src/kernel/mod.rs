@@ -15,6 +15,7 @@ pub mod file;
 pub mod fork;
 pub mod highmem;
 pub mod io;
+pub mod irq;
 pub use io::DevmemAccess;
 pub mod random;
 pub mod resource;
@@ -142,6 +143,10 @@ pub struct Kernel {
     pub(crate) files: file::Files,
     /// Loaded drivers, device numbers and devtmpfs (drivers/).
     pub(crate) drivers: crate::drivers::Drivers,
+    /// Interrupt descriptors (kernel/irq.rs).
+    pub(crate) irqs: irq::Irqs,
+    /// sysfs attributes drivers publish: path → (owner, text).
+    pub(crate) sysfs: std::collections::BTreeMap<String, (crate::drivers::DriverId, String)>,
     /// Driver VMA events of address spaces already torn down, not yet delivered.
     pub(crate) orphan_ops_events: Vec<crate::mm::vma::OpsEvent>,
     log: Vec<String>,
@@ -505,6 +510,8 @@ impl Kernel {
             files: file::Files::default(),
             drivers: crate::drivers::Drivers::default(),
             orphan_ops_events: Vec::new(),
+            irqs: irq::Irqs::default(),
+            sysfs: std::collections::BTreeMap::new(),
             log,
         };
         k.init_builtin_drivers();

@@ -31,10 +31,14 @@ pub fn render(k: &Kernel, path: &str) -> Result<String, Errno> {
         "/proc/vmstat" => Ok(vmstat::render(k)),
         "/proc/cmdline" => Ok(format!("{}\n", k.options().cmdline)),
         "/proc/devices" => Ok(k.drivers().render_devices()),
+        "/proc/interrupts" => Ok(k.render_interrupts()),
         // mmlab's own file: the "virtual kernel memory layout" block 32-bit kernels printed at
         // boot until Linux 5.7, for the layout this boot computed.
         "/proc/kernel_layout" => k.layout32().map(|l| l.print()).ok_or(Errno::ENOENT),
         _ => {
+            if path.starts_with("/sys/") {
+                return k.sysfs_read(path).map(str::to_string).ok_or(Errno::ENOENT);
+            }
             if let Some(rest) = path.strip_prefix("/proc/sys/") {
                 return k.sysctl_read(rest);
             }

@@ -1,0 +1,222 @@
+//! `u-dma-buf` (github.com/ikwzm/udmabuf): physically contiguous DMA buffers for user space,
+//! the usual partner of UIO on a Zynq.
+//!
+//! `k.insmod("u-dma-buf", #{ udmabuf0: "1M", udmabuf1: 65536 })` allocates each buffer with
+//! `dma_alloc_coherent()` — zeroed, contiguous pages from the buddy allocator (below 4 GiB on
+//! x86: the 32-bit DMA mask the driver sets by default), at most MAX_PAGE_ORDER (4 MiB) each
+//! since no CMA area is modelled — and makes /dev/udmabufN (0600) and
+//! `/sys/class/u-dma-buf/udmabufN/` with `phys_addr` (`%pad`: 0x and the width of
+//! dma_addr_t), `size`, `sync_mode` and `dma_coherent`.
+//!
+//! `mmap()` maps the buffer with `remap_pfn_range()`: cached, or — when the file was opened
+//! with O_SYNC — as `sync_mode` says (1, the default: uncached; 2: write-combined; 3: as
+//! DMA-coherent memory, which on these machines is uncached too). A mapping past the buffer is
+//! EINVAL. `read()`/`write()` copy from/to the buffer at the file position; `lseek()` moves it
+//! within the buffer.
+
+use super::{Driver, DriverId, MmapVma, ModuleParams};
+use crate::addr::{PAGE_SHIFT, PAGE_SIZE, Pfn};
+use crate::kernel::file::{File, IovIter, O_SYNC, SEEK_CUR, SEEK_END, SEEK_SET};
+use crate::kernel::{Errno, Kernel};
+use crate::mm::gfp::Gfp;
+use crate::mm::vm_ops::VmOperations;
+use crate::mm::vma::{VM_DONTDUMP, VM_DONTEXPAND, VmaOps};
+
+/// Buffers one load may make (udmabuf0 … udmabuf7).
+pub const MAX_BUFFERS: u32 = 8;
+
+#[derive(Debug, Clone, Copy)]
+struct Buf {
+    minor: u32,
+    pfn: Pfn,
+    order: u32,
+    size: u64,
+}
+
+impl Buf {
+    fn phys(&self) -> u64 {
+        self.pfn.as_u64() << PAGE_SHIFT
+    }
+}
+
+/// The driver.
+#[derive(Debug, Default)]
+pub struct UDmaBuf {
+    bufs: Vec<Buf>,
+}
+
+#[derive(Debug)]
+struct UdmabufVmOps;
+
+impl VmOperations for UdmabufVmOps {
+    fn name(&self) -> &str {
+        "u-dma-buf"
+    }
+}
+
+impl UDmaBuf {
+    fn buf(&self, file: &File) -> Result<Buf, Errno> {
+        self.bufs
+            .iter()
+            .find(|b| b.minor == file.rdev.1)
+            .copied()
+            .ok_or(Errno::ENODEV)
+    }
+}
+
+impl Driver for UDmaBuf {
+    fn name(&self) -> &str {
+        "u-dma-buf"
+    }
+
+    fn init(&mut self, k: &mut Kernel, me: DriverId, params: &ModuleParams) -> Result<(), Errno> {
+        let mut sizes = Vec::new();
+        for (key, v) in params {
+            let Some(n) = key
+                .strip_prefix("udmabuf")
+                .and_then(|n| n.parse::<u32>().ok())
+                .filter(|&n| n < MAX_BUFFERS)
+            else {
+                k.printk(&format!("u-dma-buf: unknown parameter '{key}'"));
+                return Err(Errno::EINVAL);
+            };
+            let size = crate::script::parse_size(v).map_err(|_| Errno::EINVAL)?;
+            if size == 0 {
+                return Err(Errno::EINVAL);
+            }
+            sizes.push((n, size));
+        }
+        let major = k.register_chrdev_region(me, 0, 0, MAX_BUFFERS, "u-dma-buf")?;
+        let pc = k.arch().low_firmware_hole().is_some();
+        let gfp = if pc {
+            Gfp::KERNEL.union(Gfp::DMA32).union(Gfp::ZERO)
+        } else {
+            Gfp::KERNEL.union(Gfp::ZERO)
+        };
+        let digits = if pc { 16 } else { 8 };
+        for (minor, size) in sizes {
+            let alloc = size.next_multiple_of(PAGE_SIZE);
+            let order = (alloc / PAGE_SIZE).next_power_of_two().trailing_zeros();
+            if order > crate::mm::zone::MAX_PAGE_ORDER {
+                k.printk(&format!(
+                    "u-dma-buf udmabuf{minor}: dma_alloc_coherent(size={size}) failed"
+                ));
+                self.release_all(k);
+                return Err(Errno::ENOMEM);
+            }
+            let pfn = match k.alloc_pages(gfp, order) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.release_all(k);
+                    return Err(e);
+                }
+            };
+            let b = Buf {
+                minor,
+                pfn,
+                order,
+                size,
+            };
+            self.bufs.push(b);
+            let name = format!("udmabuf{minor}");
+            k.device_create(me, &name, (major, minor), 0o600)?;
+            let dir = format!("/sys/class/u-dma-buf/{name}");
+            k.sysfs_set(
+                me,
+                &format!("{dir}/phys_addr"),
+                &format!("0x{:0digits$x}\n", b.phys()),
+            );
+            k.sysfs_set(me, &format!("{dir}/size"), &format!("{size}\n"));
+            k.sysfs_set(me, &format!("{dir}/sync_mode"), "1\n");
+            k.sysfs_set(me, &format!("{dir}/dma_coherent"), "1\n");
+            k.printk(&format!(
+                "u-dma-buf {name}: driver installed, major number = {major}, phys address = 0x{:0digits$x}, size = {size}",
+                b.phys()
+            ));
+        }
+        Ok(())
+    }
+
+    fn exit(&mut self, k: &mut Kernel, _me: DriverId) {
+        self.release_all(k);
+    }
+
+    fn read(&mut self, k: &mut Kernel, file: &mut File, to: &mut IovIter) -> Result<u64, Errno> {
+        let b = self.buf(file)?;
+        if file.pos >= b.size {
+            return Ok(0);
+        }
+        let n = to.count().min(b.size - file.pos);
+        let data = k.bus_read(b.phys() + file.pos, n);
+        let done = k.copy_to_iter(&data, to)?;
+        file.pos += done;
+        Ok(done)
+    }
+
+    fn write(&mut self, k: &mut Kernel, file: &mut File, from: &mut IovIter) -> Result<u64, Errno> {
+        let b = self.buf(file)?;
+        if file.pos >= b.size {
+            return Err(Errno::ENOSPC);
+        }
+        let n = from.count().min(b.size - file.pos);
+        let data = k.copy_from_iter(n, from)?;
+        k.bus_write(b.phys() + file.pos, &data);
+        file.pos += n;
+        Ok(n)
+    }
+
+    fn llseek(
+        &mut self,
+        _k: &mut Kernel,
+        file: &mut File,
+        offset: i64,
+        whence: u32,
+    ) -> Result<u64, Errno> {
+        let b = self.buf(file)?;
+        let base = match whence {
+            SEEK_SET => 0,
+            SEEK_CUR => file.pos as i64,
+            SEEK_END => b.size as i64,
+            _ => return Err(Errno::EINVAL),
+        };
+        let pos = base.checked_add(offset).ok_or(Errno::EINVAL)?;
+        if pos < 0 || pos as u64 > b.size {
+            return Err(Errno::EINVAL);
+        }
+        file.pos = pos as u64;
+        Ok(file.pos)
+    }
+
+    fn has_mmap(&self, _file: &File) -> bool {
+        true
+    }
+
+    fn mmap(&mut self, k: &mut Kernel, file: &File, vma: &mut MmapVma) -> Result<(), Errno> {
+        let b = self.buf(file)?;
+        let pages = vma.len() >> PAGE_SHIFT;
+        let alloc_pages = b.size.next_multiple_of(PAGE_SIZE) >> PAGE_SHIFT;
+        if vma.pgoff.checked_add(pages).is_none_or(|e| e > alloc_pages) {
+            return Err(Errno::EINVAL);
+        }
+        if file.flags & O_SYNC == O_SYNC {
+            // sync_mode 1: noncached.
+            vma.pgprot_noncached();
+        }
+        vma.flags |= VM_DONTEXPAND | VM_DONTDUMP;
+        vma.ops = VmaOps::Driver(k.vm_ops_register(Box::new(UdmabufVmOps)));
+        let (start, len) = (vma.start, vma.len());
+        let pfn = b.pfn.as_u64() + vma.pgoff;
+        k.remap_pfn_range(vma, start, pfn, len)
+    }
+}
+
+impl UDmaBuf {
+    fn release_all(&mut self, k: &mut Kernel) {
+        for b in self.bufs.drain(..) {
+            let name = format!("udmabuf{}", b.minor);
+            k.device_destroy(&name);
+            k.sysfs_remove(&format!("/sys/class/u-dma-buf/{name}/"));
+            let _ = k.free_pages(b.pfn, b.order);
+        }
+    }
+}
