@@ -41,11 +41,11 @@
 //! corrupts its freelist. mmlab reports in slub_debug's words and changes nothing
 //! (docs/divergences.md).
 
-use crate::addr::{PAGE_SIZE, Pfn, PhysAddr};
+use crate::addr::{PAGE_SHIFT, PAGE_SIZE, Pfn, PhysAddr};
 use crate::hw::ram::Ram;
 use crate::kernel::random::Prng;
 use crate::mm::gfp::Gfp;
-use crate::mm::page::PageRole;
+use crate::mm::page::{PAGES_PER_SECTION, PFN_SECTION_SHIFT, PageRole};
 use crate::mm::page_alloc::PageAlloc;
 use std::fmt::Write;
 
@@ -759,6 +759,56 @@ pub fn calculate_sizes(object_size: u32, align: u32, flags: SlabFlags, nr_cpus: 
     }
 }
 
+/// The slab of every frame of every slab, by frame number: what Linux reads from the
+/// frame's `struct page` (`compound_head()`, then `slab->slab_cache`), kept beside the mem_map
+/// so that a free finds its slab in one load instead of searching for the block's first page.
+/// Entries change exactly when a slab page's role does (`new_slab()`, `discard_slab()`);
+/// [`Slub::validate`] checks both agree. Sections of the mem_map's size, made on first use.
+#[derive(Clone, Debug, Default)]
+struct SlabFrames {
+    /// Per section: `(cache + 1) << 32 | slot` for each frame, 0 for a frame of no slab.
+    sections: Vec<Option<Box<[u64; PAGES_PER_SECTION as usize]>>>,
+    /// Entries that are not 0.
+    used: u64,
+}
+
+impl SlabFrames {
+    /// The cache and slot of the slab holding frame `pfn`, if any.
+    #[inline(always)]
+    fn get(&self, pfn: u64) -> Option<(CacheId, u32)> {
+        let sec = self
+            .sections
+            .get(usize::try_from(pfn >> PFN_SECTION_SHIFT).ok()?)?
+            .as_deref()?;
+        let e = sec[(pfn & (PAGES_PER_SECTION - 1)) as usize];
+        (e != 0).then(|| (CacheId(((e >> 32) - 1) as u32), e as u32))
+    }
+
+    /// Records the `2^order` frames at `pfn` as slab `slot` of cache `id` (`entry`), or as no
+    /// slab (`entry` 0).
+    fn set(&mut self, pfn: Pfn, order: u32, entry: u64) {
+        for f in pfn.as_u64()..pfn.as_u64() + (1 << order) {
+            let s = (f >> PFN_SECTION_SHIFT) as usize;
+            if s >= self.sections.len() {
+                self.sections.resize_with(s + 1, || None);
+            }
+            let sec = self.sections[s].get_or_insert_with(|| {
+                vec![0; PAGES_PER_SECTION as usize]
+                    .into_boxed_slice()
+                    .try_into()
+                    .expect("the length is PAGES_PER_SECTION")
+            });
+            let e = &mut sec[(f & (PAGES_PER_SECTION - 1)) as usize];
+            self.used = self.used + u64::from(entry != 0) - u64::from(*e != 0);
+            *e = entry;
+        }
+    }
+
+    fn entry(id: CacheId, slot: u32) -> u64 {
+        (u64::from(id.0) + 1) << 32 | u64::from(slot)
+    }
+}
+
 /// The slab allocator of one machine.
 #[derive(Clone, Debug)]
 pub struct Slub {
@@ -772,6 +822,8 @@ pub struct Slub {
     rng: Prng,
     /// Large kmallocs live: direct-map address → order.
     large: std::collections::BTreeMap<u64, u32>,
+    /// The slab of each slab frame.
+    frames: SlabFrames,
 }
 
 /// The caches created at boot, and the first to go when merging is considered.
@@ -792,6 +844,7 @@ impl Slub {
             boot_cache: BOOT_CACHE,
             boot_node: BOOT_NODE,
             large: Default::default(),
+            frames: SlabFrames::default(),
         };
         // The descriptors of the caches made at boot live on the host, as memblock's
         // allocations do (docs/divergences.md): a machine boots with its buddy lists untouched.
@@ -1141,6 +1194,46 @@ impl Slub {
     /// cache `id` (`check_valid_pointer()`); the error names what it is instead.
     #[inline]
     fn locate(&self, x: u64, pa: &PageAlloc) -> Result<(CacheId, u32, u32), String> {
+        if let Some((id, slot)) = self.slab_of(x)
+            && let Some(Some(c)) = self.caches.get(id.0 as usize)
+            && let Some(Some(slab)) = c.slabs.get(slot as usize)
+        {
+            return match self.object_index(c, slab, x) {
+                Some(idx) => Ok((id, slot, idx)),
+                None => Err(invalid_pointer(x)),
+            };
+        }
+        self.locate_by_page(x, pa)
+    }
+
+    /// The cache and slot of the slab whose frames hold `x`, by the frame index.
+    #[inline(always)]
+    fn slab_of(&self, x: u64) -> Option<(CacheId, u32)> {
+        let off = x.checked_sub(self.cfg.page_offset)?;
+        self.frames.get(off >> PAGE_SHIFT)
+    }
+
+    /// The index of the object `x` of `slab` (in `c`) starts, if one does there
+    /// (`check_valid_pointer()`).
+    #[inline(always)]
+    fn object_index(&self, c: &KmemCache, slab: &Slab, x: u64) -> Option<u32> {
+        let base = self.va(slab.pfn) + u64::from(c.red_left_pad);
+        let rel = x.wrapping_sub(base);
+        if x < base || rel >= PAGE_SIZE << slab.order {
+            return None;
+        }
+        let idx = c.obj_to_index(rel);
+        if idx * u64::from(c.size) != rel || idx >= u64::from(slab.objects) {
+            return None;
+        }
+        Some(idx as u32)
+    }
+
+    /// [`Slub::locate`] for an address of no slab frame: the mem_map says what it is. (Also
+    /// the whole lookup should the frame index and the slab pages ever disagree.)
+    #[cold]
+    #[inline(never)]
+    fn locate_by_page(&self, x: u64, pa: &PageAlloc) -> Result<(CacheId, u32, u32), String> {
         let Some(off) = x.checked_sub(self.cfg.page_offset) else {
             return Err("not a direct-map address".into());
         };
@@ -1176,16 +1269,10 @@ impl Slub {
             .get(slot as usize)
             .and_then(|x| x.as_ref())
             .ok_or("slab of no slot")?;
-        let base = self.va(slab.pfn) + u64::from(s.red_left_pad);
-        let rel = x.wrapping_sub(base);
-        if x < base || rel >= PAGE_SIZE << slab.order {
-            return Err(format!("Invalid object pointer 0x{x:016x}"));
+        match self.object_index(s, slab, x) {
+            Some(idx) => Ok((id, slot, idx)),
+            None => Err(invalid_pointer(x)),
         }
-        let idx = s.obj_to_index(rel);
-        if idx * u64::from(s.size) != rel || idx >= u64::from(slab.objects) {
-            return Err(format!("Invalid object pointer 0x{x:016x}"));
-        }
-        Ok((id, slot, idx as u32))
     }
 
     /// The cache of the slab page holding `x`, if it is one.
@@ -1322,6 +1409,7 @@ impl Slub {
         c.node.nr_slabs += 1;
         c.node.total_objects += u64::from(objects);
         c.stats.alloc_slab += 1;
+        self.frames.set(pfn, order, SlabFrames::entry(id, slot));
         Ok(slot)
     }
 
@@ -1334,6 +1422,7 @@ impl Slub {
         c.node.total_objects -= u64::from(slab.objects);
         c.stats.free_slab += 1;
         let reclaimable = c.flags.contains(SlabFlags::RECLAIM_ACCOUNT);
+        self.frames.set(slab.pfn, slab.order, 0);
         let r = mem.pa.free_slab_pages(slab.pfn, reclaimable, mem.ram);
         debug_assert!(r.is_ok(), "freeing slab {:?}: {r:?}", slab.pfn);
     }
@@ -1787,6 +1876,12 @@ impl Slub {
     }
 }
 
+/// `check_valid_pointer()`'s complaint.
+#[cold]
+fn invalid_pointer(x: u64) -> String {
+    format!("Invalid object pointer 0x{x:016x}")
+}
+
 /// `slab_bug()`'s banner, then `detail`.
 fn bug_text(name: &str, what: &str, detail: &str) -> String {
     {
@@ -2203,6 +2298,7 @@ impl Slub {
     /// partial-list counts, each slab's `inuse` against the objects on its freelist and on a
     /// CPU freelist, the allocated bitmap against both, and each slab page's role.
     pub fn validate(&self, pa: &PageAlloc, ram: &Ram) -> Result<(), String> {
+        let mut slab_frames = 0u64;
         for (id, c) in self.caches() {
             let name = &c.name;
             let mut nr_slabs = 0u64;
@@ -2281,6 +2377,15 @@ impl Slub {
                         page.role()
                     ));
                 }
+                for f in s.pfn.as_u64()..s.pfn.as_u64() + (1 << s.order) {
+                    if self.frames.get(f) != Some((id, slot as u32)) {
+                        return Err(format!(
+                            "{name}: frame {f:#x} of slab {slot} is indexed as {:?}",
+                            self.frames.get(f)
+                        ));
+                    }
+                }
+                slab_frames += 1 << s.order;
                 let free = self.count_freelist(c, id, slot as u32, s.freelist, pa, ram)?;
                 if s.state == SlabState::Leaked {
                     if s.freelist != 0 || s.inuse != s.objects {
@@ -2314,6 +2419,12 @@ impl Slub {
                     c.node.nr_slabs, c.node.total_objects
                 ));
             }
+        }
+        let indexed = self.frames.used;
+        if indexed != slab_frames {
+            return Err(format!(
+                "{indexed} frames indexed as slab frames, {slab_frames} in slabs"
+            ));
         }
         Ok(())
     }
