@@ -441,8 +441,7 @@ impl KmemCache {
     /// must be below 2^32 (a slab is at most 4 MiB).
     #[inline]
     fn obj_to_index(&self, rel: u64) -> u64 {
-        debug_assert!(rel < 1 << 32);
-        ((u128::from(self.reciprocal_size) * u128::from(rel)) >> 64) as u64
+        obj_to_index(self.reciprocal_size, rel)
     }
     fn slab(&self, i: u32) -> &Slab {
         self.slabs[i as usize].as_ref().expect("slot in use")
@@ -1198,7 +1197,14 @@ impl Slub {
             && let Some(Some(c)) = self.caches.get(id.0 as usize)
             && let Some(Some(slab)) = c.slabs.get(slot as usize)
         {
-            return match self.object_index(c, slab, x) {
+            return match object_index(
+                c.size,
+                c.reciprocal_size,
+                c.red_left_pad,
+                self.cfg.page_offset,
+                slab,
+                x,
+            ) {
                 Some(idx) => Ok((id, slot, idx)),
                 None => Err(invalid_pointer(x)),
             };
@@ -1211,22 +1217,6 @@ impl Slub {
     fn slab_of(&self, x: u64) -> Option<(CacheId, u32)> {
         let off = x.checked_sub(self.cfg.page_offset)?;
         self.frames.get(off >> PAGE_SHIFT)
-    }
-
-    /// The index of the object `x` of `slab` (in `c`) starts, if one does there
-    /// (`check_valid_pointer()`).
-    #[inline(always)]
-    fn object_index(&self, c: &KmemCache, slab: &Slab, x: u64) -> Option<u32> {
-        let base = self.va(slab.pfn) + u64::from(c.red_left_pad);
-        let rel = x.wrapping_sub(base);
-        if x < base || rel >= PAGE_SIZE << slab.order {
-            return None;
-        }
-        let idx = c.obj_to_index(rel);
-        if idx * u64::from(c.size) != rel || idx >= u64::from(slab.objects) {
-            return None;
-        }
-        Some(idx as u32)
     }
 
     /// [`Slub::locate`] for an address of no slab frame: the mem_map says what it is. (Also
@@ -1269,7 +1259,14 @@ impl Slub {
             .get(slot as usize)
             .and_then(|x| x.as_ref())
             .ok_or("slab of no slot")?;
-        match self.object_index(s, slab, x) {
+        match object_index(
+            s.size,
+            s.reciprocal_size,
+            s.red_left_pad,
+            self.cfg.page_offset,
+            slab,
+            x,
+        ) {
             Some(idx) => Ok((id, slot, idx)),
             None => Err(invalid_pointer(x)),
         }
@@ -1631,38 +1628,53 @@ impl Slub {
         cpu: u32,
         mem: &mut SlabMem<'_>,
     ) -> Result<u64, SlabError> {
-        // slab_alloc_node()'s fast path, in one borrow: the next object of the CPU freelist.
-        let po = self.cfg.page_offset;
-        let c = self
-            .caches
-            .get_mut(id.0 as usize)
-            .and_then(Option::as_mut)
-            .ok_or(SlabError::NoCache)?;
-        let cpu = self.cfg.check_cpu(cpu)?;
-        let object = c.cpu[cpu].freelist;
-        if object != 0 && !c.debug() {
-            let slot = c.cpu[cpu]
-                .slab
-                .expect("a CPU freelist belongs to the CPU's slab");
-            let at = object + u64::from(c.offset);
-            let raw = mem.ram.read_u64(PhysAddr::new(at - po)).unwrap_or(0);
-            c.cpu[cpu].freelist = KmemCache::encode_ptr(c.random, raw, at);
-            c.stats.alloc_fastpath += 1;
-            let idx = c.obj_to_index(object - c.cpu[cpu].base);
-            let s = c.slabs[slot as usize].as_mut().expect("CPU slab");
-            s.allocated[(idx / 64) as usize] |= 1 << (idx % 64);
-            if gfp.contains(Gfp::ZERO) {
-                let _ = mem
-                    .ram
-                    .fill(PhysAddr::new(object - po), u64::from(c.object_size), 0);
-            }
-            return Ok(object);
+        match self.alloc_fast(id, gfp, cpu, mem.ram) {
+            Some(object) => Ok(object),
+            None => self.kmem_cache_alloc_slow(id, gfp, cpu, mem),
         }
+    }
+
+    /// slab_alloc_node()'s fast path, in one borrow: the next object of CPU `cpu`'s
+    /// freelist. None (nothing changed) for anything else: no such cache or CPU, an empty
+    /// CPU freelist, a debug cache.
+    #[inline(always)]
+    fn alloc_fast(&mut self, id: CacheId, gfp: Gfp, cpu: u32, ram: &mut Ram) -> Option<u64> {
+        let po = self.cfg.page_offset;
+        let c = self.caches.get_mut(id.0 as usize)?.as_mut()?;
+        // `c.cpu` has one entry per CPU: the bound check is check_cpu().
+        let cs = c.cpu.get_mut(cpu as usize)?;
+        let object = cs.freelist;
+        if object == 0 || c.flags.intersects(SLAB_DEBUG_FLAGS) {
+            return None;
+        }
+        let s = c.slabs.get_mut(cs.slab? as usize)?.as_mut()?;
+        let at = object + u64::from(c.offset);
+        let raw = ram.read_u64(PhysAddr::new(at - po)).unwrap_or(0);
+        let idx = obj_to_index(c.reciprocal_size, object - cs.base);
+        cs.freelist = KmemCache::encode_ptr(c.random, raw, at);
+        c.stats.alloc_fastpath += 1;
+        s.allocated[(idx / 64) as usize] |= 1 << (idx % 64);
+        if gfp.contains(Gfp::ZERO) {
+            let _ = ram.fill(PhysAddr::new(object - po), u64::from(c.object_size), 0);
+        }
+        Some(object)
+    }
+
+    /// [`Slub::kmem_cache_alloc`] when the fast path does not apply.
+    #[inline(never)]
+    fn kmem_cache_alloc_slow(
+        &mut self,
+        id: CacheId,
+        gfp: Gfp,
+        cpu: u32,
+        mem: &mut SlabMem<'_>,
+    ) -> Result<u64, SlabError> {
+        self.cache(id).ok_or(SlabError::NoCache)?;
+        let cpu = self.cfg.check_cpu(cpu)?;
         self.cache_alloc_slow(id, gfp, cpu, mem)
     }
 
-    /// Everything but the fast path of [`Slub::cache_alloc`]: the slow path and debugging.
-    #[inline(never)]
+    /// Everything but the fast path of [`Slub::kmem_cache_alloc`]: the slow path and debugging.
     fn cache_alloc_slow(
         &mut self,
         id: CacheId,
@@ -1858,6 +1870,82 @@ impl Slub {
         cpu: u32,
         mem: &mut SlabMem<'_>,
     ) -> Result<(), SlabError> {
+        if self.free_fast(id, x, cpu, mem.ram) {
+            return Ok(());
+        }
+        self.kmem_cache_free_slow(id, x, cpu, mem)
+    }
+
+    /// do_slab_free()'s fast path and `__slab_free()` when no list changes, fused with the
+    /// lookup of the object: true when `x`, an allocated object of a slab of a cache without
+    /// debugging (of cache `want` if given), was freed on CPU `cpu`. False changes nothing and
+    /// leaves the free, with its checks and reports, to [`Slub::kmem_cache_free_slow`].
+    #[inline(always)]
+    fn free_fast(&mut self, want: Option<CacheId>, x: u64, cpu: u32, ram: &mut Ram) -> bool {
+        let po = self.cfg.page_offset;
+        let Some((id, slot)) = self.slab_of(x) else {
+            return false;
+        };
+        if want.is_some_and(|w| w != id) {
+            return false;
+        }
+        let Some(Some(c)) = self.caches.get_mut(id.0 as usize) else {
+            return false;
+        };
+        if c.flags.intersects(SLAB_DEBUG_FLAGS) {
+            return false;
+        }
+        let Some(Some(s)) = c.slabs.get_mut(slot as usize) else {
+            return false;
+        };
+        let Some(idx) = object_index(c.size, c.reciprocal_size, c.red_left_pad, po, s, x) else {
+            return false;
+        };
+        // `c.cpu` has one entry per CPU: the bound check is check_cpu().
+        let Some(cs) = c.cpu.get_mut(cpu as usize) else {
+            return false;
+        };
+        let (word, bit) = ((idx / 64) as usize, 1u64 << (idx % 64));
+        if s.allocated[word] & bit == 0 {
+            return false;
+        }
+        let at = x + u64::from(c.offset);
+        if cs.slab == Some(slot) {
+            // The CPU's own slab: onto the CPU freelist.
+            s.allocated[word] &= !bit;
+            let _ = ram.write_u64(
+                PhysAddr::new(at - po),
+                KmemCache::encode_ptr(c.random, cs.freelist, at),
+            );
+            cs.freelist = x;
+            c.stats.free_fastpath += 1;
+            return true;
+        }
+        // __slab_free() when no list changes: the slab is another CPU's (frozen), on a CPU
+        // partial list, or on the node list and not becoming empty.
+        let stays = match s.state {
+            SlabState::Cpu(_) | SlabState::CpuPartial(_) => true,
+            SlabState::NodePartial => s.inuse > 1,
+            SlabState::Full | SlabState::Leaked => false,
+        };
+        if !stays {
+            return false;
+        }
+        s.allocated[word] &= !bit;
+        c.push_to_slab(slot, x, po, ram);
+        true
+    }
+
+    /// [`Slub::kmem_cache_free`] when the fast path does not apply: refused frees and the
+    /// slow paths.
+    #[inline(never)]
+    fn kmem_cache_free_slow(
+        &mut self,
+        id: Option<CacheId>,
+        x: u64,
+        cpu: u32,
+        mem: &mut SlabMem<'_>,
+    ) -> Result<(), SlabError> {
         let cpu = self.cfg.check_cpu(cpu)?;
         match self.locate(x, mem.pa) {
             Ok(at) => self.cache_free_at(id, x, at, cpu, mem),
@@ -1874,6 +1962,38 @@ impl Slub {
     fn bug(&self, name: &str, what: &str, detail: &str) -> SlabError {
         SlabError::Bug(bug_text(name, what, detail))
     }
+}
+
+/// `obj_to_index()` by the `reciprocal_size` of a cache: the index of the object `rel` bytes
+/// into a slab's objects; `rel` must be below 2^32 (a slab is at most 4 MiB).
+#[inline(always)]
+fn obj_to_index(reciprocal: u64, rel: u64) -> u64 {
+    debug_assert!(rel < 1 << 32);
+    ((u128::from(reciprocal) * u128::from(rel)) >> 64) as u64
+}
+
+/// The index of the object that starts at `x` in `slab` of a cache of objects of `size`
+/// bytes (`reciprocal` its `reciprocal_size`) after a left red zone of `red_left_pad`, if one
+/// does (`check_valid_pointer()`); `page_offset` is the direct map's start.
+#[inline(always)]
+fn object_index(
+    size: u32,
+    reciprocal: u64,
+    red_left_pad: u32,
+    page_offset: u64,
+    slab: &Slab,
+    x: u64,
+) -> Option<u32> {
+    let base = page_offset + slab.pfn.as_u64() * PAGE_SIZE + u64::from(red_left_pad);
+    let rel = x.wrapping_sub(base);
+    if x < base || rel >= PAGE_SIZE << slab.order {
+        return None;
+    }
+    let idx = obj_to_index(reciprocal, rel);
+    if idx * u64::from(size) != rel || idx >= u64::from(slab.objects) {
+        return None;
+    }
+    Some(idx as u32)
 }
 
 /// `check_valid_pointer()`'s complaint.
@@ -1905,7 +2025,6 @@ fn bug_text(name: &str, what: &str, detail: &str) -> String {
 
 impl Slub {
     /// The free of `x`, which [`Slub::locate`] found as object `idx` of slab `slot` of `owner`.
-    #[inline]
     fn cache_free_at(
         &mut self,
         id: Option<CacheId>,
@@ -1931,47 +2050,10 @@ impl Slub {
                 &format!("cache_from_obj: Wrong slab cache. {w} but object is from {o}"),
             ));
         }
-        // do_slab_free()'s fast path, in one borrow: an allocated object of the CPU's slab of
-        // a cache without debugging goes onto the CPU freelist.
-        let po = self.cfg.page_offset;
-        let c = self.cache_mut(owner);
-        let (word, bit) = ((idx / 64) as usize, 1u64 << (idx % 64));
-        if !c.debug() {
-            let own = c.cpu[cpu].slab == Some(slot);
-            let s = c.slabs[slot as usize].as_mut().expect("located");
-            if s.allocated[word] & bit != 0 {
-                let at = x + u64::from(c.offset);
-                if own {
-                    s.allocated[word] &= !bit;
-                    let head = c.cpu[cpu].freelist;
-                    let _ = mem.ram.write_u64(
-                        PhysAddr::new(at - po),
-                        KmemCache::encode_ptr(c.random, head, at),
-                    );
-                    c.cpu[cpu].freelist = x;
-                    c.stats.free_fastpath += 1;
-                    return Ok(());
-                }
-                // __slab_free() when no list changes: the slab is another CPU's (frozen),
-                // on a CPU partial list, or on the node list and not becoming empty.
-                let stays = match s.state {
-                    SlabState::Cpu(_) | SlabState::CpuPartial(_) => true,
-                    SlabState::NodePartial => s.inuse > 1,
-                    SlabState::Full | SlabState::Leaked => false,
-                };
-                if stays {
-                    s.allocated[word] &= !bit;
-                    c.push_to_slab(slot, x, po, mem.ram);
-                    return Ok(());
-                }
-            }
-        }
         self.cache_free_slow(x, (owner, slot, idx), cpu, mem)
     }
 
-    /// Everything but the fast path of [`Slub::cache_free_at`]: the checks, debugging and
-    /// the slow path.
-    #[inline(never)]
+    /// The checks, debugging and the slow path of a free.
     fn cache_free_slow(
         &mut self,
         x: u64,
@@ -2212,6 +2294,15 @@ impl Slub {
         if x <= ZERO_SIZE_PTR {
             return Ok(());
         }
+        if self.free_fast(None, x, cpu, mem.ram) {
+            return Ok(());
+        }
+        self.kfree_slow(x, cpu, mem)
+    }
+
+    /// [`Slub::kfree`] when the fast path does not apply.
+    #[inline(never)]
+    fn kfree_slow(&mut self, x: u64, cpu: u32, mem: &mut SlabMem<'_>) -> Result<(), SlabError> {
         let cpu = self.cfg.check_cpu(cpu)?;
         let why = match self.locate(x, mem.pa) {
             Ok(at) => return self.cache_free_at(None, x, at, cpu, mem),
