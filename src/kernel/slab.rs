@@ -24,15 +24,20 @@ impl Kernel {
         };
         match f(&mut self.slab, &mut mem) {
             Ok(v) => Ok(v),
-            Err(e) => {
-                match &e {
-                    SlabError::Bug(r) | SlabError::Busy(r) | SlabError::Exists(r) => self.printk(r),
-                    SlabError::Invalid(r) => self.printk(r),
-                    SlabError::NoMemory | SlabError::NoCache => {}
-                }
-                Err(e.errno())
-            }
+            Err(e) => Err(self.slab_error(e)),
         }
+    }
+
+    /// A refused slab call: its report goes to the log; the errno to the caller.
+    #[cold]
+    #[inline(never)]
+    fn slab_error(&mut self, e: SlabError) -> Errno {
+        match &e {
+            SlabError::Bug(r) | SlabError::Busy(r) | SlabError::Exists(r) => self.printk(r),
+            SlabError::Invalid(r) => self.printk(r),
+            SlabError::NoMemory | SlabError::NoCache => {}
+        }
+        e.errno()
     }
 
     #[inline]
@@ -97,12 +102,14 @@ impl Kernel {
     }
 
     /// `kmem_cache_alloc(s, gfp)` on CPU `cpu`.
+    #[inline]
     pub fn kmem_cache_alloc_on(&mut self, cpu: u32, id: CacheId, gfp: Gfp) -> Result<u64, Errno> {
         self.check_cpu(cpu)?;
         self.slab_call(|s, m| s.kmem_cache_alloc(id, gfp, cpu, m))
     }
 
     /// `kmem_cache_free(s, x)` on CPU `cpu`.
+    #[inline]
     pub fn kmem_cache_free_on(&mut self, cpu: u32, id: CacheId, x: u64) -> Result<(), Errno> {
         self.check_cpu(cpu)?;
         self.slab_call(|s, m| s.kmem_cache_free(Some(id), x, cpu, m))

@@ -1989,10 +1989,17 @@ fn object_index(
     if x < base || rel >= PAGE_SIZE << slab.order {
         return None;
     }
-    let idx = obj_to_index(reciprocal, rel);
-    if idx * u64::from(size) != rel || idx >= u64::from(slab.objects) {
+    // One multiplication gives the quotient (high half) and whether the division is exact:
+    // with reciprocal = ceil(2^64 / size) and rel < 2^32, size divides rel exactly when the
+    // low half is below the reciprocal (Lemire, Kaser & Kurz, "Faster Remainder by Direct
+    // Computation", 2019).
+    debug_assert!(rel < 1 << 32);
+    let p = u128::from(reciprocal) * u128::from(rel);
+    let idx = (p >> 64) as u64;
+    if p as u64 >= reciprocal || idx >= u64::from(slab.objects) {
         return None;
     }
+    debug_assert_eq!(idx * u64::from(size), rel);
     Some(idx as u32)
 }
 
@@ -2266,25 +2273,36 @@ impl Slub {
             return Ok(ZERO_SIZE_PTR);
         }
         if size > KMALLOC_MAX_CACHE_SIZE {
-            if size > KMALLOC_MAX_SIZE {
-                return Err(SlabError::NoMemory);
-            }
-            let order = get_order(size);
-            let pfn = mem
-                .pa
-                .alloc_large_kmalloc(gfp.without(Gfp::ZERO), order, mem.ram)
-                .map_err(|_| SlabError::NoMemory)?;
-            if gfp.contains(Gfp::ZERO) {
-                let _ = mem.ram.fill(pfn.phys(), PAGE_SIZE << order, 0);
-            }
-            let va = self.va(pfn);
-            self.large.insert(va, order);
-            return Ok(va);
+            return self.kmalloc_large(size, gfp, mem);
         }
         let id = self
             .kmalloc_cache(size, KmallocType::of(gfp))
             .expect("sizes up to 8 KiB have a cache");
         self.kmem_cache_alloc(id, gfp, cpu, mem)
+    }
+
+    /// `kmalloc_large()`: whole pages for a kmalloc above 8 KiB.
+    #[inline(never)]
+    fn kmalloc_large(
+        &mut self,
+        size: u64,
+        gfp: Gfp,
+        mem: &mut SlabMem<'_>,
+    ) -> Result<u64, SlabError> {
+        if size > KMALLOC_MAX_SIZE {
+            return Err(SlabError::NoMemory);
+        }
+        let order = get_order(size);
+        let pfn = mem
+            .pa
+            .alloc_large_kmalloc(gfp.without(Gfp::ZERO), order, mem.ram)
+            .map_err(|_| SlabError::NoMemory)?;
+        if gfp.contains(Gfp::ZERO) {
+            let _ = mem.ram.fill(pfn.phys(), PAGE_SIZE << order, 0);
+        }
+        let va = self.va(pfn);
+        self.large.insert(va, order);
+        Ok(va)
     }
 
     /// `kfree(x)`: NULL and ZERO_SIZE_PTR are ignored; large kmallocs go back to the page
@@ -2543,7 +2561,9 @@ mod tests {
     #[test]
     fn obj_to_index_is_exact_for_every_object_of_every_size() {
         // Every object size a cache can have, up to KMALLOC_MAX_SIZE, and every offset into
-        // a slab of it: the reciprocal gives the quotient division would.
+        // a slab of it (every object's first, second and last byte among them): the
+        // reciprocal gives the quotient division would, and the low half of the product tells
+        // an object's start from any other byte.
         let sizes = (8..=8192u64)
             .step_by(8)
             .chain([12288, 65536, 100_000, 1 << 20, 4 << 20]);
@@ -2551,9 +2571,19 @@ mod tests {
             let recip = u64::MAX / size + 1;
             let slab = (PAGE_SIZE << 3).max(size * 4);
             let step = (size / 7).max(1);
-            for rel in (0..slab).step_by(step as usize).chain([slab - 1]) {
-                let q = ((u128::from(recip) * u128::from(rel)) >> 64) as u64;
-                assert_eq!(q, rel / size, "size {size}, offset {rel}");
+            for rel in (0..slab)
+                .step_by(step as usize)
+                .chain((0..slab / size).flat_map(|i| [i * size, i * size + 1, (i + 1) * size - 1]))
+                .chain([slab - 1])
+            {
+                let p = u128::from(recip) * u128::from(rel);
+                assert_eq!((p >> 64) as u64, rel / size, "size {size}, offset {rel}");
+                // object_index()'s exactness test.
+                assert_eq!(
+                    (p as u64) < recip,
+                    rel % size == 0,
+                    "size {size}, offset {rel}"
+                );
             }
         }
     }
