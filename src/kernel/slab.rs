@@ -54,10 +54,20 @@ impl Kernel {
     #[inline]
     pub fn kmalloc_on(&mut self, cpu: u32, size: u64, gfp: Gfp) -> Result<u64, Errno> {
         self.check_cpu(cpu)?;
+        match self.slab.kmalloc_fast(size, gfp, cpu, &mut self.ram) {
+            Some(p) => Ok(p),
+            None => self.kmalloc_slow(cpu, size, gfp),
+        }
+    }
+
+    /// [`Kernel::kmalloc_on`] beyond the fast path.
+    #[inline(never)]
+    fn kmalloc_slow(&mut self, cpu: u32, size: u64, gfp: Gfp) -> Result<u64, Errno> {
         self.slab_call(|s, m| s.kmalloc(size, gfp, cpu, m))
     }
 
     /// `kmalloc(size, gfp)` on CPU 0.
+    #[inline]
     pub fn kmalloc(&mut self, size: u64, gfp: Gfp) -> Result<u64, Errno> {
         self.kmalloc_on(0, size, gfp)
     }
@@ -71,10 +81,20 @@ impl Kernel {
     #[inline]
     pub fn kfree_on(&mut self, cpu: u32, x: u64) -> Result<(), Errno> {
         self.check_cpu(cpu)?;
+        if self.slab.free_fast_path(None, x, cpu, &mut self.ram) {
+            return Ok(());
+        }
+        self.kfree_slow(cpu, x)
+    }
+
+    /// [`Kernel::kfree_on`] beyond the fast path.
+    #[inline(never)]
+    fn kfree_slow(&mut self, cpu: u32, x: u64) -> Result<(), Errno> {
         self.slab_call(|s, m| s.kfree(x, cpu, m))
     }
 
     /// `kfree(x)` on CPU 0.
+    #[inline]
     pub fn kfree(&mut self, x: u64) -> Result<(), Errno> {
         self.kfree_on(0, x)
     }
@@ -105,6 +125,15 @@ impl Kernel {
     #[inline]
     pub fn kmem_cache_alloc_on(&mut self, cpu: u32, id: CacheId, gfp: Gfp) -> Result<u64, Errno> {
         self.check_cpu(cpu)?;
+        match self.slab.kmem_cache_alloc_fast(id, gfp, cpu, &mut self.ram) {
+            Some(p) => Ok(p),
+            None => self.kmem_cache_alloc_slow(cpu, id, gfp),
+        }
+    }
+
+    /// [`Kernel::kmem_cache_alloc_on`] beyond the fast path.
+    #[inline(never)]
+    fn kmem_cache_alloc_slow(&mut self, cpu: u32, id: CacheId, gfp: Gfp) -> Result<u64, Errno> {
         self.slab_call(|s, m| s.kmem_cache_alloc(id, gfp, cpu, m))
     }
 
@@ -112,6 +141,15 @@ impl Kernel {
     #[inline]
     pub fn kmem_cache_free_on(&mut self, cpu: u32, id: CacheId, x: u64) -> Result<(), Errno> {
         self.check_cpu(cpu)?;
+        if self.slab.free_fast_path(Some(id), x, cpu, &mut self.ram) {
+            return Ok(());
+        }
+        self.kmem_cache_free_slow(cpu, id, x)
+    }
+
+    /// [`Kernel::kmem_cache_free_on`] beyond the fast path.
+    #[inline(never)]
+    fn kmem_cache_free_slow(&mut self, cpu: u32, id: CacheId, x: u64) -> Result<(), Errno> {
         self.slab_call(|s, m| s.kmem_cache_free(Some(id), x, cpu, m))
     }
 

@@ -570,6 +570,24 @@ pub fn kmalloc_index(size: u64) -> u32 {
     }
 }
 
+/// `size_index[]` (mm/slab_common.c): the kmalloc index of sizes up to 192 bytes by
+/// `(size - 1) / 8`, as `kmalloc_slab()` looks it up.
+const SIZE_INDEX: [u8; 24] = [
+    3, 4, 5, 5, 6, 6, 6, 6, 1, 1, 1, 1, 7, 7, 7, 7, 2, 2, 2, 2, 2, 2, 2, 2,
+];
+
+/// `kmalloc_slab()`'s index of a size from 1 to KMALLOC_MAX_CACHE_SIZE: [`kmalloc_index`]
+/// by `size_index[]` up to 192 bytes, by `fls(size - 1)` above.
+#[inline(always)]
+fn kmalloc_slab_index(size: u64) -> usize {
+    debug_assert!((1..=KMALLOC_MAX_CACHE_SIZE).contains(&size));
+    if size <= 192 {
+        SIZE_INDEX[((size - 1) / 8) as usize] as usize
+    } else {
+        (64 - (size - 1).leading_zeros()) as usize
+    }
+}
+
 /// `kmalloc_size()` of an index.
 fn kmalloc_size(index: u32) -> u32 {
     match index {
@@ -997,7 +1015,7 @@ impl Slub {
         if size == 0 || size > KMALLOC_MAX_CACHE_SIZE {
             return None;
         }
-        self.kmalloc[t as usize][kmalloc_index(size) as usize]
+        self.kmalloc[t as usize][kmalloc_slab_index(size)]
     }
 
     /// `kmem_cache_flags()`: a cache's flags with the `slub_debug=` ones that apply to it.
@@ -2281,6 +2299,39 @@ impl Slub {
         self.kmem_cache_alloc(id, gfp, cpu, mem)
     }
 
+    /// [`Slub::kmalloc`]'s fast path alone: an object from CPU `cpu`'s freelist of the
+    /// kmalloc cache of `size` and `gfp`, or None, having changed nothing, when that takes
+    /// more (then call [`Slub::kmalloc`]).
+    #[inline(always)]
+    pub fn kmalloc_fast(&mut self, size: u64, gfp: Gfp, cpu: u32, ram: &mut Ram) -> Option<u64> {
+        if size == 0 || size > KMALLOC_MAX_CACHE_SIZE {
+            return None;
+        }
+        let id = self.kmalloc_cache(size, KmallocType::of(gfp))?;
+        self.alloc_fast(id, gfp, cpu, ram)
+    }
+
+    /// [`Slub::kmem_cache_alloc`]'s fast path alone; None, having changed nothing, when the
+    /// allocation takes more (then call [`Slub::kmem_cache_alloc`]).
+    #[inline(always)]
+    pub fn kmem_cache_alloc_fast(
+        &mut self,
+        id: CacheId,
+        gfp: Gfp,
+        cpu: u32,
+        ram: &mut Ram,
+    ) -> Option<u64> {
+        self.alloc_fast(id, gfp, cpu, ram)
+    }
+
+    /// The fast paths of [`Slub::kmem_cache_free`] (`id` given) and [`Slub::kfree`] (None)
+    /// alone: true when `x` was freed; false, having changed nothing, when the free takes
+    /// more or is refused (then call the full function).
+    #[inline(always)]
+    pub fn free_fast_path(&mut self, id: Option<CacheId>, x: u64, cpu: u32, ram: &mut Ram) -> bool {
+        self.free_fast(id, x, cpu, ram)
+    }
+
     /// `kmalloc_large()`: whole pages for a kmalloc above 8 KiB.
     #[inline(never)]
     fn kmalloc_large(
@@ -2557,6 +2608,17 @@ impl Slub {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn size_index_agrees_with_kmalloc_index() {
+        for size in 1..=KMALLOC_MAX_CACHE_SIZE {
+            assert_eq!(
+                kmalloc_slab_index(size),
+                kmalloc_index(size) as usize,
+                "size {size}"
+            );
+        }
+    }
 
     #[test]
     fn obj_to_index_is_exact_for_every_object_of_every_size() {
