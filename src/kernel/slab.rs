@@ -87,10 +87,10 @@ impl Kernel {
         self.kfree_slow(cpu, x)
     }
 
-    /// [`Kernel::kfree_on`] beyond the fast path.
+    /// [`Kernel::kfree_on`] beyond the fast path (which declined, changing nothing).
     #[inline(never)]
     fn kfree_slow(&mut self, cpu: u32, x: u64) -> Result<(), Errno> {
-        self.slab_call(|s, m| s.kfree(x, cpu, m))
+        self.slab_call(|s, m| s.kfree_slow(x, cpu, m))
     }
 
     /// `kfree(x)` on CPU 0.
@@ -147,10 +147,11 @@ impl Kernel {
         self.kmem_cache_free_slow(cpu, id, x)
     }
 
-    /// [`Kernel::kmem_cache_free_on`] beyond the fast path.
+    /// [`Kernel::kmem_cache_free_on`] beyond the fast path (which declined, changing
+    /// nothing).
     #[inline(never)]
     fn kmem_cache_free_slow(&mut self, cpu: u32, id: CacheId, x: u64) -> Result<(), Errno> {
-        self.slab_call(|s, m| s.kmem_cache_free(Some(id), x, cpu, m))
+        self.slab_call(|s, m| s.kmem_cache_free_slow(Some(id), x, cpu, m))
     }
 
     /// `kmem_cache_destroy(s)`.

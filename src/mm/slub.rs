@@ -1949,15 +1949,22 @@ impl Slub {
         if !stays {
             return false;
         }
+        // push_to_slab(), with the slab in hand.
         s.allocated[word] &= !bit;
-        c.push_to_slab(slot, x, po, ram);
+        let _ = ram.write_u64(
+            PhysAddr::new(at - po),
+            KmemCache::encode_ptr(c.random, s.freelist, at),
+        );
+        s.freelist = x;
+        s.inuse -= 1;
+        c.stats.free_slowpath += 1;
         true
     }
 
     /// [`Slub::kmem_cache_free`] when the fast path does not apply: refused frees and the
     /// slow paths.
     #[inline(never)]
-    fn kmem_cache_free_slow(
+    pub(crate) fn kmem_cache_free_slow(
         &mut self,
         id: Option<CacheId>,
         x: u64,
@@ -2326,10 +2333,11 @@ impl Slub {
 
     /// The fast paths of [`Slub::kmem_cache_free`] (`id` given) and [`Slub::kfree`] (None)
     /// alone: true when `x` was freed; false, having changed nothing, when the free takes
-    /// more or is refused (then call the full function).
+    /// more, is refused, or is kfree()'s of NULL or ZERO_SIZE_PTR (then call
+    /// [`Slub::kmem_cache_free_slow`] or [`Slub::kfree_slow`]).
     #[inline(always)]
     pub fn free_fast_path(&mut self, id: Option<CacheId>, x: u64, cpu: u32, ram: &mut Ram) -> bool {
-        self.free_fast(id, x, cpu, ram)
+        (id.is_some() || x > ZERO_SIZE_PTR) && self.free_fast(id, x, cpu, ram)
     }
 
     /// `kmalloc_large()`: whole pages for a kmalloc above 8 KiB.
@@ -2371,7 +2379,15 @@ impl Slub {
 
     /// [`Slub::kfree`] when the fast path does not apply.
     #[inline(never)]
-    fn kfree_slow(&mut self, x: u64, cpu: u32, mem: &mut SlabMem<'_>) -> Result<(), SlabError> {
+    pub(crate) fn kfree_slow(
+        &mut self,
+        x: u64,
+        cpu: u32,
+        mem: &mut SlabMem<'_>,
+    ) -> Result<(), SlabError> {
+        if x <= ZERO_SIZE_PTR {
+            return Ok(());
+        }
         let cpu = self.cfg.check_cpu(cpu)?;
         let why = match self.locate(x, mem.pa) {
             Ok(at) => return self.cache_free_at(None, x, at, cpu, mem),
