@@ -443,9 +443,11 @@ impl KmemCache {
     fn obj_to_index(&self, rel: u64) -> u64 {
         obj_to_index(self.reciprocal_size, rel)
     }
+    #[inline]
     fn slab(&self, i: u32) -> &Slab {
         self.slabs[i as usize].as_ref().expect("slot in use")
     }
+    #[inline]
     fn slab_mut(&mut self, i: u32) -> &mut Slab {
         self.slabs[i as usize].as_mut().expect("slot in use")
     }
@@ -804,18 +806,20 @@ impl SlabFrames {
     /// Records the `2^order` frames at `pfn` as slab `slot` of cache `id` (`entry`), or as no
     /// slab (`entry` 0).
     fn set(&mut self, pfn: Pfn, order: u32, entry: u64) {
-        for f in pfn.as_u64()..pfn.as_u64() + (1 << order) {
-            let s = (f >> PFN_SECTION_SHIFT) as usize;
-            if s >= self.sections.len() {
-                self.sections.resize_with(s + 1, || None);
-            }
-            let sec = self.sections[s].get_or_insert_with(|| {
-                vec![0; PAGES_PER_SECTION as usize]
-                    .into_boxed_slice()
-                    .try_into()
-                    .expect("the length is PAGES_PER_SECTION")
-            });
-            let e = &mut sec[(f & (PAGES_PER_SECTION - 1)) as usize];
+        // A block is aligned to its size, at most 2^MAX_PAGE_ORDER frames: within a section.
+        const _: () = assert!(crate::mm::zone::MAX_PAGE_ORDER <= PFN_SECTION_SHIFT);
+        let s = (pfn.as_u64() >> PFN_SECTION_SHIFT) as usize;
+        if s >= self.sections.len() {
+            self.sections.resize_with(s + 1, || None);
+        }
+        let sec = self.sections[s].get_or_insert_with(|| {
+            vec![0; PAGES_PER_SECTION as usize]
+                .into_boxed_slice()
+                .try_into()
+                .expect("the length is PAGES_PER_SECTION")
+        });
+        let first = (pfn.as_u64() & (PAGES_PER_SECTION - 1)) as usize;
+        for e in &mut sec[first..first + (1 << order)] {
             self.used = self.used + u64::from(entry != 0) - u64::from(*e != 0);
             *e = entry;
         }
@@ -1195,6 +1199,7 @@ impl Slub {
     }
 
     /// `get_freepointer()`.
+    #[inline]
     fn get_freepointer(&self, s: &KmemCache, object: u64, ram: &Ram) -> u64 {
         let at = object + u64::from(s.offset);
         let raw = ram.read_u64(self.pa(at)).unwrap_or(0);
@@ -1202,6 +1207,7 @@ impl Slub {
     }
 
     /// `set_freepointer()`.
+    #[inline]
     fn set_freepointer(&self, s: &KmemCache, object: u64, next: u64, ram: &mut Ram) {
         let at = object + u64::from(s.offset);
         let _ = ram.write_u64(self.pa(at), Self::encode(s, next, at));
