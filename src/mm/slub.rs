@@ -6,7 +6,9 @@
 //! CONFIG_SLAB_FREELIST_HARDENED does), and with debugging the red zones and poison bytes. The
 //! `struct slab` fields Linux overlays on `struct page` (cache, freelist, inuse, frozen, list
 //! links) are kept in a slot table per cache that the slab's first page points to
-//! (`PageRole::Slab`, `page->private`).
+//! (`PageRole::Slab`, `page->private`). What `virt_to_slab()` reads from any frame of a slab
+//! (its head page, then the slab's cache) mmlab keeps in a per-frame index beside the mem_map,
+//! changed exactly when a slab page's role is, so that a free finds its slab in one lookup.
 //!
 //! # The paths (`slab_alloc_node()`, `do_slab_free()`)
 //!
