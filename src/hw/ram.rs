@@ -141,6 +141,7 @@ impl Ram {
         self.size
     }
 
+    #[inline(always)]
     fn check(&self, addr: PhysAddr, len: u64) -> Result<usize, RamError> {
         match addr.as_u64().checked_add(len) {
             Some(end) if end <= self.size => Ok(addr.as_u64() as usize),
@@ -148,7 +149,7 @@ impl Ram {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn mark_touched(&mut self, start: u64, len: u64) {
         if len == 0 {
             return;
@@ -180,7 +181,7 @@ impl Ram {
     }
 
     /// The little-endian u64 at `addr` (a page-table entry), without going through a buffer.
-    #[inline]
+    #[inline(always)]
     pub fn read_u64(&self, addr: PhysAddr) -> Result<u64, RamError> {
         let off = self.check(addr, 8)?;
         // SAFETY: `check` proved the eight bytes are inside the live mapping; the read is
@@ -191,7 +192,7 @@ impl Ram {
     }
 
     /// Stores `value` little-endian at `addr` (a page-table entry).
-    #[inline]
+    #[inline(always)]
     pub fn write_u64(&mut self, addr: PhysAddr, value: u64) -> Result<(), RamError> {
         let off = self.check(addr, 8)?;
         self.mark_touched(off as u64, 8);

@@ -24,15 +24,20 @@ impl Kernel {
         };
         match f(&mut self.slab, &mut mem) {
             Ok(v) => Ok(v),
-            Err(e) => {
-                match &e {
-                    SlabError::Bug(r) | SlabError::Busy(r) | SlabError::Exists(r) => self.printk(r),
-                    SlabError::Invalid(r) => self.printk(r),
-                    SlabError::NoMemory | SlabError::NoCache => {}
-                }
-                Err(e.errno())
-            }
+            Err(e) => Err(self.slab_error(e)),
         }
+    }
+
+    /// A refused slab call: its report goes to the log; the errno to the caller.
+    #[cold]
+    #[inline(never)]
+    fn slab_error(&mut self, e: SlabError) -> Errno {
+        match &e {
+            SlabError::Bug(r) | SlabError::Busy(r) | SlabError::Exists(r) => self.printk(r),
+            SlabError::Invalid(r) => self.printk(r),
+            SlabError::NoMemory | SlabError::NoCache => {}
+        }
+        e.errno()
     }
 
     #[inline]
@@ -49,10 +54,20 @@ impl Kernel {
     #[inline]
     pub fn kmalloc_on(&mut self, cpu: u32, size: u64, gfp: Gfp) -> Result<u64, Errno> {
         self.check_cpu(cpu)?;
+        match self.slab.kmalloc_fast(size, gfp, cpu, &mut self.ram) {
+            Some(p) => Ok(p),
+            None => self.kmalloc_slow(cpu, size, gfp),
+        }
+    }
+
+    /// [`Kernel::kmalloc_on`] beyond the fast path.
+    #[inline(never)]
+    fn kmalloc_slow(&mut self, cpu: u32, size: u64, gfp: Gfp) -> Result<u64, Errno> {
         self.slab_call(|s, m| s.kmalloc(size, gfp, cpu, m))
     }
 
     /// `kmalloc(size, gfp)` on CPU 0.
+    #[inline]
     pub fn kmalloc(&mut self, size: u64, gfp: Gfp) -> Result<u64, Errno> {
         self.kmalloc_on(0, size, gfp)
     }
@@ -66,10 +81,20 @@ impl Kernel {
     #[inline]
     pub fn kfree_on(&mut self, cpu: u32, x: u64) -> Result<(), Errno> {
         self.check_cpu(cpu)?;
-        self.slab_call(|s, m| s.kfree(x, cpu, m))
+        if self.slab.free_fast_path(None, x, cpu, &mut self.ram) {
+            return Ok(());
+        }
+        self.kfree_slow(cpu, x)
+    }
+
+    /// [`Kernel::kfree_on`] beyond the fast path (which declined, changing nothing).
+    #[inline(never)]
+    fn kfree_slow(&mut self, cpu: u32, x: u64) -> Result<(), Errno> {
+        self.slab_call(|s, m| s.kfree_slow(x, cpu, m))
     }
 
     /// `kfree(x)` on CPU 0.
+    #[inline]
     pub fn kfree(&mut self, x: u64) -> Result<(), Errno> {
         self.kfree_on(0, x)
     }
@@ -97,15 +122,36 @@ impl Kernel {
     }
 
     /// `kmem_cache_alloc(s, gfp)` on CPU `cpu`.
+    #[inline]
     pub fn kmem_cache_alloc_on(&mut self, cpu: u32, id: CacheId, gfp: Gfp) -> Result<u64, Errno> {
         self.check_cpu(cpu)?;
+        match self.slab.kmem_cache_alloc_fast(id, gfp, cpu, &mut self.ram) {
+            Some(p) => Ok(p),
+            None => self.kmem_cache_alloc_slow(cpu, id, gfp),
+        }
+    }
+
+    /// [`Kernel::kmem_cache_alloc_on`] beyond the fast path.
+    #[inline(never)]
+    fn kmem_cache_alloc_slow(&mut self, cpu: u32, id: CacheId, gfp: Gfp) -> Result<u64, Errno> {
         self.slab_call(|s, m| s.kmem_cache_alloc(id, gfp, cpu, m))
     }
 
     /// `kmem_cache_free(s, x)` on CPU `cpu`.
+    #[inline]
     pub fn kmem_cache_free_on(&mut self, cpu: u32, id: CacheId, x: u64) -> Result<(), Errno> {
         self.check_cpu(cpu)?;
-        self.slab_call(|s, m| s.kmem_cache_free(Some(id), x, cpu, m))
+        if self.slab.free_fast_path(Some(id), x, cpu, &mut self.ram) {
+            return Ok(());
+        }
+        self.kmem_cache_free_slow(cpu, id, x)
+    }
+
+    /// [`Kernel::kmem_cache_free_on`] beyond the fast path (which declined, changing
+    /// nothing).
+    #[inline(never)]
+    fn kmem_cache_free_slow(&mut self, cpu: u32, id: CacheId, x: u64) -> Result<(), Errno> {
+        self.slab_call(|s, m| s.kmem_cache_free_slow(Some(id), x, cpu, m))
     }
 
     /// `kmem_cache_destroy(s)`.

@@ -6,7 +6,9 @@
 //! CONFIG_SLAB_FREELIST_HARDENED does), and with debugging the red zones and poison bytes. The
 //! `struct slab` fields Linux overlays on `struct page` (cache, freelist, inuse, frozen, list
 //! links) are kept in a slot table per cache that the slab's first page points to
-//! (`PageRole::Slab`, `page->private`).
+//! (`PageRole::Slab`, `page->private`). What `virt_to_slab()` reads from any frame of a slab
+//! (its head page, then the slab's cache) mmlab keeps in a per-frame index beside the mem_map,
+//! changed exactly when a slab page's role is, so that a free finds its slab in one lookup.
 //!
 //! # The paths (`slab_alloc_node()`, `do_slab_free()`)
 //!
@@ -41,11 +43,11 @@
 //! corrupts its freelist. mmlab reports in slub_debug's words and changes nothing
 //! (docs/divergences.md).
 
-use crate::addr::{PAGE_SIZE, Pfn, PhysAddr};
+use crate::addr::{PAGE_SHIFT, PAGE_SIZE, Pfn, PhysAddr};
 use crate::hw::ram::Ram;
 use crate::kernel::random::Prng;
 use crate::mm::gfp::Gfp;
-use crate::mm::page::PageRole;
+use crate::mm::page::{PAGES_PER_SECTION, PFN_SECTION_SHIFT, PageRole};
 use crate::mm::page_alloc::PageAlloc;
 use std::fmt::Write;
 
@@ -441,12 +443,13 @@ impl KmemCache {
     /// must be below 2^32 (a slab is at most 4 MiB).
     #[inline]
     fn obj_to_index(&self, rel: u64) -> u64 {
-        debug_assert!(rel < 1 << 32);
-        ((u128::from(self.reciprocal_size) * u128::from(rel)) >> 64) as u64
+        obj_to_index(self.reciprocal_size, rel)
     }
+    #[inline]
     fn slab(&self, i: u32) -> &Slab {
         self.slabs[i as usize].as_ref().expect("slot in use")
     }
+    #[inline]
     fn slab_mut(&mut self, i: u32) -> &mut Slab {
         self.slabs[i as usize].as_mut().expect("slot in use")
     }
@@ -568,6 +571,24 @@ pub fn kmalloc_index(size: u64) -> u32 {
         65..=96 => 1,
         129..=192 => 2,
         _ => (size.next_power_of_two().trailing_zeros()).max(KMALLOC_SHIFT_LOW),
+    }
+}
+
+/// `size_index[]` (mm/slab_common.c): the kmalloc index of sizes up to 192 bytes by
+/// `(size - 1) / 8`, as `kmalloc_slab()` looks it up.
+const SIZE_INDEX: [u8; 24] = [
+    3, 4, 5, 5, 6, 6, 6, 6, 1, 1, 1, 1, 7, 7, 7, 7, 2, 2, 2, 2, 2, 2, 2, 2,
+];
+
+/// `kmalloc_slab()`'s index of a size from 1 to KMALLOC_MAX_CACHE_SIZE: [`kmalloc_index`]
+/// by `size_index[]` up to 192 bytes, by `fls(size - 1)` above.
+#[inline(always)]
+fn kmalloc_slab_index(size: u64) -> usize {
+    debug_assert!((1..=KMALLOC_MAX_CACHE_SIZE).contains(&size));
+    if size <= 192 {
+        SIZE_INDEX[((size - 1) / 8) as usize] as usize
+    } else {
+        (64 - (size - 1).leading_zeros()) as usize
     }
 }
 
@@ -759,6 +780,58 @@ pub fn calculate_sizes(object_size: u32, align: u32, flags: SlabFlags, nr_cpus: 
     }
 }
 
+/// The slab of every frame of every slab, by frame number: what Linux reads from the
+/// frame's `struct page` (`compound_head()`, then `slab->slab_cache`), kept beside the mem_map
+/// so that a free finds its slab in one load instead of searching for the block's first page.
+/// Entries change exactly when a slab page's role does (`new_slab()`, `discard_slab()`);
+/// [`Slub::validate`] checks both agree. Sections of the mem_map's size, made on first use.
+#[derive(Clone, Debug, Default)]
+struct SlabFrames {
+    /// Per section: `(cache + 1) << 32 | slot` for each frame, 0 for a frame of no slab.
+    sections: Vec<Option<Box<[u64; PAGES_PER_SECTION as usize]>>>,
+    /// Entries that are not 0.
+    used: u64,
+}
+
+impl SlabFrames {
+    /// The cache and slot of the slab holding frame `pfn`, if any.
+    #[inline(always)]
+    fn get(&self, pfn: u64) -> Option<(CacheId, u32)> {
+        let sec = self
+            .sections
+            .get(usize::try_from(pfn >> PFN_SECTION_SHIFT).ok()?)?
+            .as_deref()?;
+        let e = sec[(pfn & (PAGES_PER_SECTION - 1)) as usize];
+        (e != 0).then(|| (CacheId(((e >> 32) - 1) as u32), e as u32))
+    }
+
+    /// Records the `2^order` frames at `pfn` as slab `slot` of cache `id` (`entry`), or as no
+    /// slab (`entry` 0).
+    fn set(&mut self, pfn: Pfn, order: u32, entry: u64) {
+        // A block is aligned to its size, at most 2^MAX_PAGE_ORDER frames: within a section.
+        const _: () = assert!(crate::mm::zone::MAX_PAGE_ORDER <= PFN_SECTION_SHIFT);
+        let s = (pfn.as_u64() >> PFN_SECTION_SHIFT) as usize;
+        if s >= self.sections.len() {
+            self.sections.resize_with(s + 1, || None);
+        }
+        let sec = self.sections[s].get_or_insert_with(|| {
+            vec![0; PAGES_PER_SECTION as usize]
+                .into_boxed_slice()
+                .try_into()
+                .expect("the length is PAGES_PER_SECTION")
+        });
+        let first = (pfn.as_u64() & (PAGES_PER_SECTION - 1)) as usize;
+        for e in &mut sec[first..first + (1 << order)] {
+            self.used = self.used + u64::from(entry != 0) - u64::from(*e != 0);
+            *e = entry;
+        }
+    }
+
+    fn entry(id: CacheId, slot: u32) -> u64 {
+        (u64::from(id.0) + 1) << 32 | u64::from(slot)
+    }
+}
+
 /// The slab allocator of one machine.
 #[derive(Clone, Debug)]
 pub struct Slub {
@@ -772,6 +845,8 @@ pub struct Slub {
     rng: Prng,
     /// Large kmallocs live: direct-map address → order.
     large: std::collections::BTreeMap<u64, u32>,
+    /// The slab of each slab frame.
+    frames: SlabFrames,
 }
 
 /// The caches created at boot, and the first to go when merging is considered.
@@ -792,6 +867,7 @@ impl Slub {
             boot_cache: BOOT_CACHE,
             boot_node: BOOT_NODE,
             large: Default::default(),
+            frames: SlabFrames::default(),
         };
         // The descriptors of the caches made at boot live on the host, as memblock's
         // allocations do (docs/divergences.md): a machine boots with its buddy lists untouched.
@@ -945,7 +1021,7 @@ impl Slub {
         if size == 0 || size > KMALLOC_MAX_CACHE_SIZE {
             return None;
         }
-        self.kmalloc[t as usize][kmalloc_index(size) as usize]
+        self.kmalloc[t as usize][kmalloc_slab_index(size)]
     }
 
     /// `kmem_cache_flags()`: a cache's flags with the `slub_debug=` ones that apply to it.
@@ -1125,6 +1201,7 @@ impl Slub {
     }
 
     /// `get_freepointer()`.
+    #[inline]
     fn get_freepointer(&self, s: &KmemCache, object: u64, ram: &Ram) -> u64 {
         let at = object + u64::from(s.offset);
         let raw = ram.read_u64(self.pa(at)).unwrap_or(0);
@@ -1132,6 +1209,7 @@ impl Slub {
     }
 
     /// `set_freepointer()`.
+    #[inline]
     fn set_freepointer(&self, s: &KmemCache, object: u64, next: u64, ram: &mut Ram) {
         let at = object + u64::from(s.offset);
         let _ = ram.write_u64(self.pa(at), Self::encode(s, next, at));
@@ -1141,6 +1219,37 @@ impl Slub {
     /// cache `id` (`check_valid_pointer()`); the error names what it is instead.
     #[inline]
     fn locate(&self, x: u64, pa: &PageAlloc) -> Result<(CacheId, u32, u32), String> {
+        if let Some((id, slot)) = self.slab_of(x)
+            && let Some(Some(c)) = self.caches.get(id.0 as usize)
+            && let Some(Some(slab)) = c.slabs.get(slot as usize)
+        {
+            return match object_index(
+                c.size,
+                c.reciprocal_size,
+                c.red_left_pad,
+                self.cfg.page_offset,
+                slab,
+                x,
+            ) {
+                Some(idx) => Ok((id, slot, idx)),
+                None => Err(invalid_pointer(x)),
+            };
+        }
+        self.locate_by_page(x, pa)
+    }
+
+    /// The cache and slot of the slab whose frames hold `x`, by the frame index.
+    #[inline(always)]
+    fn slab_of(&self, x: u64) -> Option<(CacheId, u32)> {
+        let off = x.checked_sub(self.cfg.page_offset)?;
+        self.frames.get(off >> PAGE_SHIFT)
+    }
+
+    /// [`Slub::locate`] for an address of no slab frame: the mem_map says what it is. (Also
+    /// the whole lookup should the frame index and the slab pages ever disagree.)
+    #[cold]
+    #[inline(never)]
+    fn locate_by_page(&self, x: u64, pa: &PageAlloc) -> Result<(CacheId, u32, u32), String> {
         let Some(off) = x.checked_sub(self.cfg.page_offset) else {
             return Err("not a direct-map address".into());
         };
@@ -1176,16 +1285,17 @@ impl Slub {
             .get(slot as usize)
             .and_then(|x| x.as_ref())
             .ok_or("slab of no slot")?;
-        let base = self.va(slab.pfn) + u64::from(s.red_left_pad);
-        let rel = x.wrapping_sub(base);
-        if x < base || rel >= PAGE_SIZE << slab.order {
-            return Err(format!("Invalid object pointer 0x{x:016x}"));
+        match object_index(
+            s.size,
+            s.reciprocal_size,
+            s.red_left_pad,
+            self.cfg.page_offset,
+            slab,
+            x,
+        ) {
+            Some(idx) => Ok((id, slot, idx)),
+            None => Err(invalid_pointer(x)),
         }
-        let idx = s.obj_to_index(rel);
-        if idx * u64::from(s.size) != rel || idx >= u64::from(slab.objects) {
-            return Err(format!("Invalid object pointer 0x{x:016x}"));
-        }
-        Ok((id, slot, idx as u32))
     }
 
     /// The cache of the slab page holding `x`, if it is one.
@@ -1322,6 +1432,7 @@ impl Slub {
         c.node.nr_slabs += 1;
         c.node.total_objects += u64::from(objects);
         c.stats.alloc_slab += 1;
+        self.frames.set(pfn, order, SlabFrames::entry(id, slot));
         Ok(slot)
     }
 
@@ -1334,6 +1445,7 @@ impl Slub {
         c.node.total_objects -= u64::from(slab.objects);
         c.stats.free_slab += 1;
         let reclaimable = c.flags.contains(SlabFlags::RECLAIM_ACCOUNT);
+        self.frames.set(slab.pfn, slab.order, 0);
         let r = mem.pa.free_slab_pages(slab.pfn, reclaimable, mem.ram);
         debug_assert!(r.is_ok(), "freeing slab {:?}: {r:?}", slab.pfn);
     }
@@ -1542,38 +1654,53 @@ impl Slub {
         cpu: u32,
         mem: &mut SlabMem<'_>,
     ) -> Result<u64, SlabError> {
-        // slab_alloc_node()'s fast path, in one borrow: the next object of the CPU freelist.
-        let po = self.cfg.page_offset;
-        let c = self
-            .caches
-            .get_mut(id.0 as usize)
-            .and_then(Option::as_mut)
-            .ok_or(SlabError::NoCache)?;
-        let cpu = self.cfg.check_cpu(cpu)?;
-        let object = c.cpu[cpu].freelist;
-        if object != 0 && !c.debug() {
-            let slot = c.cpu[cpu]
-                .slab
-                .expect("a CPU freelist belongs to the CPU's slab");
-            let at = object + u64::from(c.offset);
-            let raw = mem.ram.read_u64(PhysAddr::new(at - po)).unwrap_or(0);
-            c.cpu[cpu].freelist = KmemCache::encode_ptr(c.random, raw, at);
-            c.stats.alloc_fastpath += 1;
-            let idx = c.obj_to_index(object - c.cpu[cpu].base);
-            let s = c.slabs[slot as usize].as_mut().expect("CPU slab");
-            s.allocated[(idx / 64) as usize] |= 1 << (idx % 64);
-            if gfp.contains(Gfp::ZERO) {
-                let _ = mem
-                    .ram
-                    .fill(PhysAddr::new(object - po), u64::from(c.object_size), 0);
-            }
-            return Ok(object);
+        match self.alloc_fast(id, gfp, cpu, mem.ram) {
+            Some(object) => Ok(object),
+            None => self.kmem_cache_alloc_slow(id, gfp, cpu, mem),
         }
+    }
+
+    /// slab_alloc_node()'s fast path, in one borrow: the next object of CPU `cpu`'s
+    /// freelist. None (nothing changed) for anything else: no such cache or CPU, an empty
+    /// CPU freelist, a debug cache.
+    #[inline(always)]
+    fn alloc_fast(&mut self, id: CacheId, gfp: Gfp, cpu: u32, ram: &mut Ram) -> Option<u64> {
+        let po = self.cfg.page_offset;
+        let c = self.caches.get_mut(id.0 as usize)?.as_mut()?;
+        // `c.cpu` has one entry per CPU: the bound check is check_cpu().
+        let cs = c.cpu.get_mut(cpu as usize)?;
+        let object = cs.freelist;
+        if object == 0 || c.flags.intersects(SLAB_DEBUG_FLAGS) {
+            return None;
+        }
+        let s = c.slabs.get_mut(cs.slab? as usize)?.as_mut()?;
+        let at = object + u64::from(c.offset);
+        let raw = ram.read_u64(PhysAddr::new(at - po)).unwrap_or(0);
+        let idx = obj_to_index(c.reciprocal_size, object - cs.base);
+        cs.freelist = KmemCache::encode_ptr(c.random, raw, at);
+        c.stats.alloc_fastpath += 1;
+        s.allocated[(idx / 64) as usize] |= 1 << (idx % 64);
+        if gfp.contains(Gfp::ZERO) {
+            let _ = ram.fill(PhysAddr::new(object - po), u64::from(c.object_size), 0);
+        }
+        Some(object)
+    }
+
+    /// [`Slub::kmem_cache_alloc`] when the fast path does not apply.
+    #[inline(never)]
+    fn kmem_cache_alloc_slow(
+        &mut self,
+        id: CacheId,
+        gfp: Gfp,
+        cpu: u32,
+        mem: &mut SlabMem<'_>,
+    ) -> Result<u64, SlabError> {
+        self.cache(id).ok_or(SlabError::NoCache)?;
+        let cpu = self.cfg.check_cpu(cpu)?;
         self.cache_alloc_slow(id, gfp, cpu, mem)
     }
 
-    /// Everything but the fast path of [`Slub::cache_alloc`]: the slow path and debugging.
-    #[inline(never)]
+    /// Everything but the fast path of [`Slub::kmem_cache_alloc`]: the slow path and debugging.
     fn cache_alloc_slow(
         &mut self,
         id: CacheId,
@@ -1769,6 +1896,89 @@ impl Slub {
         cpu: u32,
         mem: &mut SlabMem<'_>,
     ) -> Result<(), SlabError> {
+        if self.free_fast(id, x, cpu, mem.ram) {
+            return Ok(());
+        }
+        self.kmem_cache_free_slow(id, x, cpu, mem)
+    }
+
+    /// do_slab_free()'s fast path and `__slab_free()` when no list changes, fused with the
+    /// lookup of the object: true when `x`, an allocated object of a slab of a cache without
+    /// debugging (of cache `want` if given), was freed on CPU `cpu`. False changes nothing and
+    /// leaves the free, with its checks and reports, to [`Slub::kmem_cache_free_slow`].
+    #[inline(always)]
+    fn free_fast(&mut self, want: Option<CacheId>, x: u64, cpu: u32, ram: &mut Ram) -> bool {
+        let po = self.cfg.page_offset;
+        let Some((id, slot)) = self.slab_of(x) else {
+            return false;
+        };
+        if want.is_some_and(|w| w != id) {
+            return false;
+        }
+        let Some(Some(c)) = self.caches.get_mut(id.0 as usize) else {
+            return false;
+        };
+        if c.flags.intersects(SLAB_DEBUG_FLAGS) {
+            return false;
+        }
+        let Some(Some(s)) = c.slabs.get_mut(slot as usize) else {
+            return false;
+        };
+        let Some(idx) = object_index(c.size, c.reciprocal_size, c.red_left_pad, po, s, x) else {
+            return false;
+        };
+        // `c.cpu` has one entry per CPU: the bound check is check_cpu().
+        let Some(cs) = c.cpu.get_mut(cpu as usize) else {
+            return false;
+        };
+        let (word, bit) = ((idx / 64) as usize, 1u64 << (idx % 64));
+        if s.allocated[word] & bit == 0 {
+            return false;
+        }
+        let at = x + u64::from(c.offset);
+        if cs.slab == Some(slot) {
+            // The CPU's own slab: onto the CPU freelist.
+            s.allocated[word] &= !bit;
+            let _ = ram.write_u64(
+                PhysAddr::new(at - po),
+                KmemCache::encode_ptr(c.random, cs.freelist, at),
+            );
+            cs.freelist = x;
+            c.stats.free_fastpath += 1;
+            return true;
+        }
+        // __slab_free() when no list changes: the slab is another CPU's (frozen), on a CPU
+        // partial list, or on the node list and not becoming empty.
+        let stays = match s.state {
+            SlabState::Cpu(_) | SlabState::CpuPartial(_) => true,
+            SlabState::NodePartial => s.inuse > 1,
+            SlabState::Full | SlabState::Leaked => false,
+        };
+        if !stays {
+            return false;
+        }
+        // push_to_slab(), with the slab in hand.
+        s.allocated[word] &= !bit;
+        let _ = ram.write_u64(
+            PhysAddr::new(at - po),
+            KmemCache::encode_ptr(c.random, s.freelist, at),
+        );
+        s.freelist = x;
+        s.inuse -= 1;
+        c.stats.free_slowpath += 1;
+        true
+    }
+
+    /// [`Slub::kmem_cache_free`] when the fast path does not apply: refused frees and the
+    /// slow paths.
+    #[inline(never)]
+    pub(crate) fn kmem_cache_free_slow(
+        &mut self,
+        id: Option<CacheId>,
+        x: u64,
+        cpu: u32,
+        mem: &mut SlabMem<'_>,
+    ) -> Result<(), SlabError> {
         let cpu = self.cfg.check_cpu(cpu)?;
         match self.locate(x, mem.pa) {
             Ok(at) => self.cache_free_at(id, x, at, cpu, mem),
@@ -1785,6 +1995,51 @@ impl Slub {
     fn bug(&self, name: &str, what: &str, detail: &str) -> SlabError {
         SlabError::Bug(bug_text(name, what, detail))
     }
+}
+
+/// `obj_to_index()` by the `reciprocal_size` of a cache: the index of the object `rel` bytes
+/// into a slab's objects; `rel` must be below 2^32 (a slab is at most 4 MiB).
+#[inline(always)]
+fn obj_to_index(reciprocal: u64, rel: u64) -> u64 {
+    debug_assert!(rel < 1 << 32);
+    ((u128::from(reciprocal) * u128::from(rel)) >> 64) as u64
+}
+
+/// The index of the object that starts at `x` in `slab` of a cache of objects of `size`
+/// bytes (`reciprocal` its `reciprocal_size`) after a left red zone of `red_left_pad`, if one
+/// does (`check_valid_pointer()`); `page_offset` is the direct map's start.
+#[inline(always)]
+fn object_index(
+    size: u32,
+    reciprocal: u64,
+    red_left_pad: u32,
+    page_offset: u64,
+    slab: &Slab,
+    x: u64,
+) -> Option<u32> {
+    let base = page_offset + slab.pfn.as_u64() * PAGE_SIZE + u64::from(red_left_pad);
+    let rel = x.wrapping_sub(base);
+    if x < base || rel >= PAGE_SIZE << slab.order {
+        return None;
+    }
+    // One multiplication gives the quotient (high half) and whether the division is exact:
+    // with reciprocal = ceil(2^64 / size) and rel < 2^32, size divides rel exactly when the
+    // low half is below the reciprocal (Lemire, Kaser & Kurz, "Faster Remainder by Direct
+    // Computation", 2019).
+    debug_assert!(rel < 1 << 32);
+    let p = u128::from(reciprocal) * u128::from(rel);
+    let idx = (p >> 64) as u64;
+    if p as u64 >= reciprocal || idx >= u64::from(slab.objects) {
+        return None;
+    }
+    debug_assert_eq!(idx * u64::from(size), rel);
+    Some(idx as u32)
+}
+
+/// `check_valid_pointer()`'s complaint.
+#[cold]
+fn invalid_pointer(x: u64) -> String {
+    format!("Invalid object pointer 0x{x:016x}")
 }
 
 /// `slab_bug()`'s banner, then `detail`.
@@ -1810,7 +2065,6 @@ fn bug_text(name: &str, what: &str, detail: &str) -> String {
 
 impl Slub {
     /// The free of `x`, which [`Slub::locate`] found as object `idx` of slab `slot` of `owner`.
-    #[inline]
     fn cache_free_at(
         &mut self,
         id: Option<CacheId>,
@@ -1836,47 +2090,10 @@ impl Slub {
                 &format!("cache_from_obj: Wrong slab cache. {w} but object is from {o}"),
             ));
         }
-        // do_slab_free()'s fast path, in one borrow: an allocated object of the CPU's slab of
-        // a cache without debugging goes onto the CPU freelist.
-        let po = self.cfg.page_offset;
-        let c = self.cache_mut(owner);
-        let (word, bit) = ((idx / 64) as usize, 1u64 << (idx % 64));
-        if !c.debug() {
-            let own = c.cpu[cpu].slab == Some(slot);
-            let s = c.slabs[slot as usize].as_mut().expect("located");
-            if s.allocated[word] & bit != 0 {
-                let at = x + u64::from(c.offset);
-                if own {
-                    s.allocated[word] &= !bit;
-                    let head = c.cpu[cpu].freelist;
-                    let _ = mem.ram.write_u64(
-                        PhysAddr::new(at - po),
-                        KmemCache::encode_ptr(c.random, head, at),
-                    );
-                    c.cpu[cpu].freelist = x;
-                    c.stats.free_fastpath += 1;
-                    return Ok(());
-                }
-                // __slab_free() when no list changes: the slab is another CPU's (frozen),
-                // on a CPU partial list, or on the node list and not becoming empty.
-                let stays = match s.state {
-                    SlabState::Cpu(_) | SlabState::CpuPartial(_) => true,
-                    SlabState::NodePartial => s.inuse > 1,
-                    SlabState::Full | SlabState::Leaked => false,
-                };
-                if stays {
-                    s.allocated[word] &= !bit;
-                    c.push_to_slab(slot, x, po, mem.ram);
-                    return Ok(());
-                }
-            }
-        }
         self.cache_free_slow(x, (owner, slot, idx), cpu, mem)
     }
 
-    /// Everything but the fast path of [`Slub::cache_free_at`]: the checks, debugging and
-    /// the slow path.
-    #[inline(never)]
+    /// The checks, debugging and the slow path of a free.
     fn cache_free_slow(
         &mut self,
         x: u64,
@@ -2089,20 +2306,7 @@ impl Slub {
             return Ok(ZERO_SIZE_PTR);
         }
         if size > KMALLOC_MAX_CACHE_SIZE {
-            if size > KMALLOC_MAX_SIZE {
-                return Err(SlabError::NoMemory);
-            }
-            let order = get_order(size);
-            let pfn = mem
-                .pa
-                .alloc_large_kmalloc(gfp.without(Gfp::ZERO), order, mem.ram)
-                .map_err(|_| SlabError::NoMemory)?;
-            if gfp.contains(Gfp::ZERO) {
-                let _ = mem.ram.fill(pfn.phys(), PAGE_SIZE << order, 0);
-            }
-            let va = self.va(pfn);
-            self.large.insert(va, order);
-            return Ok(va);
+            return self.kmalloc_large(size, gfp, mem);
         }
         let id = self
             .kmalloc_cache(size, KmallocType::of(gfp))
@@ -2110,10 +2314,85 @@ impl Slub {
         self.kmem_cache_alloc(id, gfp, cpu, mem)
     }
 
+    /// [`Slub::kmalloc`]'s fast path alone: an object from CPU `cpu`'s freelist of the
+    /// kmalloc cache of `size` and `gfp`, or None, having changed nothing, when that takes
+    /// more (then call [`Slub::kmalloc`]).
+    #[inline(always)]
+    pub fn kmalloc_fast(&mut self, size: u64, gfp: Gfp, cpu: u32, ram: &mut Ram) -> Option<u64> {
+        if size == 0 || size > KMALLOC_MAX_CACHE_SIZE {
+            return None;
+        }
+        let id = self.kmalloc_cache(size, KmallocType::of(gfp))?;
+        self.alloc_fast(id, gfp, cpu, ram)
+    }
+
+    /// [`Slub::kmem_cache_alloc`]'s fast path alone; None, having changed nothing, when the
+    /// allocation takes more (then call [`Slub::kmem_cache_alloc`]).
+    #[inline(always)]
+    pub fn kmem_cache_alloc_fast(
+        &mut self,
+        id: CacheId,
+        gfp: Gfp,
+        cpu: u32,
+        ram: &mut Ram,
+    ) -> Option<u64> {
+        self.alloc_fast(id, gfp, cpu, ram)
+    }
+
+    /// The fast paths of [`Slub::kmem_cache_free`] (`id` given) and [`Slub::kfree`] (None)
+    /// alone: true when `x` was freed; false, having changed nothing, when the free takes
+    /// more, is refused, or is kfree()'s of NULL or ZERO_SIZE_PTR (then call
+    /// [`Slub::kmem_cache_free_slow`] or [`Slub::kfree_slow`]).
+    #[inline(always)]
+    pub fn free_fast_path(&mut self, id: Option<CacheId>, x: u64, cpu: u32, ram: &mut Ram) -> bool {
+        (id.is_some() || x > ZERO_SIZE_PTR) && self.free_fast(id, x, cpu, ram)
+    }
+
+    /// `kmalloc_large()`: whole pages for a kmalloc above 8 KiB.
+    #[inline(never)]
+    fn kmalloc_large(
+        &mut self,
+        size: u64,
+        gfp: Gfp,
+        mem: &mut SlabMem<'_>,
+    ) -> Result<u64, SlabError> {
+        if size > KMALLOC_MAX_SIZE {
+            return Err(SlabError::NoMemory);
+        }
+        let order = get_order(size);
+        let pfn = mem
+            .pa
+            .alloc_large_kmalloc(gfp.without(Gfp::ZERO), order, mem.ram)
+            .map_err(|_| SlabError::NoMemory)?;
+        if gfp.contains(Gfp::ZERO) {
+            let _ = mem.ram.fill(pfn.phys(), PAGE_SIZE << order, 0);
+        }
+        let va = self.va(pfn);
+        self.large.insert(va, order);
+        Ok(va)
+    }
+
     /// `kfree(x)`: NULL and ZERO_SIZE_PTR are ignored; large kmallocs go back to the page
     /// allocator; anything else must be an object of a slab.
     #[inline]
     pub fn kfree(&mut self, x: u64, cpu: u32, mem: &mut SlabMem<'_>) -> Result<(), SlabError> {
+        if x <= ZERO_SIZE_PTR {
+            return Ok(());
+        }
+        if self.free_fast(None, x, cpu, mem.ram) {
+            return Ok(());
+        }
+        self.kfree_slow(x, cpu, mem)
+    }
+
+    /// [`Slub::kfree`] when the fast path does not apply.
+    #[inline(never)]
+    pub(crate) fn kfree_slow(
+        &mut self,
+        x: u64,
+        cpu: u32,
+        mem: &mut SlabMem<'_>,
+    ) -> Result<(), SlabError> {
         if x <= ZERO_SIZE_PTR {
             return Ok(());
         }
@@ -2203,6 +2482,7 @@ impl Slub {
     /// partial-list counts, each slab's `inuse` against the objects on its freelist and on a
     /// CPU freelist, the allocated bitmap against both, and each slab page's role.
     pub fn validate(&self, pa: &PageAlloc, ram: &Ram) -> Result<(), String> {
+        let mut slab_frames = 0u64;
         for (id, c) in self.caches() {
             let name = &c.name;
             let mut nr_slabs = 0u64;
@@ -2281,6 +2561,15 @@ impl Slub {
                         page.role()
                     ));
                 }
+                for f in s.pfn.as_u64()..s.pfn.as_u64() + (1 << s.order) {
+                    if self.frames.get(f) != Some((id, slot as u32)) {
+                        return Err(format!(
+                            "{name}: frame {f:#x} of slab {slot} is indexed as {:?}",
+                            self.frames.get(f)
+                        ));
+                    }
+                }
+                slab_frames += 1 << s.order;
                 let free = self.count_freelist(c, id, slot as u32, s.freelist, pa, ram)?;
                 if s.state == SlabState::Leaked {
                     if s.freelist != 0 || s.inuse != s.objects {
@@ -2315,6 +2604,12 @@ impl Slub {
                 ));
             }
         }
+        let indexed = self.frames.used;
+        if indexed != slab_frames {
+            return Err(format!(
+                "{indexed} frames indexed as slab frames, {slab_frames} in slabs"
+            ));
+        }
         Ok(())
     }
 
@@ -2339,9 +2634,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn size_index_agrees_with_kmalloc_index() {
+        for size in 1..=KMALLOC_MAX_CACHE_SIZE {
+            assert_eq!(
+                kmalloc_slab_index(size),
+                kmalloc_index(size) as usize,
+                "size {size}"
+            );
+        }
+    }
+
+    #[test]
     fn obj_to_index_is_exact_for_every_object_of_every_size() {
         // Every object size a cache can have, up to KMALLOC_MAX_SIZE, and every offset into
-        // a slab of it: the reciprocal gives the quotient division would.
+        // a slab of it (every object's first, second and last byte among them): the
+        // reciprocal gives the quotient division would, and the low half of the product tells
+        // an object's start from any other byte.
         let sizes = (8..=8192u64)
             .step_by(8)
             .chain([12288, 65536, 100_000, 1 << 20, 4 << 20]);
@@ -2349,9 +2657,19 @@ mod tests {
             let recip = u64::MAX / size + 1;
             let slab = (PAGE_SIZE << 3).max(size * 4);
             let step = (size / 7).max(1);
-            for rel in (0..slab).step_by(step as usize).chain([slab - 1]) {
-                let q = ((u128::from(recip) * u128::from(rel)) >> 64) as u64;
-                assert_eq!(q, rel / size, "size {size}, offset {rel}");
+            for rel in (0..slab)
+                .step_by(step as usize)
+                .chain((0..slab / size).flat_map(|i| [i * size, i * size + 1, (i + 1) * size - 1]))
+                .chain([slab - 1])
+            {
+                let p = u128::from(recip) * u128::from(rel);
+                assert_eq!((p >> 64) as u64, rel / size, "size {size}, offset {rel}");
+                // object_index()'s exactness test.
+                assert_eq!(
+                    (p as u64) < recip,
+                    rel % size == 0,
+                    "size {size}, offset {rel}"
+                );
             }
         }
     }
