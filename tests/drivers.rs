@@ -244,3 +244,11 @@ fn a_failed_mmap_leaves_no_vma_and_no_reference() {
     assert_eq!(k.rmmod("refuses"), Ok(()));
     k.validate().unwrap();
 }
+
+#[path = "../examples/custom_driver.rs"]
+mod custom_driver;
+
+#[test]
+fn the_custom_driver_example_runs() {
+    custom_driver::run();
+}
