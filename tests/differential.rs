@@ -127,6 +127,7 @@ fn known_divergences_are_recognised() {
                 prot,
                 flags: MAP_PRIVATE_ANON_FIXED,
                 off: 0,
+                fd: -1,
             },
             Step::Madvise {
                 addr: Loc::Win(0xe_5000),

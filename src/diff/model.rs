@@ -8,8 +8,9 @@
 //! `Kernel::validate()` must pass.
 
 use super::observe::{self, ForkSide, Machine, Obs, Sig};
-use super::program::{Program, SPAN_END, SPAN_START, Step, WINDOW_BASE};
+use super::program::{Program, SPAN_END, SPAN_START, Step, WINDOW_BASE, ZERO_FD, ZERO_RO_FD};
 use crate::kernel::Pid;
+use crate::kernel::file::{O_RDONLY, O_RDWR};
 use crate::kernel::signal::SigCode;
 use crate::kernel::user_access::AccessError;
 use crate::{BootOptions, Kernel};
@@ -104,7 +105,16 @@ impl Machine for Model {
                 prot,
                 flags,
                 off,
-            } => k.sys_mmap(p, addr.addr(), len, prot, flags, -1, off),
+                fd,
+            } => {
+                // The process opened /dev/zero read-write as 0 and read-only as 1.
+                let fd = match fd {
+                    ZERO_FD => 0,
+                    ZERO_RO_FD => 1,
+                    other => other,
+                };
+                k.sys_mmap(p, addr.addr(), len, prot, flags, fd, off)
+            }
             Step::Munmap { addr, len } => k.sys_munmap(p, addr.addr(), len),
             Step::Mprotect { addr, len, prot } => k.sys_mprotect(p, addr.addr(), len, prot),
             Step::Mremap {
@@ -207,6 +217,14 @@ pub fn run_model(prog: &Program, cfg: &ModelConfig) -> Result<Vec<Obs>, String> 
     k.sysctl("vm.overcommit_ratio", &cfg.overcommit_ratio)
         .map_err(|e| format!("vm.overcommit_ratio={}: {e:?}", cfg.overcommit_ratio))?;
     let p = k.process("diff").map_err(|e| format!("process: {e:?}"))?;
+    for (flags, want) in [(O_RDWR, 0), (O_RDONLY, 1)] {
+        let fd = k
+            .sys_open(p, "/dev/zero", flags, 0)
+            .map_err(|e| format!("open /dev/zero: {e:?}"))?;
+        if fd != want {
+            return Err(format!("/dev/zero opened as {fd}, not {want}"));
+        }
+    }
     let mut m = Model {
         k,
         procs: vec![p],

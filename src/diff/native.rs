@@ -220,13 +220,14 @@ impl Machine for Native {
                     prot,
                     flags,
                     off,
+                    fd,
                 } => ret(libc::syscall(
                     libc::SYS_mmap,
                     addr.addr(),
                     len,
                     prot,
                     flags,
-                    -1i64,
+                    fd,
                     off,
                 )),
                 Step::Munmap { addr, len } => {
@@ -406,6 +407,20 @@ fn setup_child() -> Result<(), &'static str> {
     };
     if !lim(libc::RLIMIT_MEMLOCK, 8 << 20, 8 << 20) {
         return Err("setrlimit(RLIMIT_MEMLOCK)");
+    }
+    // /dev/zero at the descriptors programs map (program::ZERO_FD, ZERO_RO_FD).
+    for (flags, want) in [
+        (libc::O_RDWR, super::program::ZERO_FD),
+        (libc::O_RDONLY, super::program::ZERO_RO_FD),
+    ] {
+        // SAFETY: plain system calls on a NUL-terminated path.
+        unsafe {
+            let fd = libc::open(c"/dev/zero".as_ptr(), flags);
+            if fd < 0 || libc::dup2(fd, want as i32) < 0 {
+                return Err("opening /dev/zero");
+            }
+            libc::close(fd);
+        }
     }
     let mut stack = libc::rlimit {
         rlim_cur: 0,

@@ -101,10 +101,16 @@ impl Where {
     }
 }
 
-/// One step of a program. Every system call is made with `fd = -1` where it takes one.
+/// The descriptor of /dev/zero opened read-write in every program's process.
+pub const ZERO_FD: i64 = 100;
+/// The descriptor of /dev/zero opened read-only.
+pub const ZERO_RO_FD: i64 = 101;
+
+/// One step of a program. Every system call is made with `fd = -1` where it takes one, except
+/// mmap, which may map /dev/zero ([`ZERO_FD`], [`ZERO_RO_FD`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
-    /// `mmap(addr, len, prot, flags, -1, off)`.
+    /// `mmap(addr, len, prot, flags, fd, off)`.
     Mmap {
         /// Hint or fixed address.
         addr: Loc,
@@ -116,6 +122,8 @@ pub enum Step {
         flags: u64,
         /// File offset (must be page aligned; ignored for anonymous memory).
         off: u64,
+        /// -1, [`ZERO_FD`] or [`ZERO_RO_FD`].
+        fd: i64,
     },
     /// `munmap(addr, len)`.
     Munmap {
@@ -508,8 +516,23 @@ impl Gen {
                 };
                 let is_fixed = flags & MAP_FIXED != 0;
                 let len = self.len(addr, !is_fixed);
-                let off = if self.chance(3) { 0x800 } else { 0 };
                 let flags = hugetlb_compatible(flags, addr);
+                // Without MAP_ANONYMOUS: mostly /dev/zero (read-write or read-only), at a page
+                // offset or an unaligned one; sometimes no descriptor at all.
+                let fd = if flags & MAP_ANONYMOUS != 0 {
+                    -1
+                } else {
+                    match self.rng.below(10) {
+                        0..=6 => ZERO_FD,
+                        7..=8 => ZERO_RO_FD,
+                        _ => -1,
+                    }
+                };
+                let off = match self.rng.below(30) {
+                    0 => 0x800,
+                    1..=4 if fd != -1 => (1 + self.rng.below(4)) * 0x1000,
+                    _ => 0,
+                };
                 self.remember(addr, len);
                 Step::Mmap {
                     addr,
@@ -517,6 +540,7 @@ impl Gen {
                     prot: self.prot(),
                     flags,
                     off,
+                    fd,
                 }
             }
             18..=25 => {
@@ -727,6 +751,7 @@ mod tests {
             prot: 0,
             flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
             off: 0,
+            fd: -1,
         };
         assert!(!fixed.is_safe());
         let hint = Step::Mmap {
@@ -735,6 +760,7 @@ mod tests {
             prot: 0,
             flags: MAP_PRIVATE | MAP_ANONYMOUS,
             off: 0,
+            fd: -1,
         };
         assert!(hint.is_safe());
         let populate = Step::Mmap {
@@ -743,6 +769,7 @@ mod tests {
             prot: 0,
             flags: MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
             off: 0,
+            fd: -1,
         };
         assert!(
             !populate.is_safe(),

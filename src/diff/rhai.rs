@@ -163,6 +163,8 @@ pub fn scenario(prog: &Program, native: &[Obs], focus: Option<(usize, Part)>) ->
     s.push_str(PRELUDE);
     let _ = writeln!(s, "let k = boot(#{{ ram: \"1G\" }});");
     let _ = writeln!(s, "let p = k.process(\"diff\");");
+    let _ = writeln!(s, "let zero = p.open(\"/dev/zero\", O_RDWR);");
+    let _ = writeln!(s, "let zero_ro = p.open(\"/dev/zero\", O_RDONLY);");
     let _ = writeln!(
         s,
         "let W = {WINDOW_BASE:#x};\nlet LO = {SPAN_START:#x};  // W - {MARGIN_PAGES} pages\nlet HI = {SPAN_END:#x};"
@@ -202,10 +204,16 @@ pub fn scenario(prog: &Program, native: &[Obs], focus: Option<(usize, Part)>) ->
                 prot,
                 flags,
                 off,
+                fd,
             } => call(format!(
-                "{cur}.mmap({}, {}, {prot:#x}, {flags:#x}, -1, {})",
+                "{cur}.mmap({}, {}, {prot:#x}, {flags:#x}, {}, {})",
                 loc(addr),
                 num(len),
+                match fd {
+                    super::program::ZERO_FD => "zero".to_string(),
+                    super::program::ZERO_RO_FD => "zero_ro".to_string(),
+                    other => other.to_string(),
+                },
                 num(off)
             )),
             Step::Munmap { addr, len } => {

@@ -114,7 +114,14 @@ pub fn validate_user_memory<'a>(
                 return;
             }
             if pte_special(pte) || pfn == vm.zero_pfn {
-                if pfn != vm.zero_pfn || shared || pte_write(pte) {
+                // The zero page may sit in an anonymous VMA that is VM_MAYSHARE but not
+                // VM_SHARED (a MAP_SHARED /dev/zero mapping of a read-only file, which
+                // `mmap_zero()` makes anonymous), never in shared memory.
+                if pfn != vm.zero_pfn
+                    || vma.flags.contains(VM_SHARED)
+                    || (shared && !vma.is_anonymous())
+                    || pte_write(pte)
+                {
                     problem = Some(format!(
                         "special PTE {pte:?} at {va:x} is not the zero page"
                     ));

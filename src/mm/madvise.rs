@@ -415,19 +415,18 @@ impl MmCtx<'_> {
         if vma.flags.contains(VM_LOCKED) {
             return Err(Errno::EINVAL);
         }
-        // shmem_fallocate() is the only fallocate behind a mapping here; a driver's file has
-        // none (EOPNOTSUPP from vfs_fallocate()), anonymous memory no file (EINVAL).
-        let Some(file) = vma.shmem_id() else {
-            return Err(if vma.file.is_some() {
-                Errno::EOPNOTSUPP
-            } else {
-                Errno::EINVAL
-            });
-        };
-        // vma_is_shared_maywrite().
+        // No file: EINVAL. Then vma_is_shared_maywrite() (EACCES), then vfs_fallocate():
+        // shmem punches the hole; a device file is neither regular nor a block device
+        // (ENODEV).
+        if vma.file.is_none() {
+            return Err(Errno::EINVAL);
+        }
         if !vma.flags.contains(VM_SHARED | VM_MAYWRITE) {
             return Err(Errno::EACCES);
         }
+        let Some(file) = vma.shmem_id() else {
+            return Err(Errno::ENODEV);
+        };
         let first = vma.pgoff_at(VirtAddr::new(start));
         punches.push(ShmemPunch {
             file,

@@ -489,7 +489,7 @@ impl MmCtx<'_> {
     }
 
     /// `__get_unmapped_area()` for a file mapping.
-    fn get_unmapped_area_file(
+    pub(super) fn get_unmapped_area_file(
         &self,
         addr: u64,
         len: u64,

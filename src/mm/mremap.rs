@@ -27,10 +27,11 @@
 
 use super::MmCtx;
 use super::mman::{MAP_FIXED, MAP_SHARED, MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE};
+use super::mmap::FileArea;
 use super::tlbflush::{FlushTarget, TlbFlush};
 use super::vma::{
     OpsEventKind, VM_ACCOUNT, VM_DONTEXPAND, VM_LOCKED, VM_LOCKED_MASK, VM_MAYSHARE, VM_PFNMAP,
-    VM_SHARED, Vma,
+    VM_SHARED, Vma, VmaOps,
 };
 use crate::addr::{PAGE_SHIFT, PAGE_SIZE, VirtAddr};
 use crate::kernel::Errno;
@@ -353,7 +354,7 @@ impl MmCtx<'_> {
         if vrm.flags & MREMAP_FIXED != 0 {
             map_flags |= MAP_FIXED;
         }
-        let shared = vma.flags.contains(VM_MAYSHARE) || vma.file.is_some();
+        let shared = vma.flags.contains(VM_MAYSHARE);
         if shared {
             map_flags |= MAP_SHARED;
         }
@@ -362,7 +363,20 @@ impl MmCtx<'_> {
         } else {
             0
         };
-        vrm.new_addr = self.get_unmapped_area(hint, vrm.new_len, map_flags, shared)?;
+        // get_unmapped_area(vma->vm_file, ...): the file's own search. A private /dev/zero
+        // mapping (anonymous, with its file) aligns as `get_unmapped_area_zero()` does, at
+        // the page offset of the moved part; a driver's file searches plainly; no file (or
+        // shmem) as anonymous memory.
+        let pgoff = vma.pgoff_at(VirtAddr::new(vrm.addr));
+        vrm.new_addr = match (&vma.file, vma.ops) {
+            (Some(_), VmaOps::Anonymous) if !shared => {
+                self.get_unmapped_area_file(hint, vrm.new_len, map_flags, pgoff, FileArea::Thp)?
+            }
+            (Some(_), VmaOps::Driver(_)) => {
+                self.get_unmapped_area_file(hint, vrm.new_len, map_flags, pgoff, FileArea::Plain)?
+            }
+            _ => self.get_unmapped_area(hint, vrm.new_len, map_flags, shared)?,
+        };
         Ok(())
     }
 
