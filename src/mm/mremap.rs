@@ -595,13 +595,23 @@ impl MmCtx<'_> {
             } else {
                 0
             };
+            // vma_multi_allowed(): a file with its own get_unmapped_area (a private /dev/zero
+            // mapping: get_unmapped_area_zero()) might not obey MAP_FIXED, so its VMA moves
+            // only alone. Anonymous memory, shmem, hugetlb and drivers' files (no
+            // get_unmapped_area) may move together.
+            let multi_allowed = vma.file.is_none()
+                || vma.shmem_id().is_some()
+                || vma.flags.contains(super::vma::VM_HUGETLB)
+                || matches!(vma.ops, VmaOps::Driver(_));
+            if !multi_allowed && (seen || vma.end.as_u64() < end) {
+                return Err(Errno::EFAULT);
+            }
             last_end = vma.end.as_u64();
             cursor = vma.end.as_u64();
             vrm.addr = addr;
             vrm.new_addr = target + offset;
             vrm.old_len = len;
             vrm.new_len = len;
-            // vma_multi_allowed(): no userfaultfd here, and shmem obeys MAP_FIXED.
             self.check_prep_vma(vrm, Some(&vma))?;
             let moved = self.mremap_to(vrm)?;
             if !seen {
