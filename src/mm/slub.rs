@@ -47,7 +47,7 @@ use crate::addr::{PAGE_SHIFT, PAGE_SIZE, Pfn, PhysAddr};
 use crate::hw::ram::Ram;
 use crate::kernel::random::Prng;
 use crate::mm::gfp::Gfp;
-use crate::mm::page::{PAGES_PER_SECTION, PFN_SECTION_SHIFT, PageRole};
+use crate::mm::page::{PAGES_PER_SECTION, PageRole};
 use crate::mm::page_alloc::PageAlloc;
 use std::fmt::Write;
 
@@ -844,11 +844,13 @@ pub fn calculate_sizes(object_size: u32, align: u32, flags: SlabFlags, nr_cpus: 
 /// frame's `struct page` (`compound_head()`, then `slab->slab_cache`), kept beside the mem_map
 /// so that a free finds its slab in one load instead of searching for the block's first page.
 /// Entries change exactly when a slab page's role does (`new_slab()`, `discard_slab()`);
-/// [`Slub::validate`] checks both agree. Sections of the mem_map's size, made on first use.
+/// [`Slub::validate`] checks both agree. One flat array up to the highest slab frame so far
+/// (a free's lookup is one dependent load), grown into a new zeroed allocation, which the
+/// host commits only where entries are written: 8 bytes per frame of address space at most.
 #[derive(Clone, Debug, Default)]
 struct SlabFrames {
-    /// Per section: `(cache + 1) << 32 | slot` for each frame, 0 for a frame of no slab.
-    sections: Vec<Option<Box<[u64; PAGES_PER_SECTION as usize]>>>,
+    /// Per frame: `(cache + 1) << 32 | slot`, 0 for a frame of no slab.
+    entries: Vec<u64>,
     /// Entries that are not 0.
     used: u64,
 }
@@ -857,31 +859,22 @@ impl SlabFrames {
     /// The cache and slot of the slab holding frame `pfn`, if any.
     #[inline(always)]
     fn get(&self, pfn: u64) -> Option<(CacheId, u32)> {
-        let sec = self
-            .sections
-            .get(usize::try_from(pfn >> PFN_SECTION_SHIFT).ok()?)?
-            .as_deref()?;
-        let e = sec[(pfn & (PAGES_PER_SECTION - 1)) as usize];
+        let e = *self.entries.get(usize::try_from(pfn).ok()?)?;
         (e != 0).then(|| (CacheId(((e >> 32) - 1) as u32), e as u32))
     }
 
     /// Records the `2^order` frames at `pfn` as slab `slot` of cache `id` (`entry`), or as no
     /// slab (`entry` 0).
     fn set(&mut self, pfn: Pfn, order: u32, entry: u64) {
-        // A block is aligned to its size, at most 2^MAX_PAGE_ORDER frames: within a section.
-        const _: () = assert!(crate::mm::zone::MAX_PAGE_ORDER <= PFN_SECTION_SHIFT);
-        let s = (pfn.as_u64() >> PFN_SECTION_SHIFT) as usize;
-        if s >= self.sections.len() {
-            self.sections.resize_with(s + 1, || None);
+        let first = usize::try_from(pfn.as_u64()).expect("a frame number fits the host");
+        let end = first + (1 << order);
+        if end > self.entries.len() {
+            // vec![0; n] is a zeroed allocation: only what is copied or set gets committed.
+            let mut grown = vec![0; end.next_power_of_two().max(PAGES_PER_SECTION as usize)];
+            grown[..self.entries.len()].copy_from_slice(&self.entries);
+            self.entries = grown;
         }
-        let sec = self.sections[s].get_or_insert_with(|| {
-            vec![0; PAGES_PER_SECTION as usize]
-                .into_boxed_slice()
-                .try_into()
-                .expect("the length is PAGES_PER_SECTION")
-        });
-        let first = (pfn.as_u64() & (PAGES_PER_SECTION - 1)) as usize;
-        for e in &mut sec[first..first + (1 << order)] {
+        for e in &mut self.entries[first..end] {
             self.used = self.used + u64::from(entry != 0) - u64::from(*e != 0);
             *e = entry;
         }
