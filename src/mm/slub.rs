@@ -47,7 +47,7 @@ use crate::addr::{PAGE_SHIFT, PAGE_SIZE, Pfn, PhysAddr};
 use crate::hw::ram::Ram;
 use crate::kernel::random::Prng;
 use crate::mm::gfp::Gfp;
-use crate::mm::page::{PAGES_PER_SECTION, PFN_SECTION_SHIFT, PageRole};
+use crate::mm::page::{PAGES_PER_SECTION, PageRole};
 use crate::mm::page_alloc::PageAlloc;
 use std::fmt::Write;
 
@@ -243,7 +243,9 @@ struct Slab {
     /// Links of the node partial list or of a CPU partial list (slot numbers).
     prev: Option<u32>,
     next: Option<u32>,
-    /// Allocated objects, one bit each: mmlab's check of every free.
+    /// Allocated objects, one bit each: mmlab's check of every free. While the slab is a
+    /// CPU's, the bitmap is that CPU's ([`CpuSlab::allocated`]) and this one is all zero:
+    /// read it through [`KmemCache::allocated`].
     allocated: [u64; MAX_SLAB_OBJECTS / 64],
 }
 
@@ -252,13 +254,24 @@ struct Slab {
 /// so no cache needs more.
 const MAX_SLAB_OBJECTS: usize = 512;
 
-/// `struct kmem_cache_cpu`.
+/// `struct kmem_cache_cpu`, with what the fast paths need of the CPU's slab beside it
+/// (mmlab's, as Linux keeps `c->slab` there): the fields a kmalloc/kfree pair reads sit in
+/// the structure's first cache line, and the slab's allocated bitmap, while the slab is
+/// frozen, right after them, so that neither fast path loads the slab.
 #[derive(Clone, Debug, Default)]
+#[repr(C, align(64))]
 struct CpuSlab {
     freelist: u64,
-    slab: Option<u32>,
-    /// The address of object 0 of `slab` (mmlab's: saves the fast path a load of the slab).
+    /// The address of object 0 of `slab`.
     base: u64,
+    slab: Option<u32>,
+    /// Bytes that `slab`'s objects span from `base` (`objects * size`): an address `rel`
+    /// bytes past `base` is one of its objects when `rel` is below this and a multiple of
+    /// the size.
+    span: u32,
+    /// The allocated bitmap of `slab` while it is this CPU's ([`Slab::allocated`] is all
+    /// zero meanwhile); all zero without a slab.
+    allocated: [u64; MAX_SLAB_OBJECTS / 64],
     /// Head of the CPU partial list and its length.
     partial: Option<u32>,
     partial_len: u32,
@@ -376,16 +389,14 @@ impl KmemCache {
     }
     /// Objects allocated and not freed, by mmlab's own count.
     pub fn objects_in_use(&self) -> u64 {
+        let bits = |a: &[u64]| a.iter().map(|w| u64::from(w.count_ones())).sum::<u64>();
+        // A CPU slab's bits are its CPU's; its own bitmap is zero meanwhile.
         self.slabs
             .iter()
             .flatten()
-            .map(|s| {
-                s.allocated
-                    .iter()
-                    .map(|w| u64::from(w.count_ones()))
-                    .sum::<u64>()
-            })
-            .sum()
+            .map(|s| bits(&s.allocated))
+            .sum::<u64>()
+            + self.cpu.iter().map(|c| bits(&c.allocated)).sum::<u64>()
     }
     /// Free objects on the node's partial slabs (`count_partial(n, count_free)`), which
     /// /proc/slabinfo subtracts: objects on CPU slabs and CPU partial slabs count as active.
@@ -444,6 +455,55 @@ impl KmemCache {
     #[inline]
     fn obj_to_index(&self, rel: u64) -> u64 {
         obj_to_index(self.reciprocal_size, rel)
+    }
+    /// The allocated bitmap of slab `slot`: its CPU's while it is a CPU slab, else its own.
+    fn allocated(&self, slot: u32) -> &[u64; MAX_SLAB_OBJECTS / 64] {
+        let s = self.slab(slot);
+        match s.state {
+            SlabState::Cpu(cpu) => {
+                let cs = &self.cpu[cpu as usize];
+                debug_assert_eq!(cs.slab, Some(slot));
+                &cs.allocated
+            }
+            _ => &s.allocated,
+        }
+    }
+    /// [`KmemCache::allocated`], writable.
+    fn allocated_mut(&mut self, slot: u32) -> &mut [u64; MAX_SLAB_OBJECTS / 64] {
+        let s = self.slabs[slot as usize].as_mut().expect("slot in use");
+        match s.state {
+            SlabState::Cpu(cpu) => {
+                let cs = &mut self.cpu[cpu as usize];
+                debug_assert_eq!(cs.slab, Some(slot));
+                &mut cs.allocated
+            }
+            _ => &mut s.allocated,
+        }
+    }
+    /// Makes slab `slot` CPU `cpu`'s slab (frozen): the CPU structure gets its object base,
+    /// span and allocated bitmap. The slab's freelist is left to the caller.
+    fn set_cpu_slab(&mut self, cpu: usize, slot: u32, page_offset: u64) {
+        let (size, red_left_pad) = (self.size, self.red_left_pad);
+        let s = self.slabs[slot as usize].as_mut().expect("slot in use");
+        s.state = SlabState::Cpu(cpu as u32);
+        let cs = &mut self.cpu[cpu];
+        debug_assert!(cs.slab.is_none());
+        cs.slab = Some(slot);
+        cs.base = page_offset + s.pfn.as_u64() * PAGE_SIZE + u64::from(red_left_pad);
+        cs.span = s.objects * size;
+        cs.allocated = std::mem::take(&mut s.allocated);
+    }
+    /// CPU `cpu`'s slab, if any, stops being its (the caller sets its new state): its
+    /// allocated bitmap goes back to it. The CPU freelist is left to the caller.
+    fn take_cpu_slab(&mut self, cpu: usize) -> Option<u32> {
+        let cs = &mut self.cpu[cpu];
+        let slot = cs.slab.take()?;
+        let bits = std::mem::take(&mut cs.allocated);
+        (cs.base, cs.span) = (0, 0);
+        let s = self.slabs[slot as usize].as_mut().expect("slot in use");
+        debug_assert!(s.allocated.iter().all(|&w| w == 0));
+        s.allocated = bits;
+        Some(slot)
     }
     #[inline]
     fn slab(&self, i: u32) -> &Slab {
@@ -784,11 +844,13 @@ pub fn calculate_sizes(object_size: u32, align: u32, flags: SlabFlags, nr_cpus: 
 /// frame's `struct page` (`compound_head()`, then `slab->slab_cache`), kept beside the mem_map
 /// so that a free finds its slab in one load instead of searching for the block's first page.
 /// Entries change exactly when a slab page's role does (`new_slab()`, `discard_slab()`);
-/// [`Slub::validate`] checks both agree. Sections of the mem_map's size, made on first use.
+/// [`Slub::validate`] checks both agree. One flat array up to the highest slab frame so far
+/// (a free's lookup is one dependent load), grown into a new zeroed allocation, which the
+/// host commits only where entries are written: 8 bytes per frame of address space at most.
 #[derive(Clone, Debug, Default)]
 struct SlabFrames {
-    /// Per section: `(cache + 1) << 32 | slot` for each frame, 0 for a frame of no slab.
-    sections: Vec<Option<Box<[u64; PAGES_PER_SECTION as usize]>>>,
+    /// Per frame: `(cache + 1) << 32 | slot`, 0 for a frame of no slab.
+    entries: Vec<u64>,
     /// Entries that are not 0.
     used: u64,
 }
@@ -797,31 +859,22 @@ impl SlabFrames {
     /// The cache and slot of the slab holding frame `pfn`, if any.
     #[inline(always)]
     fn get(&self, pfn: u64) -> Option<(CacheId, u32)> {
-        let sec = self
-            .sections
-            .get(usize::try_from(pfn >> PFN_SECTION_SHIFT).ok()?)?
-            .as_deref()?;
-        let e = sec[(pfn & (PAGES_PER_SECTION - 1)) as usize];
+        let e = *self.entries.get(usize::try_from(pfn).ok()?)?;
         (e != 0).then(|| (CacheId(((e >> 32) - 1) as u32), e as u32))
     }
 
     /// Records the `2^order` frames at `pfn` as slab `slot` of cache `id` (`entry`), or as no
     /// slab (`entry` 0).
     fn set(&mut self, pfn: Pfn, order: u32, entry: u64) {
-        // A block is aligned to its size, at most 2^MAX_PAGE_ORDER frames: within a section.
-        const _: () = assert!(crate::mm::zone::MAX_PAGE_ORDER <= PFN_SECTION_SHIFT);
-        let s = (pfn.as_u64() >> PFN_SECTION_SHIFT) as usize;
-        if s >= self.sections.len() {
-            self.sections.resize_with(s + 1, || None);
+        let first = usize::try_from(pfn.as_u64()).expect("a frame number fits the host");
+        let end = first + (1 << order);
+        if end > self.entries.len() {
+            // vec![0; n] is a zeroed allocation: only what is copied or set gets committed.
+            let mut grown = vec![0; end.next_power_of_two().max(PAGES_PER_SECTION as usize)];
+            grown[..self.entries.len()].copy_from_slice(&self.entries);
+            self.entries = grown;
         }
-        let sec = self.sections[s].get_or_insert_with(|| {
-            vec![0; PAGES_PER_SECTION as usize]
-                .into_boxed_slice()
-                .try_into()
-                .expect("the length is PAGES_PER_SECTION")
-        });
-        let first = (pfn.as_u64() & (PAGES_PER_SECTION - 1)) as usize;
-        for e in &mut sec[first..first + (1 << order)] {
+        for e in &mut self.entries[first..end] {
             self.used = self.used + u64::from(entry != 0) - u64::from(*e != 0);
             *e = entry;
         }
@@ -1553,7 +1606,7 @@ impl Slub {
     /// `deactivate_slab()`: CPU `cpu`'s slab goes back with the objects of its freelist.
     fn deactivate_slab(&mut self, id: CacheId, cpu: usize, mem: &mut SlabMem<'_>) {
         let c = self.cache_mut(id);
-        let Some(slot) = c.cpu[cpu].slab.take() else {
+        let Some(slot) = c.take_cpu_slab(cpu) else {
             return;
         };
         let head = std::mem::take(&mut c.cpu[cpu].freelist);
@@ -1673,13 +1726,13 @@ impl Slub {
         if object == 0 || c.flags.intersects(SLAB_DEBUG_FLAGS) {
             return None;
         }
-        let s = c.slabs.get_mut(cs.slab? as usize)?.as_mut()?;
+        // A CPU freelist is made of objects of the CPU's slab, whose bitmap is the CPU's.
         let at = object + u64::from(c.offset);
         let raw = ram.read_u64(PhysAddr::new(at - po)).unwrap_or(0);
         let idx = obj_to_index(c.reciprocal_size, object - cs.base);
         cs.freelist = KmemCache::encode_ptr(c.random, raw, at);
         c.stats.alloc_fastpath += 1;
-        s.allocated[(idx / 64) as usize] |= 1 << (idx % 64);
+        cs.allocated[(idx / 64) as usize] |= 1 << (idx % 64);
         if gfp.contains(Gfp::ZERO) {
             let _ = ram.fill(PhysAddr::new(object - po), u64::from(c.object_size), 0);
         }
@@ -1719,8 +1772,7 @@ impl Slub {
         let c = self.cache_mut(id);
         let base = po + c.slab(slot).pfn.as_u64() * PAGE_SIZE + u64::from(c.red_left_pad);
         let idx = c.obj_to_index(object - base) as u32;
-        let s = c.slab_mut(slot);
-        s.allocated[(idx / 64) as usize] |= 1 << (idx % 64);
+        c.allocated_mut(slot)[(idx / 64) as usize] |= 1 << (idx % 64);
         // slab_post_alloc_hook(): __GFP_ZERO clears the object; otherwise it keeps what it
         // held, the encoded free pointer included (init_on_alloc is off on the host).
         if gfp.contains(Gfp::ZERO) {
@@ -1761,8 +1813,8 @@ impl Slub {
                     return Ok((self.load_freelist(id, cpu, fl, mem.ram), slot));
                 }
                 // Full: it leaves the CPU and is on no list.
-                s.state = SlabState::Full;
-                c.cpu[cpu].slab = None;
+                c.take_cpu_slab(cpu);
+                c.slab_mut(slot).state = SlabState::Full;
             }
             // new_slab: the CPU partial list first.
             if let Some(slot) = c.cpu[cpu].partial {
@@ -1783,10 +1835,7 @@ impl Slub {
             let s = c.slab_mut(slot);
             let fl = std::mem::take(&mut s.freelist);
             s.inuse = s.objects;
-            s.state = SlabState::Cpu(cpu as u32);
-            let base = po + s.pfn.as_u64() * PAGE_SIZE + u64::from(c.red_left_pad);
-            c.cpu[cpu].slab = Some(slot);
-            c.cpu[cpu].base = base;
+            c.set_cpu_slab(cpu, slot, po);
             return Ok((self.load_freelist(id, cpu, fl, mem.ram), slot));
         }
     }
@@ -1795,12 +1844,7 @@ impl Slub {
     /// turn of the loop.
     fn freeze(&mut self, id: CacheId, slot: u32, cpu: usize) {
         let po = self.cfg.page_offset;
-        let c = self.cache_mut(id);
-        debug_assert!(c.cpu[cpu].slab.is_none());
-        c.slab_mut(slot).state = SlabState::Cpu(cpu as u32);
-        let base = po + c.slab(slot).pfn.as_u64() * PAGE_SIZE + u64::from(c.red_left_pad);
-        c.cpu[cpu].slab = Some(slot);
-        c.cpu[cpu].base = base;
+        self.cache_mut(id).set_cpu_slab(cpu, slot, po);
     }
 
     /// The `load_freelist:` label: the first object is returned, the rest is the CPU's.
@@ -1921,24 +1965,30 @@ impl Slub {
         if c.flags.intersects(SLAB_DEBUG_FLAGS) {
             return false;
         }
-        let Some(Some(s)) = c.slabs.get_mut(slot as usize) else {
-            return false;
-        };
-        let Some(idx) = object_index(c.size, c.reciprocal_size, c.red_left_pad, po, s, x) else {
-            return false;
-        };
         // `c.cpu` has one entry per CPU: the bound check is check_cpu().
         let Some(cs) = c.cpu.get_mut(cpu as usize) else {
             return false;
         };
-        let (word, bit) = ((idx / 64) as usize, 1u64 << (idx % 64));
-        if s.allocated[word] & bit == 0 {
-            return false;
-        }
-        let at = x + u64::from(c.offset);
         if cs.slab == Some(slot) {
-            // The CPU's own slab: onto the CPU freelist.
-            s.allocated[word] &= !bit;
+            // The CPU's own slab, all of it in the CPU structure: an object is `rel` bytes
+            // past `base`, below `span`, a multiple of the size (one multiplication, as in
+            // object_index()).
+            let rel = x.wrapping_sub(cs.base);
+            if rel >= u64::from(cs.span) {
+                return false;
+            }
+            let p = u128::from(c.reciprocal_size) * u128::from(rel);
+            if p as u64 >= c.reciprocal_size {
+                return false;
+            }
+            let idx = (p >> 64) as u64;
+            let (word, bit) = ((idx / 64) as usize, 1u64 << (idx % 64));
+            if cs.allocated[word] & bit == 0 {
+                return false;
+            }
+            // Onto the CPU freelist.
+            cs.allocated[word] &= !bit;
+            let at = x + u64::from(c.offset);
             let _ = ram.write_u64(
                 PhysAddr::new(at - po),
                 KmemCache::encode_ptr(c.random, cs.freelist, at),
@@ -1947,18 +1997,30 @@ impl Slub {
             c.stats.free_fastpath += 1;
             return true;
         }
-        // __slab_free() when no list changes: the slab is another CPU's (frozen), on a CPU
-        // partial list, or on the node list and not becoming empty.
-        let stays = match s.state {
-            SlabState::Cpu(_) | SlabState::CpuPartial(_) => true,
-            SlabState::NodePartial => s.inuse > 1,
-            SlabState::Full | SlabState::Leaked => false,
+        let Some(Some(s)) = c.slabs.get_mut(slot as usize) else {
+            return false;
         };
-        if !stays {
+        let Some(idx) = object_index(c.size, c.reciprocal_size, c.red_left_pad, po, s, x) else {
+            return false;
+        };
+        // __slab_free() when no list changes: the slab is another CPU's (frozen; its bitmap
+        // is that CPU's), on a CPU partial list, or on the node list and not becoming empty.
+        let bits = match s.state {
+            SlabState::Cpu(other) => match c.cpu.get_mut(other as usize) {
+                Some(o) => &mut o.allocated,
+                None => return false,
+            },
+            SlabState::CpuPartial(_) => &mut s.allocated,
+            SlabState::NodePartial if s.inuse > 1 => &mut s.allocated,
+            SlabState::NodePartial | SlabState::Full | SlabState::Leaked => return false,
+        };
+        let (word, bit) = ((idx / 64) as usize, 1u64 << (idx % 64));
+        if bits[word] & bit == 0 {
             return false;
         }
         // push_to_slab(), with the slab in hand.
-        s.allocated[word] &= !bit;
+        bits[word] &= !bit;
+        let at = x + u64::from(c.offset);
         let _ = ram.write_u64(
             PhysAddr::new(at - po),
             KmemCache::encode_ptr(c.random, s.freelist, at),
@@ -2103,7 +2165,7 @@ impl Slub {
     ) -> Result<(), SlabError> {
         let c = self.cache(owner).expect("located");
         let s = c.slab(slot);
-        if s.allocated[(idx / 64) as usize] & (1 << (idx % 64)) == 0 {
+        if c.allocated(slot)[(idx / 64) as usize] & (1 << (idx % 64)) == 0 {
             return Err(self.bug(
                 &c.name,
                 "Object already free",
@@ -2121,7 +2183,7 @@ impl Slub {
             self.init_object(c, x, SLUB_RED_INACTIVE, mem.ram);
         }
         let c = self.cache_mut(owner);
-        c.slab_mut(slot).allocated[(idx / 64) as usize] &= !(1 << (idx % 64));
+        c.allocated_mut(slot)[(idx / 64) as usize] &= !(1 << (idx % 64));
         if c.debug() {
             self.free_to_partial_list(owner, slot, x, mem);
             return Ok(());
@@ -2464,7 +2526,7 @@ impl Slub {
                     "{name}: slab {slot} freelist has another slab's object"
                 ));
             }
-            if c.slab(slot).allocated[(idx / 64) as usize] & (1 << (idx % 64)) != 0 {
+            if c.allocated(slot)[(idx / 64) as usize] & (1 << (idx % 64)) != 0 {
                 return Err(format!(
                     "{name}: allocated object 0x{o:x} on slab {slot}'s freelist"
                 ));
@@ -2521,6 +2583,31 @@ impl Slub {
                         c.slab(slot).state
                     ));
                 }
+                // What the CPU structure keeps of its slab.
+                let (base, span) = match cs.slab {
+                    Some(slot) => {
+                        let s = c.slab(slot);
+                        if s.allocated.iter().any(|&w| w != 0) {
+                            return Err(format!(
+                                "{name}: cpu {cpu}'s slab {slot} has a bitmap of its own"
+                            ));
+                        }
+                        let base = self.va(s.pfn) + u64::from(c.red_left_pad);
+                        (base, s.objects * c.size)
+                    }
+                    None => {
+                        if cs.allocated.iter().any(|&w| w != 0) {
+                            return Err(format!("{name}: cpu {cpu} has a bitmap but no slab"));
+                        }
+                        (0, 0)
+                    }
+                };
+                if (cs.base, cs.span) != (base, span) {
+                    return Err(format!(
+                        "{name}: cpu {cpu} keeps base {:#x} span {}, its slab has {base:#x} {span}",
+                        cs.base, cs.span
+                    ));
+                }
             }
             let mut listed = 0;
             let mut p = c.node.partial_head;
@@ -2542,6 +2629,13 @@ impl Slub {
             }
             for (slot, s) in c.slabs.iter().enumerate() {
                 let Some(s) = s else { continue };
+                if let SlabState::Cpu(cpu) = s.state
+                    && c.cpu.get(cpu as usize).and_then(|cs| cs.slab) != Some(slot as u32)
+                {
+                    return Err(format!(
+                        "{name}: slab {slot} is frozen on cpu {cpu}, not its slab"
+                    ));
+                }
                 nr_slabs += 1;
                 total += u64::from(s.objects);
                 let page = pa
@@ -2583,7 +2677,11 @@ impl Slub {
                         s.inuse, s.objects
                     ));
                 }
-                let allocated: u32 = s.allocated.iter().map(|w| w.count_ones()).sum();
+                let allocated: u32 = c
+                    .allocated(slot as u32)
+                    .iter()
+                    .map(|w| w.count_ones())
+                    .sum();
                 let cpu_free = on_cpu_freelist.get(&(slot as u32)).copied().unwrap_or(0);
                 if allocated + cpu_free != s.inuse {
                     return Err(format!(
