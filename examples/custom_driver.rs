@@ -13,7 +13,7 @@
 
 use mmlab::addr::Pfn;
 use mmlab::drivers::{Driver, DriverId, MmapVma, ModuleParams};
-use mmlab::kernel::file::{File, IovIter, O_RDWR, SEEK_CUR, SEEK_END, SEEK_SET};
+use mmlab::kernel::file::{File, IovIter, O_RDWR, fixed_size_llseek};
 use mmlab::kernel::sys::Cred;
 use mmlab::mm::gfp::Gfp;
 use mmlab::mm::vm_ops::{FaultDone, FaultEnv, FaultError, VmFaultInfo, VmOperations, VmaInfo};
@@ -116,17 +116,7 @@ impl Driver for Scratch {
         offset: i64,
         whence: u32,
     ) -> Result<u64, Errno> {
-        let base = match whence {
-            SEEK_SET => 0,
-            SEEK_CUR => file.pos as i64,
-            SEEK_END => PAGE as i64,
-            _ => return Err(Errno::EINVAL),
-        };
-        let pos = base
-            .checked_add(offset)
-            .filter(|p| (0..=PAGE as i64).contains(p));
-        file.pos = pos.ok_or(Errno::EINVAL)? as u64;
-        Ok(file.pos)
+        fixed_size_llseek(file, offset, whence, PAGE)
     }
 
     fn unlocked_ioctl(

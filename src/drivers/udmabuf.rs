@@ -16,7 +16,7 @@
 
 use super::{Driver, DriverId, MmapVma, ModuleParams};
 use crate::addr::{PAGE_SHIFT, PAGE_SIZE, Pfn};
-use crate::kernel::file::{File, IovIter, O_SYNC, SEEK_CUR, SEEK_END, SEEK_SET};
+use crate::kernel::file::{File, IovIter, O_SYNC, fixed_size_llseek};
 use crate::kernel::{Errno, Kernel};
 use crate::mm::gfp::Gfp;
 use crate::mm::vm_ops::VmOperations;
@@ -172,19 +172,8 @@ impl Driver for UDmaBuf {
         offset: i64,
         whence: u32,
     ) -> Result<u64, Errno> {
-        let b = self.buf(file)?;
-        let base = match whence {
-            SEEK_SET => 0,
-            SEEK_CUR => file.pos as i64,
-            SEEK_END => b.size as i64,
-            _ => return Err(Errno::EINVAL),
-        };
-        let pos = base.checked_add(offset).ok_or(Errno::EINVAL)?;
-        if pos < 0 || pos as u64 > b.size {
-            return Err(Errno::EINVAL);
-        }
-        file.pos = pos as u64;
-        Ok(file.pos)
+        let size = self.buf(file)?.size;
+        fixed_size_llseek(file, offset, whence, size)
     }
 
     fn has_mmap(&self, _file: &File) -> bool {

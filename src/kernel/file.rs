@@ -81,6 +81,26 @@ pub const MAX_RW_COUNT: u64 = (i32::MAX as u64) & !(crate::addr::PAGE_SIZE - 1);
 /// The most a script may move in one read or write: what fits the model's buffers.
 pub const MAX_SCRIPT_RW: u64 = crate::kernel::user_access::MAX_ACCESS;
 
+/// `fixed_size_llseek(file, offset, whence, size)`: SEEK_SET, SEEK_CUR and SEEK_END move the
+/// position anywhere in `[0, size]`; anything else, or a position outside, is EINVAL. For
+/// drivers of a buffer of fixed size.
+pub fn fixed_size_llseek(
+    file: &mut File,
+    offset: i64,
+    whence: u32,
+    size: u64,
+) -> Result<u64, Errno> {
+    let base = match whence {
+        SEEK_SET => 0,
+        SEEK_CUR => file.pos,
+        SEEK_END => size,
+        _ => return Err(Errno::EINVAL),
+    };
+    let pos = base.checked_add_signed(offset).filter(|&p| p <= size);
+    file.pos = pos.ok_or(Errno::EINVAL)?;
+    Ok(file.pos)
+}
+
 /// An open file's identity (`struct file *`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FileId(pub u64);

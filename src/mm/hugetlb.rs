@@ -14,7 +14,7 @@ use super::MmCtx;
 use super::mman::*;
 use super::mmap::{calc_vm_flag_bits, calc_vm_prot_bits};
 use super::vma::{VM_GROWSDOWN, VM_MAY_RWX};
-use crate::addr::{PAGE_SIZE, VirtAddr};
+use crate::addr::PAGE_SIZE;
 use crate::kernel::Errno;
 
 /// `LEGACY_MAP_MASK` (include/linux/mman.h): the flags MAP_SHARED_VALIDATE accepts for a file
@@ -90,20 +90,8 @@ impl MmCtx<'_> {
         if addr < self.vm.sysctl.dac_mmap_min_addr && !self.capable() {
             return Errno::EPERM;
         }
-        if flags & MAP_FIXED_NOREPLACE != 0
-            && self
-                .mm
-                .vmas
-                .find_vma_intersection(VirtAddr::new(addr), VirtAddr::new(addr + len))
-                .is_some()
-        {
-            return Errno::EEXIST;
-        }
-        if flags & MAP_LOCKED != 0 && !self.can_do_mlock() {
-            return Errno::EPERM;
-        }
-        if !self.mlock_future_ok(vm_flags, len) {
-            return Errno::EAGAIN;
+        if let Err(e) = self.mmap_area_checks(addr, len, flags, vm_flags) {
+            return e;
         }
         // The file cases of do_mmap()'s MAP_TYPE switch (the file is opened O_RDWR).
         match flags & MAP_TYPE {

@@ -349,21 +349,7 @@ impl MmCtx<'_> {
             calc_vm_prot_bits(prot) | calc_vm_flag_bits(flags) | self.mm.def_flags | VM_MAY_RWX;
         let shared = flags & MAP_TYPE == MAP_SHARED;
         let addr = self.get_unmapped_area(addr, len, flags, shared)?;
-        if flags & MAP_FIXED_NOREPLACE != 0
-            && self
-                .mm
-                .vmas
-                .find_vma_intersection(VirtAddr::new(addr), VirtAddr::new(addr + len))
-                .is_some()
-        {
-            return Err(Errno::EEXIST);
-        }
-        if flags & MAP_LOCKED != 0 && !self.can_do_mlock() {
-            return Err(Errno::EPERM);
-        }
-        if !self.mlock_future_ok(vm_flags, len) {
-            return Err(Errno::EAGAIN);
-        }
+        self.mmap_area_checks(addr, len, flags, vm_flags)?;
         let pgoff = match flags & MAP_TYPE {
             MAP_SHARED => {
                 if vm_flags.intersects(VM_GROWSDOWN) {
@@ -394,6 +380,34 @@ impl MmCtx<'_> {
         Ok((addr, populate))
     }
 
+    /// The checks `do_mmap()` makes once it has the address, in its order: MAP_FIXED_NOREPLACE
+    /// over a mapping (EEXIST), MAP_LOCKED without the right to lock (EPERM), and a lock that
+    /// RLIMIT_MEMLOCK would refuse (EAGAIN).
+    pub(super) fn mmap_area_checks(
+        &self,
+        addr: u64,
+        len: u64,
+        flags: u64,
+        vm_flags: VmFlags,
+    ) -> Result<(), Errno> {
+        if flags & MAP_FIXED_NOREPLACE != 0
+            && self
+                .mm
+                .vmas
+                .find_vma_intersection(VirtAddr::new(addr), VirtAddr::new(addr + len))
+                .is_some()
+        {
+            return Err(Errno::EEXIST);
+        }
+        if flags & MAP_LOCKED != 0 && !self.can_do_mlock() {
+            return Err(Errno::EPERM);
+        }
+        if !self.mlock_future_ok(vm_flags, len) {
+            return Err(Errno::EAGAIN);
+        }
+        Ok(())
+    }
+
     /// `do_mmap()` for a file (`fmode`: the open file's FMODE_READ/FMODE_WRITE; `has_mmap`:
     /// whether it has an `->mmap`; `area`: how its `get_unmapped_area` searches). Makes the
     /// VMA, mapping `file` at page `pgoff`; the caller then runs the file's `->mmap` on it —
@@ -421,23 +435,9 @@ impl MmCtx<'_> {
         }
         let shared_type = matches!(flags & MAP_TYPE, MAP_SHARED | MAP_SHARED_VALIDATE);
         let addr = self.get_unmapped_area_file(addr, len, flags, pgoff, area)?;
-        if flags & MAP_FIXED_NOREPLACE != 0
-            && self
-                .mm
-                .vmas
-                .find_vma_intersection(VirtAddr::new(addr), VirtAddr::new(addr + len))
-                .is_some()
-        {
-            return Err(Errno::EEXIST);
-        }
         let mut vm_flags =
             calc_vm_prot_bits(prot) | calc_vm_flag_bits(flags) | self.mm.def_flags | VM_MAY_RWX;
-        if flags & MAP_LOCKED != 0 && !self.can_do_mlock() {
-            return Err(Errno::EPERM);
-        }
-        if !self.mlock_future_ok(vm_flags, len) {
-            return Err(Errno::EAGAIN);
-        }
+        self.mmap_area_checks(addr, len, flags, vm_flags)?;
         if shared_type {
             if flags & MAP_TYPE == MAP_SHARED {
                 flags &= LEGACY_MAP_MASK;

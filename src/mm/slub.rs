@@ -1276,19 +1276,33 @@ impl Slub {
             && let Some(Some(c)) = self.caches.get(id.0 as usize)
             && let Some(Some(slab)) = c.slabs.get(slot as usize)
         {
-            return match object_index(
-                c.size,
-                c.reciprocal_size,
-                c.red_left_pad,
-                self.cfg.page_offset,
-                slab,
-                x,
-            ) {
-                Some(idx) => Ok((id, slot, idx)),
-                None => Err(invalid_pointer(x)),
-            };
+            return self.located(c, id, slot, slab, x);
         }
         self.locate_by_page(x, pa)
+    }
+
+    /// The end of both lookups: `x` must be the start of an object of `slab` (slot `slot` of
+    /// cache `id`, `c`), else it is an invalid object pointer.
+    #[inline(always)]
+    fn located(
+        &self,
+        c: &KmemCache,
+        id: CacheId,
+        slot: u32,
+        slab: &Slab,
+        x: u64,
+    ) -> Result<(CacheId, u32, u32), String> {
+        match object_index(
+            c.size,
+            c.reciprocal_size,
+            c.red_left_pad,
+            self.cfg.page_offset,
+            slab,
+            x,
+        ) {
+            Some(idx) => Ok((id, slot, idx)),
+            None => Err(invalid_pointer(x)),
+        }
     }
 
     /// The cache and slot of the slab whose frames hold `x`, by the frame index.
@@ -1338,17 +1352,7 @@ impl Slub {
             .get(slot as usize)
             .and_then(|x| x.as_ref())
             .ok_or("slab of no slot")?;
-        match object_index(
-            s.size,
-            s.reciprocal_size,
-            s.red_left_pad,
-            self.cfg.page_offset,
-            slab,
-            x,
-        ) {
-            Some(idx) => Ok((id, slot, idx)),
-            None => Err(invalid_pointer(x)),
-        }
+        self.located(s, id, slot, slab, x)
     }
 
     /// The cache of the slab page holding `x`, if it is one.
