@@ -91,22 +91,13 @@ impl Driver for Scratch {
     }
 
     fn read(&mut self, k: &mut Kernel, file: &mut File, to: &mut IovIter) -> Result<u64, Errno> {
-        let n = to.count().min(PAGE.saturating_sub(file.pos));
-        let data = k.bus_read(self.phys()? + file.pos, n);
-        let done = k.copy_to_iter(&data, to)?;
-        file.pos += done;
-        Ok(done)
+        let phys = self.phys()?;
+        k.read_phys_buffer(file, to, phys, PAGE)
     }
 
     fn write(&mut self, k: &mut Kernel, file: &mut File, from: &mut IovIter) -> Result<u64, Errno> {
-        if file.pos >= PAGE {
-            return Err(Errno::ENOSPC);
-        }
-        let n = from.count().min(PAGE - file.pos);
-        let data = k.copy_from_iter(n, from)?;
-        k.bus_write(self.phys()? + file.pos, &data);
-        file.pos += n;
-        Ok(n)
+        let phys = self.phys()?;
+        k.write_phys_buffer(file, from, phys, PAGE)
     }
 
     fn llseek(

@@ -143,26 +143,12 @@ impl Driver for UDmaBuf {
 
     fn read(&mut self, k: &mut Kernel, file: &mut File, to: &mut IovIter) -> Result<u64, Errno> {
         let b = self.buf(file)?;
-        if file.pos >= b.size {
-            return Ok(0);
-        }
-        let n = to.count().min(b.size - file.pos);
-        let data = k.bus_read(b.phys() + file.pos, n);
-        let done = k.copy_to_iter(&data, to)?;
-        file.pos += done;
-        Ok(done)
+        k.read_phys_buffer(file, to, b.phys(), b.size)
     }
 
     fn write(&mut self, k: &mut Kernel, file: &mut File, from: &mut IovIter) -> Result<u64, Errno> {
         let b = self.buf(file)?;
-        if file.pos >= b.size {
-            return Err(Errno::ENOSPC);
-        }
-        let n = from.count().min(b.size - file.pos);
-        let data = k.copy_from_iter(n, from)?;
-        k.bus_write(b.phys() + file.pos, &data);
-        file.pos += n;
-        Ok(n)
+        k.write_phys_buffer(file, from, b.phys(), b.size)
     }
 
     fn llseek(

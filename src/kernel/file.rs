@@ -393,6 +393,45 @@ impl Kernel {
         }
     }
 
+    /// `simple_read_from_buffer()` for a buffer of `size` bytes at physical address `phys`:
+    /// copies from the file position up to the end (0 at or past it) and advances the
+    /// position. A fault in the destination is EFAULT if nothing was copied.
+    pub fn read_phys_buffer(
+        &mut self,
+        file: &mut File,
+        to: &mut IovIter,
+        phys: u64,
+        size: u64,
+    ) -> Result<u64, Errno> {
+        if file.pos >= size {
+            return Ok(0);
+        }
+        let n = to.count().min(size - file.pos);
+        let data = self.bus_read(phys + file.pos, n);
+        let done = self.copy_to_iter(&data, to)?;
+        file.pos += done;
+        Ok(done)
+    }
+
+    /// The write side of [`Kernel::read_phys_buffer`]: copies into the buffer from the file
+    /// position, as much as fits; ENOSPC at or past its end.
+    pub fn write_phys_buffer(
+        &mut self,
+        file: &mut File,
+        from: &mut IovIter,
+        phys: u64,
+        size: u64,
+    ) -> Result<u64, Errno> {
+        if file.pos >= size {
+            return Err(Errno::ENOSPC);
+        }
+        let n = from.count().min(size - file.pos);
+        let data = self.copy_from_iter(n, from)?;
+        self.bus_write(phys + file.pos, &data);
+        file.pos += n;
+        Ok(n)
+    }
+
     /// `open(path, flags, mode)` by task `pid`: a device node from devtmpfs, opened through
     /// its driver (`chrdev_open()` → the driver's `open`). The descriptor, or ENOENT (no such
     /// node: mmlab has no other files), EACCES (the node's permissions), EMFILE, ENOTDIR
