@@ -13,7 +13,7 @@
 
 use mmlab::addr::Pfn;
 use mmlab::drivers::{Driver, DriverId, MmapVma, ModuleParams};
-use mmlab::kernel::file::{File, IovIter, O_RDWR, fixed_size_llseek};
+use mmlab::kernel::file::{File, IovIter, KernelBuffer, O_RDWR, fixed_size_llseek};
 use mmlab::kernel::sys::Cred;
 use mmlab::mm::gfp::Gfp;
 use mmlab::mm::vm_ops::{FaultDone, FaultEnv, FaultError, VmFaultInfo, VmOperations, VmaInfo};
@@ -92,12 +92,12 @@ impl Driver for Scratch {
 
     fn read(&mut self, k: &mut Kernel, file: &mut File, to: &mut IovIter) -> Result<u64, Errno> {
         let phys = self.phys()?;
-        k.read_phys_buffer(file, to, phys, PAGE)
+        k.simple_read_from_buffer(file, to, KernelBuffer::Phys(phys), PAGE)
     }
 
     fn write(&mut self, k: &mut Kernel, file: &mut File, from: &mut IovIter) -> Result<u64, Errno> {
         let phys = self.phys()?;
-        k.write_phys_buffer(file, from, phys, PAGE)
+        k.simple_write_to_buffer(file, from, KernelBuffer::Phys(phys), PAGE)
     }
 
     fn llseek(

@@ -21,6 +21,7 @@
 pub mod mem;
 pub mod udmabuf;
 pub mod uio;
+pub mod vmbuf;
 
 use crate::arch::x86_64::pgtable_types::CacheMode;
 use crate::kernel::file::{File, IovIter};
@@ -88,6 +89,16 @@ impl MmapVma {
     /// `vma->vm_page_prot = pgprot_writecombine(vma->vm_page_prot)`.
     pub fn pgprot_writecombine(&mut self) {
         self.cache = CacheMode::WriteCombining;
+    }
+
+    /// The VMA as `vm_normal_page()` and vm_operations see it.
+    pub fn info(&self) -> crate::mm::vm_ops::VmaInfo {
+        crate::mm::vm_ops::VmaInfo {
+            start: self.start,
+            end: self.end,
+            pgoff: self.pgoff,
+            flags: self.flags,
+        }
     }
 
     /// Bytes mapped.
@@ -213,13 +224,14 @@ pub struct Drivers {
 }
 
 /// The drivers `insmod` knows by name.
-pub const SHIPPED: &[&str] = &["uio_pdrv_genirq", "u-dma-buf"];
+pub const SHIPPED: &[&str] = &["uio_pdrv_genirq", "u-dma-buf", "vmbuf"];
 
 /// A new driver of the shipped module `name`.
 fn shipped(name: &str) -> Option<Box<dyn Driver>> {
     match name {
         "uio_pdrv_genirq" => Some(Box::new(uio::UioPdrvGenirq::default())),
         "u-dma-buf" => Some(Box::new(udmabuf::UDmaBuf::default())),
+        "vmbuf" => Some(Box::new(vmbuf::VmBuf::default())),
         _ => None,
     }
 }

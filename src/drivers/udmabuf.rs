@@ -16,7 +16,7 @@
 
 use super::{Driver, DriverId, MmapVma, ModuleParams};
 use crate::addr::{PAGE_SHIFT, PAGE_SIZE, Pfn};
-use crate::kernel::file::{File, IovIter, O_SYNC, fixed_size_llseek};
+use crate::kernel::file::{File, IovIter, KernelBuffer, O_SYNC, fixed_size_llseek};
 use crate::kernel::{Errno, Kernel};
 use crate::mm::gfp::Gfp;
 use crate::mm::vm_ops::VmOperations;
@@ -143,12 +143,12 @@ impl Driver for UDmaBuf {
 
     fn read(&mut self, k: &mut Kernel, file: &mut File, to: &mut IovIter) -> Result<u64, Errno> {
         let b = self.buf(file)?;
-        k.read_phys_buffer(file, to, b.phys(), b.size)
+        k.simple_read_from_buffer(file, to, KernelBuffer::Phys(b.phys()), b.size)
     }
 
     fn write(&mut self, k: &mut Kernel, file: &mut File, from: &mut IovIter) -> Result<u64, Errno> {
         let b = self.buf(file)?;
-        k.write_phys_buffer(file, from, b.phys(), b.size)
+        k.simple_write_to_buffer(file, from, KernelBuffer::Phys(b.phys()), b.size)
     }
 
     fn llseek(

@@ -112,9 +112,41 @@ impl Kernel {
         let r = ctx.remap_pfn_ptes(VirtAddr::new(addr), Pfn::new(pfn), pages, prot);
         if r.is_err() {
             // remap_pfn_range(): zap_page_range_single() of what was mapped.
-            ctx.zap_range(VirtAddr::new(addr), VirtAddr::new(end));
+            ctx.zap_range(&vma.info(), VirtAddr::new(addr), VirtAddr::new(end));
         }
         r
+    }
+
+    /// `vm_insert_page(vma, addr, page)` from a driver's `->mmap`: maps one kernel page (the
+    /// first frame of a block from the page allocator, e.g. a vmalloc buffer's page) at `addr`
+    /// as a normal page — it gains a mapping and a reference, the mm an MM_FILEPAGES page —
+    /// with the VMA's protection and cache type, and marks the VMA VM_MIXEDMAP. The page
+    /// outlives its owner's free while it is mapped: the last unmap frees it.
+    ///
+    /// EFAULT for an address outside the VMA; EINVAL for a VM_PFNMAP VMA (Linux's BUG_ON), a
+    /// page with no reference, or one `validate_page_before_insert()` refuses (anonymous,
+    /// slab, page table, free); ENOMEM/EBUSY from the page table.
+    pub fn vm_insert_page(
+        &mut self,
+        vma: &mut crate::drivers::MmapVma,
+        addr: u64,
+        pfn: crate::addr::Pfn,
+    ) -> Result<(), crate::kernel::Errno> {
+        use crate::kernel::Errno;
+        use crate::mm::vma::{VM_MIXEDMAP, VM_PFNMAP};
+        if addr < vma.start || addr >= vma.end {
+            return Err(Errno::EFAULT);
+        }
+        if !vma.flags.contains(VM_MIXEDMAP) {
+            if vma.flags.contains(VM_PFNMAP) {
+                return Err(Errno::EINVAL);
+            }
+            vma.flags |= VM_MIXEDMAP;
+        }
+        let prot =
+            crate::arch::x86_64::pgprot::vm_get_page_prot(vma.flags).union(vma.cache.pte_bits());
+        let va = crate::addr::VirtAddr::new(addr & !(crate::addr::PAGE_SIZE - 1));
+        self.mm_ctx(vma.pid)?.insert_page(va, pfn, prot)
     }
 
     /// `io_remap_pfn_range()`: [`Kernel::remap_pfn_range`] (no memory encryption here).

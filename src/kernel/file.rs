@@ -81,6 +81,16 @@ pub const MAX_RW_COUNT: u64 = (i32::MAX as u64) & !(crate::addr::PAGE_SIZE - 1);
 /// The most a script may move in one read or write: what fits the model's buffers.
 pub const MAX_SCRIPT_RW: u64 = crate::kernel::user_access::MAX_ACCESS;
 
+/// Where a driver's buffer is, for [`Kernel::simple_read_from_buffer`] and
+/// [`Kernel::simple_write_to_buffer`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelBuffer {
+    /// Contiguous at this physical address (read and written through the bus).
+    Phys(u64),
+    /// At this kernel virtual address (a vmalloc buffer), through the kernel page tables.
+    Virt(u64),
+}
+
 /// `fixed_size_llseek(file, offset, whence, size)`: SEEK_SET, SEEK_CUR and SEEK_END move the
 /// position anywhere in `[0, size]`; anything else, or a position outside, is EINVAL. For
 /// drivers of a buffer of fixed size.
@@ -393,33 +403,36 @@ impl Kernel {
         }
     }
 
-    /// `simple_read_from_buffer()` for a buffer of `size` bytes at physical address `phys`:
-    /// copies from the file position up to the end (0 at or past it) and advances the
-    /// position. A fault in the destination is EFAULT if nothing was copied.
-    pub fn read_phys_buffer(
+    /// `simple_read_from_buffer()` for a driver's buffer of `size` bytes at `buf`: copies
+    /// from the file position up to the end (0 at or past it) and advances the position. A
+    /// fault in the destination is EFAULT if nothing was copied.
+    pub fn simple_read_from_buffer(
         &mut self,
         file: &mut File,
         to: &mut IovIter,
-        phys: u64,
+        buf: KernelBuffer,
         size: u64,
     ) -> Result<u64, Errno> {
         if file.pos >= size {
             return Ok(0);
         }
         let n = to.count().min(size - file.pos);
-        let data = self.bus_read(phys + file.pos, n);
+        let data = match buf {
+            KernelBuffer::Phys(phys) => self.bus_read(phys + file.pos, n),
+            KernelBuffer::Virt(va) => self.read_kernel(va + file.pos, n)?,
+        };
         let done = self.copy_to_iter(&data, to)?;
         file.pos += done;
         Ok(done)
     }
 
-    /// The write side of [`Kernel::read_phys_buffer`]: copies into the buffer from the file
-    /// position, as much as fits; ENOSPC at or past its end.
-    pub fn write_phys_buffer(
+    /// `simple_write_to_buffer()` as a device's `write` uses it: copies into the buffer from
+    /// the file position, as much as fits; ENOSPC at or past its end.
+    pub fn simple_write_to_buffer(
         &mut self,
         file: &mut File,
         from: &mut IovIter,
-        phys: u64,
+        buf: KernelBuffer,
         size: u64,
     ) -> Result<u64, Errno> {
         if file.pos >= size {
@@ -427,7 +440,10 @@ impl Kernel {
         }
         let n = from.count().min(size - file.pos);
         let data = self.copy_from_iter(n, from)?;
-        self.bus_write(phys + file.pos, &data);
+        match buf {
+            KernelBuffer::Phys(phys) => self.bus_write(phys + file.pos, &data),
+            KernelBuffer::Virt(va) => self.write_kernel(va + file.pos, &data)?,
+        }
         file.pos += n;
         Ok(n)
     }

@@ -10,7 +10,7 @@ use crate::addr::{PAGE_SHIFT, VirtAddr};
 use crate::drivers::MmapVma;
 use crate::mm::MmCtx;
 use crate::mm::mman::{MAP_ANONYMOUS, MAP_HUGETLB};
-use crate::mm::vma::{VM_NORESERVE, VmaOps};
+use crate::mm::vma::{VM_LOCKED, VM_LOCKED_MASK, VM_NORESERVE, VM_SPECIAL, VmaOps};
 
 impl Kernel {
     /// The mm `id` with everything its operations touch, as a task with `cred` on `cpu` sees
@@ -139,6 +139,12 @@ impl Kernel {
             let r = self.with_driver(file.driver, |d, k| d.mmap(k, &file, &mut vma));
             let r = r.and_then(|()| {
                 let m = self.tasks.mms.get_mut(&mm).ok_or(Errno::ESRCH)?;
+                // __mmap_complete(): a VMA the driver made special (VM_PFNMAP, VM_MIXEDMAP,
+                // VM_IO, VM_DONTEXPAND) cannot be mlocked; it stops counting in locked_vm.
+                if vma.flags.contains(VM_LOCKED) && vma.flags.intersects(VM_SPECIAL) {
+                    vma.flags = vma.flags.without(VM_LOCKED_MASK);
+                    m.locked_vm = m.locked_vm.saturating_sub(vma.len() >> PAGE_SHIFT);
+                }
                 m.vmas.set_mmap_result(
                     VirtAddr::new(done.addr),
                     vma.flags,

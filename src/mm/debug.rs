@@ -6,7 +6,10 @@
 //! (special, in a private VMA) or a user page of the right kind (anonymous in a private VMA,
 //! shmem of the VMA's own object at the VMA's offset), an anonymous page at the index its VMA
 //! gives and on the VMA's anon_vma chain; a writable PTE in a private VMA maps an exclusive
-//! page mapped once. The RSS counters equal what the PTEs map, locked_vm what VM_LOCKED VMAs
+//! page mapped once. In a driver's VMA a PTE may also map a kernel page the driver handed out
+//! (`vm_insert_page()`, a `->fault` returning a page): counted in MM_FILEPAGES, read-only in
+//! a private VMA, its refcount its PTEs plus at most its owner's, outside the rmap walk (it
+//! has no mapping). Which entries map pages at all is `vm_normal_page()`'s answer. The RSS counters equal what the PTEs map, locked_vm what VM_LOCKED VMAs
 //! span (plus what mremap left orphaned), and a page a VM_LOCKED VMA maps is PG_mlocked. Over
 //! all address spaces: each user page's mapcount equals its PTEs and its refcount
 //! its PTEs plus the page cache's reference; no user page is mapped by nobody and held by
@@ -19,7 +22,7 @@ use super::mm_types::{MmCounter, MmStruct, NR_MM_COUNTERS};
 use super::page::{PageFlags, PageRole};
 use super::page_alloc::{Inconsistency, PageAlloc};
 use super::pgtable::{Level, PtFormat};
-use super::vma::{VM_ACCOUNT, VM_LOCKED, VM_MAYSHARE, VM_MIXEDMAP, VM_PFNMAP, VM_SHARED};
+use super::vma::{VM_ACCOUNT, VM_LOCKED, VM_MAYSHARE, VM_MIXEDMAP, VM_PFNMAP, VM_SHARED, VmaOps};
 use crate::addr::{Pfn, VirtAddr};
 use crate::arch::x86_64::pgprot::{pte_present, pte_special, pte_write};
 use crate::arch::x86_64::pgtable_types::Pte;
@@ -102,36 +105,35 @@ pub fn validate_user_memory<'a>(
             }
             let pfn = pte.pfn(false);
             let shared = vma.flags.intersects(VM_SHARED | VM_MAYSHARE);
-            if vma.flags.intersects(VM_PFNMAP | VM_MIXEDMAP)
-                && (pte_special(pte)
-                    || !pa
-                        .mem_map()
-                        .page(pfn)
-                        .is_some_and(|p| matches!(p.role(), PageRole::Anon | PageRole::Shmem)))
-            {
-                // remap_pfn_range() / vmf_insert_pfn(): vm_normal_page() gives no page, so
-                // nothing is counted (ARM has no special bit; the frame tells).
-                return;
-            }
-            if pte_special(pte) || pfn == vm.zero_pfn {
+            let normal =
+                super::memory::vm_normal_page(fmt, pa.mem_map(), vm.zero_pfn, &vma.info(), va, pte);
+            if normal.is_none() {
+                if vma.flags.intersects(VM_PFNMAP | VM_MIXEDMAP) {
+                    // remap_pfn_range() / vmf_insert_pfn(): no page to count.
+                    return;
+                }
                 // The zero page may sit in an anonymous VMA that is VM_MAYSHARE but not
                 // VM_SHARED (a MAP_SHARED /dev/zero mapping of a read-only file, which
                 // `mmap_zero()` makes anonymous), never in shared memory.
-                if pfn != vm.zero_pfn
-                    || vma.flags.contains(VM_SHARED)
-                    || (shared && !vma.is_anonymous())
-                    || pte_write(pte)
-                {
+                if pfn == vm.zero_pfn {
+                    if vma.flags.contains(VM_SHARED)
+                        || (shared && !vma.is_anonymous())
+                        || pte_write(pte)
+                    {
+                        problem = Some(format!("the zero page at {va:x} in {pte:?}"));
+                    }
+                } else if pte_special(pte) {
                     problem = Some(format!(
                         "special PTE {pte:?} at {va:x} is not the zero page"
+                    ));
+                } else {
+                    problem = Some(format!(
+                        "PTE at {va:x} maps pfn {pfn:?} without struct page"
                     ));
                 }
                 return;
             }
             let Some(page) = pa.mem_map().page(pfn) else {
-                problem = Some(format!(
-                    "PTE at {va:x} maps pfn {pfn:?} without struct page"
-                ));
                 return;
             };
             // mlock_vma_folio()/mlock_pte_range(): a normal page mapped by a VM_LOCKED VMA is
@@ -182,12 +184,24 @@ pub fn validate_user_memory<'a>(
                         problem = Some(format!("shmem page {pfn:?} at {va:x} is not the VMA's"));
                     }
                 }
+                // A kernel page a driver maps (`vm_insert_page()`, `->fault`): only in a
+                // driver's VMA, never writable in a private one (a write copies it).
+                PageRole::Allocated { .. } if matches!(vma.ops, VmaOps::Driver(_)) => {
+                    rss[MmCounter::FilePages as usize] += 1;
+                    if pte_write(pte) && !shared {
+                        problem = Some(format!(
+                            "writable PTE at {va:x} maps driver page {pfn:?} in a private VMA"
+                        ));
+                    }
+                }
                 role => {
                     problem = Some(format!("PTE at {va:x} maps pfn {pfn:?} with role {role:?}"));
                 }
             }
             *maps.entry(pfn).or_default() += 1;
-            mapped_at.entry(pfn).or_default().push((mm_index, va));
+            if matches!(page.role(), PageRole::Anon | PageRole::Shmem) {
+                mapped_at.entry(pfn).or_default().push((mm_index, va));
+            }
         });
         if let Some(p) = problem.take() {
             return err(p);
@@ -220,7 +234,15 @@ pub fn validate_user_memory<'a>(
             continue;
         };
         let cache = i32::from(in_cache.contains_key(&pfn));
-        if page.mapcount() != n || page.refcount() != n + cache {
+        // A driver's kernel page also holds its owner's reference while the owner keeps it
+        // (a vmalloc buffer), and none once the owner let go while it was still mapped.
+        let owner = matches!(page.role(), PageRole::Allocated { .. });
+        let refs_ok = if owner {
+            page.refcount() == n || page.refcount() == n + 1
+        } else {
+            page.refcount() == n + cache
+        };
+        if page.mapcount() != n || !refs_ok {
             return err(format!(
                 "pfn {pfn:?}: mapcount {} refcount {} but {n} PTEs and {cache} cache references",
                 page.mapcount(),

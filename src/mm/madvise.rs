@@ -297,7 +297,7 @@ impl MmCtx<'_> {
             }
             self.madvise_free_pte_range(start, end);
         } else {
-            self.zap_range(VirtAddr::new(start), VirtAddr::new(end));
+            self.zap_range(&vma.info(), VirtAddr::new(start), VirtAddr::new(end));
         }
         Ok(())
     }
@@ -439,7 +439,7 @@ impl MmCtx<'_> {
     /// `unmap_mapping_range(mapping, start, len, even_cows = 0)` for this address space: zaps
     /// every PTE of this mm that maps page offsets `[start, end)` of the shmem object `file`.
     pub fn unmap_mapping_range(&mut self, file: u64, start: u64, end: u64) {
-        let ranges: Vec<(VirtAddr, VirtAddr)> = self
+        let ranges: Vec<(crate::mm::vm_ops::VmaInfo, VirtAddr, VirtAddr)> = self
             .mm
             .vmas
             .iter()
@@ -450,14 +450,15 @@ impl MmCtx<'_> {
                 (lo < hi).then(|| {
                     let base = v.start.as_u64() - (v.pgoff << crate::addr::PAGE_SHIFT);
                     (
+                        v.info(),
                         VirtAddr::new(base + (lo << crate::addr::PAGE_SHIFT)),
                         VirtAddr::new(base + (hi << crate::addr::PAGE_SHIFT)),
                     )
                 })
             })
             .collect();
-        for (s, e) in ranges {
-            self.zap_range(s, e);
+        for (v, s, e) in ranges {
+            self.zap_range(&v, s, e);
         }
     }
 

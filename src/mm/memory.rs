@@ -35,6 +35,18 @@ use crate::mm::gfp::Gfp;
 use crate::mm::pgtable::PgtableError;
 use crate::mm::vm_ops::{FaultDone, FaultEnv, FaultError, VmFaultInfo, VmaInfo};
 
+/// Where a copy-on-write copy takes its bytes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CowSource {
+    /// The shared zero page: the copy is a zeroed page.
+    Zero,
+    /// A frame mapped without struct page counts (a private `remap_pfn_range()` of RAM):
+    /// copied, nothing to release.
+    Raw(Pfn),
+    /// A normal page: copied, and this mapping's hold on it released.
+    Page(Pfn),
+}
+
 /// Why a fault could not be resolved (`vm_fault_t` error bits).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VmFault {
@@ -78,7 +90,30 @@ impl From<PgtableError> for VmFault {
     }
 }
 
+/// `mm_counter(folio)`: the RSS counter a mapped page counts in — MM_ANONPAGES for an
+/// anonymous page, MM_SHMEMPAGES for a swap-backed one (`mm_counter_file()`), MM_FILEPAGES for
+/// the rest (a kernel page a driver maps).
+pub fn mm_counter(page: &super::page::Page) -> MmCounter {
+    match page.role() {
+        PageRole::Anon => MmCounter::AnonPages,
+        _ if page.flags().contains(PageFlags::SWAPBACKED) => MmCounter::ShmemPages,
+        _ => MmCounter::FilePages,
+    }
+}
+
 impl MmCtx<'_> {
+    /// [`vm_normal_page`] in this address space.
+    pub fn normal_page(&self, vma: &VmaInfo, addr: VirtAddr, pte: Pte) -> Option<Pfn> {
+        vm_normal_page(
+            self.pgt.format(),
+            self.pgt.page_alloc.mem_map(),
+            self.vm.zero_pfn,
+            vma,
+            addr,
+            pte,
+        )
+    }
+
     /// `handle_mm_fault()` for `addr` inside `vma` (the caller found it and checked access),
     /// a write fault when `write`. Counts PGFAULT.
     pub fn handle_mm_fault(
@@ -215,12 +250,7 @@ impl MmCtx<'_> {
             address: addr.as_u64() & !(PAGE_SIZE - 1),
             pgoff: vma.pgoff_at(addr),
             write,
-            vma: VmaInfo {
-                start: vma.start.as_u64(),
-                end: vma.end.as_u64(),
-                pgoff: vma.pgoff,
-                flags: vma.flags,
-            },
+            vma: vma.info(),
         };
         let Some(handler) = self.vm.vm_ops.get_mut(ops.id) else {
             return Err(VmFault::Sigbus);
@@ -230,12 +260,34 @@ impl MmCtx<'_> {
             slot,
             prot: vma_page_prot(vma),
         };
-        match handler.fault(&mut env, &vmf) {
-            Ok(FaultDone::NoPage) => Ok(FaultKind::Driver),
-            Err(FaultError::Sigbus) => Err(VmFault::Sigbus),
-            Err(FaultError::Oom) => Err(VmFault::Oom),
-            Err(FaultError::Sigsegv) => Err(VmFault::Sigsegv),
+        let page = match handler.fault(&mut env, &vmf) {
+            Ok(FaultDone::NoPage) => return Ok(FaultKind::Driver),
+            Ok(FaultDone::Page(pfn)) => pfn,
+            Err(FaultError::Sigbus) => return Err(VmFault::Sigbus),
+            Err(FaultError::Oom) => return Err(VmFault::Oom),
+            Err(FaultError::Sigsegv) => return Err(VmFault::Sigsegv),
+        };
+        // Only a kernel block's first frame can be handed out this way (an anonymous, slab or
+        // free page would be Linux's "Bad page map"): anything else is SIGBUS.
+        let ok =
+            self.pgt.page_alloc.mem_map().page(page).is_some_and(|p| {
+                matches!(p.role(), PageRole::Allocated { .. }) && p.refcount() > 0
+            });
+        if !ok {
+            return Err(VmFault::Sigbus);
         }
+        if write && is_cow_mapping(vma.flags) {
+            // do_cow_fault(): a private copy of the driver's page, mapped as anonymous memory;
+            // the driver's page itself is not mapped.
+            let new = self.alloc_cow_page(vma, addr, CowSource::Page(page))?;
+            self.vm.rmap.add_new_anon(self.pgt.page_alloc, new);
+            self.set_pte_range(vma, slot, new, MmCounter::AnonPages, true);
+            return Ok(FaultKind::Copy);
+        }
+        // do_read_fault() / do_shared_fault() → finish_fault() → set_pte_range().
+        self.vm.rmap.add_file(self.pgt.page_alloc, page);
+        self.set_pte_range(vma, slot, page, MmCounter::FilePages, write);
+        Ok(FaultKind::Driver)
     }
 
     /// `remap_pte_range()` over `[start, start + pages pages)`: each entry maps the next
@@ -268,6 +320,37 @@ impl MmCtx<'_> {
             // None → present: nothing cached can be stale.
             self.pgt.set_pte(slot, pte).skip();
         }
+        Ok(())
+    }
+
+    /// `insert_page()` → `insert_page_into_pte_locked()`: maps the kernel page `pfn` at
+    /// `addr` with `prot` as a normal page — a reference and a mapping on the page
+    /// (`folio_get()`, `folio_add_file_rmap_pte()`), MM_FILEPAGES for the mm. EINVAL for a page
+    /// `validate_page_before_insert()` refuses (anonymous, typed — slab, page table, free —
+    /// or unused), ENOMEM without a page table, EBUSY if the entry is in use.
+    pub fn insert_page(
+        &mut self,
+        addr: VirtAddr,
+        pfn: Pfn,
+        prot: PteFlags,
+    ) -> Result<(), crate::kernel::Errno> {
+        use crate::kernel::Errno;
+        let ok =
+            self.pgt.page_alloc.mem_map().page(pfn).is_some_and(|p| {
+                matches!(p.role(), PageRole::Allocated { .. }) && p.refcount() > 0
+            });
+        if !ok {
+            return Err(Errno::EINVAL);
+        }
+        let root = self.mm.pgd;
+        let slot = self.pgt.pte_alloc(root, addr).map_err(|_| Errno::ENOMEM)?;
+        if !self.pgt.get(slot).is_none() {
+            return Err(Errno::EBUSY);
+        }
+        self.vm.rmap.add_file(self.pgt.page_alloc, pfn);
+        self.mm.add_rss(MmCounter::FilePages, 1);
+        // None → present: nothing cached can be stale.
+        self.pgt.set_pte(slot, mk_pte(pfn, prot)).skip();
         Ok(())
     }
 
@@ -308,19 +391,19 @@ impl MmCtx<'_> {
             return Ok(FaultKind::Reuse);
         }
         let pfn = pte.pfn(false);
-        if pfn == self.vm.zero_pfn {
-            return self.wp_page_copy(vma, addr, slot, None);
-        }
-        if pte_special(pte) {
+        let Some(pfn) = self.normal_page(&vma.info(), addr, pte) else {
+            if pfn == self.vm.zero_pfn {
+                return self.wp_page_copy(vma, addr, slot, CowSource::Zero);
+            }
             // A private PFN mapping (remap_pfn_range() of RAM): the copy takes the frame's
             // bytes (`__wp_page_copy_user()`); a device frame is not RAM to copy from
             // (docs/divergences.md).
-            return self.wp_page_copy(vma, addr, slot, Some(pfn));
-        }
+            return self.wp_page_copy(vma, addr, slot, CowSource::Raw(pfn));
+        };
         let page = self
             .pgt
             .page_alloc
-            .user_page_mut(pfn)
+            .mapped_page_mut(pfn)
             .ok_or(VmFault::Sigbus)?;
         if page.role() == PageRole::Anon {
             let exclusive = page.flags().contains(PageFlags::ANON_EXCLUSIVE);
@@ -339,7 +422,7 @@ impl MmCtx<'_> {
                 return Ok(FaultKind::Reuse);
             }
         }
-        self.wp_page_copy(vma, addr, slot, Some(pfn))
+        self.wp_page_copy(vma, addr, slot, CowSource::Page(pfn))
     }
 
     /// `wp_page_reuse()`: the same page, now writable, dirty and young. An upgrade needs no
@@ -356,13 +439,48 @@ impl MmCtx<'_> {
         vma: &Vma,
         addr: VirtAddr,
         slot: Slot,
-        old: Option<Pfn>,
+        old: CowSource,
     ) -> Result<FaultKind, VmFault> {
+        let new = self.alloc_cow_page(vma, addr, old)?;
+        match old {
+            CowSource::Page(p) => {
+                let counter = self.pgt.page_alloc.mem_map().page(p).map(mm_counter);
+                if let Some(c) = counter.filter(|&c| c != MmCounter::AnonPages) {
+                    self.mm.sub_rss(c, 1);
+                    self.mm.add_rss(MmCounter::AnonPages, 1);
+                }
+            }
+            CowSource::Zero | CowSource::Raw(_) => self.mm.add_rss(MmCounter::AnonPages, 1),
+        }
+        self.vm.rmap.add_new_anon(self.pgt.page_alloc, new);
+        if vma.flags.contains(VM_LOCKED) {
+            self.vm.rmap.mlock(self.pgt.page_alloc, new);
+        }
+        let entry = pte_mkwrite_dirty(mk_pte(new, vm_get_page_prot(vma.flags)));
+        // ptep_clear_flush() + set_pte_at(): the old translation leaves every TLB first.
+        let flush = self.pgt.set_pte(slot, entry);
+        self.flush(flush);
+        if let CowSource::Page(old) = old {
+            self.vm
+                .rmap
+                .remove_and_put(self.pgt.page_alloc, old, self.pgt.ram);
+        }
+        Ok(FaultKind::Copy)
+    }
+
+    /// The new anonymous page of a copy-on-write fault at `addr` of `vma` (its anon_vma
+    /// assigned now if it has none), holding `from`'s bytes (`__wp_page_copy_user()`); zeroed
+    /// for the zero page. SIGBUS (the page given back) when `from` is not RAM.
+    fn alloc_cow_page(
+        &mut self,
+        vma: &Vma,
+        addr: VirtAddr,
+        from: CowSource,
+    ) -> Result<Pfn, VmFault> {
         let anon_vma = self.anon_vma_prepare(vma, addr)?;
-        let gfp = if old.is_none() {
-            GFP_ANON_ZEROED
-        } else {
-            Gfp::HIGHUSER_MOVABLE
+        let gfp = match from {
+            CowSource::Zero => GFP_ANON_ZEROED,
+            _ => Gfp::HIGHUSER_MOVABLE,
         };
         let new = self
             .pgt
@@ -375,36 +493,13 @@ impl MmCtx<'_> {
                 self.pgt.ram,
             )
             .map_err(|_| VmFault::Oom)?;
-        let old_role = old.and_then(|p| self.pgt.page_alloc.mem_map().page(p).map(|pg| pg.role()));
-        if let Some(old) = old
-            && self.pgt.ram.copy_frame(old, new).is_err()
+        if let CowSource::Raw(src) | CowSource::Page(src) = from
+            && self.pgt.ram.copy_frame(src, new).is_err()
         {
-            // __wp_page_copy_user() failing: the new page goes back, the fault is SIGBUS.
             let _ = self.pgt.page_alloc.put_user_page(new, self.pgt.ram);
             return Err(VmFault::Sigbus);
         }
-        match old_role {
-            Some(PageRole::Anon) => {}
-            Some(PageRole::Shmem) => {
-                self.mm.sub_rss(MmCounter::ShmemPages, 1);
-                self.mm.add_rss(MmCounter::AnonPages, 1);
-            }
-            _ => self.mm.add_rss(MmCounter::AnonPages, 1),
-        }
-        self.vm.rmap.add_new_anon(self.pgt.page_alloc, new);
-        if vma.flags.contains(VM_LOCKED) {
-            self.vm.rmap.mlock(self.pgt.page_alloc, new);
-        }
-        let entry = pte_mkwrite_dirty(mk_pte(new, vm_get_page_prot(vma.flags)));
-        // ptep_clear_flush() + set_pte_at(): the old translation leaves every TLB first.
-        let flush = self.pgt.set_pte(slot, entry);
-        self.flush(flush);
-        if let Some(old) = old {
-            self.vm
-                .rmap
-                .remove_and_put(self.pgt.page_alloc, old, self.pgt.ram);
-        }
-        Ok(FaultKind::Copy)
+        Ok(new)
     }
 
     /// Calls `f` on the PTE slot of every page in `[start, end)` whose PTE table exists,
@@ -471,10 +566,11 @@ impl MmCtx<'_> {
         });
     }
 
-    /// `zap_pte_range()` over `[start, end)`: clears every entry, flushes the range from the
-    /// TLBs (the mmu_gather's flush), then drops each page's mapping, reference and RSS count
-    /// (dirty shmem pages keep PG_dirty). Returns the pages unmapped.
-    pub fn zap_range(&mut self, start: VirtAddr, end: VirtAddr) -> u64 {
+    /// `zap_pte_range()` over `[start, end)` of `vma`: clears every entry, flushes the range
+    /// from the TLBs (the mmu_gather's flush), then drops the mapping, reference and RSS count
+    /// of each normal page (`vm_normal_page()`); a dirty entry of a page that is not anonymous
+    /// marks the page PG_dirty (`folio_mark_dirty()`). Returns the pages unmapped.
+    pub fn zap_range(&mut self, vma: &VmaInfo, start: VirtAddr, end: VirtAddr) -> u64 {
         let target = crate::mm::tlbflush::FlushTarget::Mm {
             root: self.mm.pgd.phys().as_u64(),
         };
@@ -487,21 +583,24 @@ impl MmCtx<'_> {
             }
             let f = ctx.pgt.pte_clear(slot);
             flush.absorb(f);
-            if !pte_present(pte) || pte_not_normal(pte, ctx.vm.zero_pfn) {
+            if !pte_present(pte) {
                 return;
             }
-            let pfn = pte.pfn(false);
-            let Some(page) = ctx.pgt.page_alloc.user_page_mut(pfn) else {
+            let Some(pfn) = ctx.normal_page(vma, slot.va, pte) else {
                 return;
             };
-            let counter = if page.role() == PageRole::Anon {
-                MmCounter::AnonPages
-            } else {
-                if pte_dirty(pte) {
-                    page.flags_mut().insert(PageFlags::DIRTY);
-                }
-                MmCounter::ShmemPages
+            let Some(page) = ctx.pgt.page_alloc.mapped_page_mut(pfn) else {
+                return;
             };
+            if page.mapcount() <= 0 {
+                // Linux's "Bad page map": an entry the mm never accounted (written behind its
+                // back). The page is left to its owner.
+                return;
+            }
+            let counter = mm_counter(page);
+            if counter != MmCounter::AnonPages && pte_dirty(pte) {
+                page.flags_mut().insert(PageFlags::DIRTY);
+            }
             ctx.mm.sub_rss(counter, 1);
             freed.push(pfn);
         });
@@ -596,6 +695,46 @@ impl MmCtx<'_> {
 
 // ---- fork: copy_page_range() ------------------------------------------------------------
 
+/// `vm_normal_page(vma, addr, pte)` (mm/memory.c): the frame whose struct page a present
+/// entry of `vma` maps as a normal page — one that counts the mapping in its mapcount,
+/// refcount and the RSS — or None for the zero page, raw PFNs and frames without struct page.
+///
+/// With a special bit (`fmt.has_pte_special()`), only a special entry is raw. Without one
+/// (ARM without LPAE) the VMA tells: in a VM_MIXEDMAP VMA every frame with a struct page is
+/// normal; in a VM_PFNMAP VMA an entry is raw unless it is a COW copy — in a private mapping,
+/// a frame other than the one `remap_pfn_range()` put at that offset (`vm_pgoff + off`).
+pub fn vm_normal_page(
+    fmt: crate::mm::pgtable::PtFormat,
+    mem_map: &crate::mm::page::MemMap,
+    zero_pfn: Pfn,
+    vma: &VmaInfo,
+    addr: VirtAddr,
+    pte: Pte,
+) -> Option<Pfn> {
+    use crate::mm::vma::{VM_MIXEDMAP, VM_PFNMAP};
+    let pfn = pte.pfn(false);
+    if pte_special(pte) {
+        return None;
+    }
+    if !fmt.has_pte_special() && vma.flags.intersects(VM_PFNMAP | VM_MIXEDMAP) {
+        if vma.flags.contains(VM_MIXEDMAP) {
+            if !mem_map.pfn_valid(pfn) {
+                return None;
+            }
+        } else {
+            let off = (addr.as_u64() - vma.start) >> crate::addr::PAGE_SHIFT;
+            if pfn.as_u64() == vma.pgoff.wrapping_add(off) || !is_cow_mapping(vma.flags) {
+                return None;
+            }
+        }
+    }
+    if pfn == zero_pfn {
+        return None;
+    }
+    // check_pfn: a frame beyond the mem_map is a bad entry, not a page.
+    mem_map.page(pfn).map(|_| pfn)
+}
+
 /// `is_cow_mapping()`: private and possibly writable, so fork shares its pages copy-on-write.
 pub fn is_cow_mapping(flags: crate::mm::vma::VmFlags) -> bool {
     use crate::mm::vma::VM_MAYWRITE;
@@ -620,7 +759,8 @@ impl MmCtx<'_> {
     /// - a normal anonymous page is shared: `folio_try_dup_anon_rmap_pte()` raises its mapcount
     ///   and refcount and clears PG_anon_exclusive (no page can be pinned here, so the
     ///   `copy_present_page()` fallback never runs); the child counts it in MM_ANONPAGES;
-    /// - a shmem page gets `folio_dup_file_rmap_pte()` and counts in MM_SHMEMPAGES;
+    /// - a shmem page, or a kernel page a driver mapped, gets `folio_dup_file_rmap_pte()` and
+    ///   a reference, and counts in MM_SHMEMPAGES or MM_FILEPAGES;
     /// - the zero page (`vm_normal_page()` is NULL for the special entry) is copied as it is;
     /// - in a COW mapping a writable entry is write-protected in both processes
     ///   (`wrprotect_ptes()` on the parent, `pte_wrprotect()` for the child); a shared
@@ -640,6 +780,7 @@ impl MmCtx<'_> {
         debug_assert_eq!((dst_vma.start, dst_vma.end), (src_vma.start, src_vma.end));
         let cow = is_cow_mapping(src_vma.flags);
         let shared = src_vma.flags.contains(VM_SHARED);
+        let info = src_vma.info();
         let target = crate::mm::tlbflush::FlushTarget::Mm {
             root: self.mm.pgd.phys().as_u64(),
         };
@@ -660,19 +801,17 @@ impl MmCtx<'_> {
                 failed = true;
                 return;
             };
-            if !pte_not_normal(pte, ctx.vm.zero_pfn) {
-                let pfn = pte.pfn(false);
-                match ctx.pgt.page_alloc.mem_map().page(pfn).map(|p| p.role()) {
-                    Some(PageRole::Anon) => {
+            if let Some(pfn) = ctx.normal_page(&info, slot.va, pte) {
+                match ctx.pgt.page_alloc.mem_map().page(pfn).map(mm_counter) {
+                    Some(MmCounter::AnonPages) => {
                         ctx.vm.rmap.dup(ctx.pgt.page_alloc, pfn);
                         rss[MmCounter::AnonPages as usize] += 1;
                     }
-                    Some(PageRole::Shmem) => {
+                    Some(counter) => {
                         ctx.vm.rmap.add_file(ctx.pgt.page_alloc, pfn);
-                        rss[MmCounter::ShmemPages as usize] += 1;
+                        rss[counter as usize] += 1;
                     }
-                    // Not a user page: mapped without struct page counts (none exist yet).
-                    _ => {}
+                    None => {}
                 }
             }
             if cow && pte_write(pte) {

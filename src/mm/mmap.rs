@@ -662,7 +662,7 @@ impl MmCtx<'_> {
     ) {
         let mut unacct = 0u64;
         for v in removed {
-            self.zap_range(v.start, v.end);
+            self.zap_range(&v.info(), v.start, v.end);
             self.mm.vm_stat_account(v.flags, v.pages(), false);
             if v.flags.contains(VM_LOCKED) {
                 self.mm.locked_vm = self.mm.locked_vm.saturating_sub(v.pages());

@@ -715,6 +715,30 @@ impl PageAlloc {
         matches!(p.role(), PageRole::Anon | PageRole::Shmem).then_some(p)
     }
 
+    /// The struct page of a page that page-table entries may map as a normal page, writable,
+    /// for the rmap and fault code: a user page, or the first frame of a block the kernel
+    /// allocated that a driver maps into user space (`vm_insert_page()`, a `->fault` handler
+    /// returning a page). None for every other frame.
+    pub(crate) fn mapped_page_mut(&mut self, pfn: Pfn) -> Option<&mut Page> {
+        let p = self.mem_map.page_mut(pfn)?;
+        let ok = match p.role() {
+            PageRole::Anon | PageRole::Shmem => true,
+            PageRole::Allocated { .. } => p.refcount() > 0,
+            _ => false,
+        };
+        ok.then_some(p)
+    }
+
+    /// `folio_put()` of a page [`PageAlloc::mapped_page_mut`] accepts: a user page as
+    /// [`PageAlloc::put_user_page`], a kernel block as [`PageAlloc::put_page`] (freed with its
+    /// last reference).
+    pub fn put_mapped_page(&mut self, pfn: Pfn, ram: &mut Ram) -> Result<(), FreeError> {
+        match self.mem_map.page(pfn).map(|p| p.role()) {
+            Some(PageRole::Anon | PageRole::Shmem) => self.put_user_page(pfn, ram),
+            _ => self.put_page(pfn, ram),
+        }
+    }
+
     /// `folio_put()` of a user page: drops one reference and frees the page on the last, after
     /// it stops being a user page (`__folio_put()` → `free_unref_page()`). Refused, changing
     /// nothing, for a frame that is not a user page with references.

@@ -84,6 +84,12 @@ pub enum PtFormat {
 pub const PAGE_OFFSET_32: u64 = 0xc000_0000;
 
 impl PtFormat {
+    /// CONFIG_ARCH_HAS_PTE_SPECIAL: the entries have a software bit that marks a mapping
+    /// without struct page (every x86 format; ARM only with LPAE, which is not modelled).
+    pub const fn has_pte_special(self) -> bool {
+        !matches!(self, PtFormat::Armv7)
+    }
+
     /// The levels that exist, top first.
     pub const fn levels(self) -> &'static [Level] {
         match self {

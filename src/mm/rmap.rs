@@ -215,10 +215,11 @@ impl RmapStats {
         }
     }
 
-    /// `folio_add_file_rmap_pte()` + `folio_get()`: a shmem page gets one more mapping and
-    /// reference; NR_FILE_MAPPED counts it on its first.
+    /// `folio_add_file_rmap_pte()` + `folio_get()`: a shmem page, or a kernel page a driver
+    /// maps, gets one more mapping and reference; NR_FILE_MAPPED counts it on its first
+    /// (`__folio_mod_stat()` counts every non-anonymous folio there).
     pub fn add_file(&mut self, pa: &mut PageAlloc, pfn: Pfn) {
-        if let Some(p) = pa.user_page_mut(pfn) {
+        if let Some(p) = pa.mapped_page_mut(pfn) {
             p.inc_mapcount();
             p.get();
             if p.mapcount() == 1 {
@@ -231,7 +232,7 @@ impl RmapStats {
     /// page is freed with its last reference. When the last mapping of an mlocked page goes it
     /// is munlocked (`munlock_vma_folio()`).
     pub fn remove_and_put(&mut self, pa: &mut PageAlloc, pfn: Pfn, ram: &mut Ram) {
-        let Some(p) = pa.user_page_mut(pfn) else {
+        let Some(p) = pa.mapped_page_mut(pfn) else {
             return;
         };
         let anon = p.role() == PageRole::Anon;
@@ -246,14 +247,14 @@ impl RmapStats {
                 self.nr_mlock -= 1;
             }
         }
-        // Only user pages with a reference reach here, so the put cannot be refused.
-        let put = pa.put_user_page(pfn, ram);
+        // Only mapped pages with a reference reach here, so the put cannot be refused.
+        let put = pa.put_mapped_page(pfn, ram);
         debug_assert!(put.is_ok(), "{put:?}");
     }
 
     /// `mlock_folio()`: marks a mapped page PG_mlocked (once).
     pub fn mlock(&mut self, pa: &mut PageAlloc, pfn: Pfn) {
-        if let Some(p) = pa.user_page_mut(pfn)
+        if let Some(p) = pa.mapped_page_mut(pfn)
             && !p.flags().contains(PageFlags::MLOCKED)
         {
             p.flags_mut().insert(PageFlags::MLOCKED);
@@ -263,7 +264,7 @@ impl RmapStats {
 
     /// `munlock_folio()`: clears PG_mlocked.
     pub fn munlock(&mut self, pa: &mut PageAlloc, pfn: Pfn) {
-        if let Some(p) = pa.user_page_mut(pfn)
+        if let Some(p) = pa.mapped_page_mut(pfn)
             && p.flags().contains(PageFlags::MLOCKED)
         {
             p.flags_mut().remove(PageFlags::MLOCKED);

@@ -51,6 +51,12 @@ pub struct VmFaultInfo {
 pub enum FaultDone {
     /// VM_FAULT_NOPAGE: the handler filled the entry itself ([`FaultEnv::insert_pfn`]).
     NoPage,
+    /// `vmf->page = page; return 0;`: the fault path maps this page (the first frame of a
+    /// block the kernel allocated, e.g. from [`FaultEnv::vmalloc_to_page`]) as a normal page —
+    /// mapcount, a reference, MM_FILEPAGES — or, for a write to a private mapping, maps a copy
+    /// of it (`do_cow_fault()`). The reference a Linux handler takes with `get_page()` is the
+    /// one the mapping keeps; here the fault path takes it, so the handler does not.
+    Page(Pfn),
 }
 
 /// Why `->fault` failed (`vm_fault_t` error bits).
@@ -83,6 +89,19 @@ impl FaultEnv<'_, '_> {
         let pte = Pte::new(pfn, self.prot.union(PteFlags::SPECIAL)).ok_or(FaultError::Sigbus)?;
         self.pgt.set_pte(self.slot, pte).skip();
         Ok(())
+    }
+
+    /// `vmalloc_to_page(addr)`: the frame mapped at kernel address `addr` in init_mm's page
+    /// tables (a vmalloc buffer's page), or None.
+    pub fn vmalloc_to_page(&self, addr: u64) -> Option<Pfn> {
+        let va = crate::addr::VirtAddr::new(addr);
+        if !self.pgt.format().is_kernel_half(va) {
+            return None;
+        }
+        let init = self.pgt.tables.init_pgd();
+        let leaf = self.pgt.tables.lookup(self.pgt.ram, init, va)?;
+        let off = (addr - leaf.slot.va.as_u64()) >> crate::addr::PAGE_SHIFT;
+        Some(Pfn::new(leaf.pfn().as_u64() + off))
     }
 
     /// Whether frame `pfn` is a page the allocator manages (`pfn_valid()`).

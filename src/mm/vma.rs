@@ -388,6 +388,16 @@ pub struct Vma {
 }
 
 impl Vma {
+    /// The VMA as vm_operations and `vm_normal_page()` see it.
+    pub fn info(&self) -> crate::mm::vm_ops::VmaInfo {
+        crate::mm::vm_ops::VmaInfo {
+            start: self.start.as_u64(),
+            end: self.end.as_u64(),
+            pgoff: self.pgoff,
+            flags: self.flags,
+        }
+    }
+
     /// An anonymous-shape VMA `[start, end)` with `flags` and `pgoff`: no file, no anon_vma, no
     /// name. `EINVAL` for an unaligned or empty range, `EOVERFLOW` when `pgoff` plus the length in
     /// pages overflows (do_mmap's check).

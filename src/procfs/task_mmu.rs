@@ -32,7 +32,7 @@ use super::pid_pagemap::{
 use super::pid_smaps::{MemSizeStats, PageKind, SmapsPage, render_rollup, render_smap};
 use super::pid_status::{StatusHeader, TaskMem, render_status};
 use crate::addr::{PAGE_SIZE, Pfn, VirtAddr};
-use crate::arch::x86_64::pgprot::{pte_dirty, pte_present, pte_special, pte_young};
+use crate::arch::x86_64::pgprot::{pte_dirty, pte_present, pte_young};
 use crate::arch::x86_64::pgtable_types::{Pte, PteFlags};
 use crate::hw::ram::Ram;
 use crate::kernel::{Errno, Kernel, Pid};
@@ -177,27 +177,28 @@ impl<'a> MmWalk<'a> {
         }
     }
 
-    /// `vm_normal_page()` for a present PTE: the user page it maps, or None for a special
-    /// PTE, the zero page and frames that are not user pages.
-    pub fn vm_normal_page(&self, pte: Pte) -> Option<&'a Page> {
-        if pte_special(pte) {
-            return None;
-        }
-        let pfn = pte.pfn(false);
-        if pfn == self.zero_pfn {
-            return None;
-        }
-        let page = self.pa.mem_map().page(pfn)?;
-        matches!(page.role(), PageRole::Anon | PageRole::Shmem).then_some(page)
+    /// `vm_normal_page()` for a present PTE of `vma` at `va`
+    /// ([`crate::mm::memory::vm_normal_page`]): the page it maps, or None for a special PTE, the
+    /// zero page and raw PFNs.
+    pub fn vm_normal_page(&self, vma: &Vma, va: u64, pte: Pte) -> Option<&'a Page> {
+        let pfn = crate::mm::memory::vm_normal_page(
+            self.tables.format(),
+            self.pa.mem_map(),
+            self.zero_pfn,
+            &vma.info(),
+            VirtAddr::new(va),
+            pte,
+        )?;
+        self.pa.mem_map().page(pfn)
     }
 
     /// `smaps_pte_entry()`: accounts the page one PTE of `vma` maps.
-    pub fn smaps_pte_entry(&self, vma: &Vma, pte: Pte, mss: &mut MemSizeStats) {
+    pub fn smaps_pte_entry(&self, vma: &Vma, va: u64, pte: Pte, mss: &mut MemSizeStats) {
         if !pte_present(pte) {
             // Swap and migration entries: none exist in mmlab yet (module docs).
             return;
         }
-        let Some(page) = self.vm_normal_page(pte) else {
+        let Some(page) = self.vm_normal_page(vma, va, pte) else {
             return;
         };
         let flags = page.flags();
@@ -223,15 +224,15 @@ impl<'a> MmWalk<'a> {
     /// `smap_gather_stats()` for one VMA: every PTE of its range.
     pub fn smap_gather_stats(&self, vma: &Vma) -> MemSizeStats {
         let mut mss = MemSizeStats::default();
-        self.walk_ptes(vma.start.as_u64(), vma.end.as_u64(), |_, pte| {
-            self.smaps_pte_entry(vma, pte, &mut mss)
+        self.walk_ptes(vma.start.as_u64(), vma.end.as_u64(), |va, pte| {
+            self.smaps_pte_entry(vma, va, pte, &mut mss)
         });
         mss
     }
 
     /// The [`PagemapPte`] of a non-none PTE: present with its page (`vm_normal_page()`), or a
     /// swap-format entry.
-    pub fn pagemap_pte(&self, pte: Pte) -> PagemapPte {
+    pub fn pagemap_pte(&self, vma: &Vma, va: u64, pte: Pte) -> PagemapPte {
         if pte.is_none() {
             return PagemapPte::None;
         }
@@ -241,7 +242,7 @@ impl<'a> MmWalk<'a> {
                 // CONFIG_MEM_SOFT_DIRTY and uffd-wp are off on the reference configuration.
                 soft_dirty: false,
                 uffd_wp: false,
-                page: self.vm_normal_page(pte).map(|p| PagemapPage {
+                page: self.vm_normal_page(vma, va, pte).map(|p| PagemapPage {
                     anon: p.role() == PageRole::Anon,
                     mapcount: p.mapcount(),
                 }),
@@ -266,7 +267,7 @@ impl<'a> MmWalk<'a> {
         let softdirty = vma.flags.contains(VM_SOFTDIRTY);
         match self.pte_at(va) {
             None => pagemap_hole_entry(Some(softdirty)),
-            Some(pte) => pte_to_pagemap_entry(&self.pagemap_pte(pte), softdirty, show_pfn),
+            Some(pte) => pte_to_pagemap_entry(&self.pagemap_pte(vma, va, pte), softdirty, show_pfn),
         }
     }
 

@@ -477,6 +477,20 @@ fn register_views(engine: &mut Engine) {
                 Err(e) => throw(format!("cat: {path}: error {e}")),
             }
         })
+        .register_fn("meminfo", |k: &mut KernelRef| -> Fallible<Map> {
+            // /proc/meminfo as name → number (kB for the lines with a unit).
+            let text = k.borrow().cat("/proc/meminfo").map_err(|e| {
+                format!("meminfo: /proc/meminfo: {}", e.name().unwrap_or("?"))
+            })?;
+            Ok(text
+                .lines()
+                .filter_map(|l| {
+                    let (name, rest) = l.split_once(':')?;
+                    let n: u64 = rest.split_whitespace().next()?.parse().ok()?;
+                    Some((name.into(), Dynamic::from(to_i64(n))))
+                })
+                .collect())
+        })
         .register_fn("vmstat", |k: &mut KernelRef| -> Map {
             k.borrow()
                 .vmstat()
