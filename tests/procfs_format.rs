@@ -123,6 +123,8 @@ const ZONEINFO_LABELS: &[&str] = &[
     "      nr_mapped    ",
     "      nr_file_pages ",
     "      nr_shmem     ",
+    "      nr_foll_pin_acquired ",
+    "      nr_foll_pin_released ",
     "      nr_page_table_pages ",
     "  pages free     ",
     "        boost    ",
@@ -680,6 +682,8 @@ fn vmstat_names_follow_the_hosts_order() {
             "nr_mapped",
             "nr_file_pages",
             "nr_shmem",
+            "nr_foll_pin_acquired",
+            "nr_foll_pin_released",
             "nr_page_table_pages",
             "pgalloc_dma",
             "pgalloc_dma32",
@@ -728,7 +732,9 @@ fn vmstat_names_follow_the_hosts_order() {
     assert_eq!(vmstat(&k)["nr_page_table_pages"], 1);
     assert_eq!(meminfo_kb(&k, "PageTables"), 4);
     assert!(
-        cat(&k, "/proc/zoneinfo").contains("\n      nr_shmem     0\n      nr_page_table_pages 1\n")
+        cat(&k, "/proc/zoneinfo").contains(
+            "\n      nr_shmem     0\n      nr_foll_pin_acquired 0\n      nr_foll_pin_released 0\n      nr_page_table_pages 1\n"
+        )
     );
     k.pgtable().pgd_free(pgd).unwrap();
     assert_eq!(vmstat(&k)["nr_page_table_pages"], 0);

@@ -13,6 +13,7 @@ pub mod driver_mm;
 pub mod errno;
 pub mod file;
 pub mod fork;
+pub mod gup;
 pub mod highmem;
 pub mod io;
 pub mod irq;
@@ -421,6 +422,7 @@ impl Kernel {
             zero_pfn,
             totalram: page_alloc.totalram_pages(),
             vm_ops: crate::mm::vm_ops::VmOpsTable::default(),
+            gup: crate::mm::gup::GupRefs::default(),
         };
         let cpu_tlb = vec![Default::default(); cpus.len()];
         let distribute_prev = vec![0; cpus.len()];
@@ -652,6 +654,9 @@ impl Kernel {
 
     /// `put_page()`: drops a reference; the last one frees the block.
     pub fn put_page(&mut self, pfn: Pfn) -> Result<(), Errno> {
+        if let Some(r) = self.gup_put_page(pfn) {
+            return r;
+        }
         self.page_alloc
             .put_page(pfn, &mut self.ram)
             .map_err(|e| self.report_bad_page(e))

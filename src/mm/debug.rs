@@ -15,7 +15,9 @@
 //! its PTEs plus the page cache's reference; no user page is mapped by nobody and held by
 //! nothing; the rmap walk (`rmap_walk()`) finds exactly the PTEs that map each page, across
 //! address spaces; NR_ANON_MAPPED, NR_FILE_MAPPED, NR_SHMEM and NR_MLOCK agree; the committed
-//! memory equals the VM_ACCOUNT VMAs plus the shmem charges.
+//! memory equals the VM_ACCOUNT VMAs plus the shmem charges. References and pins that
+//! get_user_pages()/pin_user_pages() handed out count in the refcounts too, and a page they
+//! hold after its last mapping went is allocated and held by nothing else.
 
 use super::VmState;
 use super::mm_types::{MmCounter, MmStruct, NR_MM_COUNTERS};
@@ -57,6 +59,18 @@ fn for_each_user_pte(ram: &Ram, fmt: PtFormat, pgd: Pfn, mut f: impl FnMut(VirtA
         }
     }
     walk(ram, fmt, pgd, Level::Pgd, 0, &mut f);
+}
+
+/// Whether `page`'s refcount is the `want` references counted for it — exactly, for a user
+/// page; for a driver's kernel page also one more, its owner's (a vmalloc buffer), which
+/// the owner may have dropped while the page was still mapped or held.
+fn refs_ok(page: &super::page::Page, want: i64) -> bool {
+    let have = i64::from(page.refcount());
+    if matches!(page.role(), PageRole::Allocated { .. }) {
+        have == want || have == want + 1
+    } else {
+        have == want
+    }
 }
 
 /// Checks the user memory of `mms` against the page tables and the struct pages.
@@ -233,18 +247,11 @@ pub fn validate_user_memory<'a>(
         let Some(page) = pa.mem_map().page(pfn) else {
             continue;
         };
-        let cache = i32::from(in_cache.contains_key(&pfn));
-        // A driver's kernel page also holds its owner's reference while the owner keeps it
-        // (a vmalloc buffer), and none once the owner let go while it was still mapped.
-        let owner = matches!(page.role(), PageRole::Allocated { .. });
-        let refs_ok = if owner {
-            page.refcount() == n || page.refcount() == n + 1
-        } else {
-            page.refcount() == n + cache
-        };
-        if page.mapcount() != n || !refs_ok {
+        let cache = i64::from(in_cache.contains_key(&pfn));
+        let gup = vm.gup.hold(pfn).refs();
+        if page.mapcount() != n || !refs_ok(page, i64::from(n) + cache + gup) {
             return err(format!(
-                "pfn {pfn:?}: mapcount {} refcount {} but {n} PTEs and {cache} cache references",
+                "pfn {pfn:?}: mapcount {} refcount {} but {n} PTEs, {cache} cache and {gup} GUP references",
                 page.mapcount(),
                 page.refcount()
             ));
@@ -265,12 +272,44 @@ pub fn validate_user_memory<'a>(
                 "shmem cache holds pfn {pfn:?}, which is not a shmem page"
             ));
         }
-        if !maps.contains_key(&pfn) && page.is_some_and(|p| p.refcount() != 1 || p.mapcount() != 0)
+        let want = 1 + vm.gup.hold(pfn).refs();
+        if !maps.contains_key(&pfn)
+            && page.is_some_and(|p| i64::from(p.refcount()) != want || p.mapcount() != 0)
         {
             return err(format!("unmapped shmem page {pfn:?} has stray references"));
         }
     }
-    let live = anon_mapped + in_cache.len() as u64;
+    // Pages GUP holds that no PTE maps any more (unmapped while pinned): still allocated,
+    // held by exactly the GUP references (and the page cache's).
+    let mut held_unmapped = 0u64;
+    for (pfn, hold) in vm.gup.iter() {
+        if maps.contains_key(&pfn) {
+            continue;
+        }
+        let Some(page) = pa.mem_map().page(pfn) else {
+            return err(format!("GUP holds pfn {pfn:?}, which has no struct page"));
+        };
+        let cache = i64::from(in_cache.contains_key(&pfn));
+        let ok = match page.role() {
+            PageRole::Anon | PageRole::Shmem | PageRole::Allocated { .. } => {
+                page.mapcount() == 0 && refs_ok(page, cache + hold.refs())
+            }
+            _ => false,
+        };
+        if !ok {
+            return err(format!(
+                "GUP holds pfn {pfn:?} ({:?}, refcount {}, mapcount {}) with {hold:?}",
+                page.role(),
+                page.refcount(),
+                page.mapcount()
+            ));
+        }
+        // user_pages counts every anonymous and shmem page; cached ones are counted below.
+        if page.role() == PageRole::Anon || (page.role() == PageRole::Shmem && cache == 0) {
+            held_unmapped += 1;
+        }
+    }
+    let live = anon_mapped + in_cache.len() as u64 + held_unmapped;
     if pa.user_pages() != live {
         return err(format!(
             "{} user pages allocated but {live} are mapped or cached (a leak)",

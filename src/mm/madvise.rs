@@ -386,7 +386,13 @@ impl MmCtx<'_> {
             if !folio_is_lazyfree(page) {
                 return;
             }
-            if pte_dirty(pte) || page.flags().contains(PageFlags::DIRTY) {
+            // try_to_unmap_one(): a lazyfree page is discarded only when clean and held by
+            // its mappings alone (`ref_count == 1 + map_count` with the isolation's
+            // reference); anything more — a GUP reference or pin — keeps it, swap-backed.
+            if pte_dirty(pte)
+                || page.flags().contains(PageFlags::DIRTY)
+                || page.refcount() != page.mapcount()
+            {
                 page.flags_mut().insert(PageFlags::SWAPBACKED);
                 return;
             }

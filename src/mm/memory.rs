@@ -90,6 +90,17 @@ impl From<PgtableError> for VmFault {
     }
 }
 
+/// `maybe_mkwrite()`: `pte` made writable (and dirty, as x86's `pte_mkwrite()` leaves a
+/// writable entry for hardware to dirty — mmlab sets both) only in a VM_WRITE VMA; a forced
+/// write (FOLL_FORCE) into a read-only private mapping leaves it read-only.
+pub fn maybe_mkwrite(pte: Pte, flags: crate::mm::vma::VmFlags) -> Pte {
+    if flags.contains(VM_WRITE) {
+        pte_mkwrite_dirty(pte)
+    } else {
+        pte
+    }
+}
+
 /// `mm_counter(folio)`: the RSS counter a mapped page counts in — MM_ANONPAGES for an
 /// anonymous page, MM_SHMEMPAGES for a swap-backed one (`mm_counter_file()`), MM_FILEPAGES for
 /// the rest (a kernel page a driver maps).
@@ -138,7 +149,7 @@ impl MmCtx<'_> {
             return Err(VmFault::Sigbus);
         }
         if write && !pte_write(pte) {
-            return self.do_wp_page(vma, addr, slot, pte);
+            return self.do_wp_page(vma, addr, slot, pte, false);
         }
         // The TLB missed an update the tables already have: set young (and dirty).
         let mut new = pte.with(PteFlags::ACCESSED);
@@ -377,28 +388,49 @@ impl MmCtx<'_> {
         self.pgt.set_pte(slot, entry).skip();
     }
 
-    /// `do_wp_page()`: a write to a present, write-protected PTE.
+    /// `handle_mm_fault()` with FAULT_FLAG_UNSHARE, as GUP asks for a read-only pin of a
+    /// present anonymous page that is not exclusive (`gup_must_unshare()`): the page is made
+    /// exclusive to this mm — reused if nobody else holds it, else copied — and stays
+    /// read-only. Nothing to do for anything else.
+    pub fn handle_unshare_fault(&mut self, vma: &Vma, addr: VirtAddr) -> Result<(), VmFault> {
+        let slot = self.pgt.pte_alloc(self.mm.pgd, addr)?;
+        let pte = self.pgt.get(slot);
+        if pte_present(pte) {
+            self.do_wp_page(vma, addr, slot, pte, true)?;
+        }
+        Ok(())
+    }
+
+    /// `do_wp_page()`: a write to a present, write-protected PTE — or, with `unshare`
+    /// (FAULT_FLAG_UNSHARE), a request to make an anonymous page exclusive without writing.
     fn do_wp_page(
         &mut self,
         vma: &Vma,
         addr: VirtAddr,
         slot: Slot,
         pte: Pte,
+        unshare: bool,
     ) -> Result<FaultKind, VmFault> {
         if vma.flags.intersects(VM_SHARED | VM_MAYSHARE) {
+            if unshare {
+                return Ok(FaultKind::Spurious);
+            }
             // wp_page_shared(): shmem has no page_mkwrite, so the page is reused.
-            self.wp_page_reuse(slot, pte);
+            self.wp_page_reuse(vma, slot, pte);
             return Ok(FaultKind::Reuse);
         }
         let pfn = pte.pfn(false);
         let Some(pfn) = self.normal_page(&vma.info(), addr, pte) else {
+            if unshare {
+                return Ok(FaultKind::Spurious);
+            }
             if pfn == self.vm.zero_pfn {
-                return self.wp_page_copy(vma, addr, slot, CowSource::Zero);
+                return self.wp_page_copy(vma, addr, slot, CowSource::Zero, false);
             }
             // A private PFN mapping (remap_pfn_range() of RAM): the copy takes the frame's
             // bytes (`__wp_page_copy_user()`); a device frame is not RAM to copy from
             // (docs/divergences.md).
-            return self.wp_page_copy(vma, addr, slot, CowSource::Raw(pfn));
+            return self.wp_page_copy(vma, addr, slot, CowSource::Raw(pfn), false);
         };
         let page = self
             .pgt
@@ -418,28 +450,35 @@ impl MmCtx<'_> {
                     page.set_mapping(av.0, index);
                 }
                 page.flags_mut().insert(PageFlags::ANON_EXCLUSIVE);
-                self.wp_page_reuse(slot, pte);
+                if unshare {
+                    return Ok(FaultKind::Reuse);
+                }
+                self.wp_page_reuse(vma, slot, pte);
                 return Ok(FaultKind::Reuse);
             }
+        } else if unshare {
+            return Ok(FaultKind::Spurious);
         }
-        self.wp_page_copy(vma, addr, slot, CowSource::Page(pfn))
+        self.wp_page_copy(vma, addr, slot, CowSource::Page(pfn), unshare)
     }
 
-    /// `wp_page_reuse()`: the same page, now writable, dirty and young. An upgrade needs no
-    /// flush on x86.
-    fn wp_page_reuse(&mut self, slot: Slot, pte: Pte) {
-        let new = pte_mkwrite_dirty(pte).with(PteFlags::ACCESSED);
+    /// `wp_page_reuse()`: the same page, now dirty, young and — in a VM_WRITE VMA
+    /// (`maybe_mkwrite()`) — writable. An upgrade needs no flush on x86.
+    fn wp_page_reuse(&mut self, vma: &Vma, slot: Slot, pte: Pte) {
+        let new = maybe_mkwrite(pte.with(PteFlags::DIRTY), vma.flags).with(PteFlags::ACCESSED);
         self.pgt.set_pte(slot, new).skip();
     }
 
     /// `wp_page_copy()`: a new exclusive anonymous page with the old one's bytes (zeros for
     /// the zero page) replaces it; the old mapping is flushed before the old page is released.
+    /// With `unshare` (FAULT_FLAG_UNSHARE) the copy is mapped read-only and clean.
     fn wp_page_copy(
         &mut self,
         vma: &Vma,
         addr: VirtAddr,
         slot: Slot,
         old: CowSource,
+        unshare: bool,
     ) -> Result<FaultKind, VmFault> {
         let new = self.alloc_cow_page(vma, addr, old)?;
         match old {
@@ -456,7 +495,10 @@ impl MmCtx<'_> {
         if vma.flags.contains(VM_LOCKED) {
             self.vm.rmap.mlock(self.pgt.page_alloc, new);
         }
-        let entry = pte_mkwrite_dirty(mk_pte(new, vm_get_page_prot(vma.flags)));
+        let mut entry = mk_pte(new, vm_get_page_prot(vma.flags));
+        if !unshare {
+            entry = maybe_mkwrite(entry.with(PteFlags::DIRTY), vma.flags);
+        }
         // ptep_clear_flush() + set_pte_at(): the old translation leaves every TLB first.
         let flush = self.pgt.set_pte(slot, entry);
         self.flush(flush);
@@ -735,6 +777,36 @@ pub fn vm_normal_page(
     mem_map.page(pfn).map(|_| pfn)
 }
 
+impl MmCtx<'_> {
+    /// `copy_present_page()`: a new anonymous page for the fork child's `dst_vma` at `addr`
+    /// with the bytes of `src`, exclusive to the child (`folio_add_new_anon_rmap()`).
+    fn copy_present_page(
+        &mut self,
+        dst_vma: &Vma,
+        addr: VirtAddr,
+        src: Pfn,
+    ) -> Result<Pfn, VmFault> {
+        let anon_vma = dst_vma.anon_vma.ok_or(VmFault::Sigsegv)?.0;
+        let new = self
+            .pgt
+            .page_alloc
+            .alloc_user_page(
+                Gfp::HIGHUSER_MOVABLE,
+                PageRole::Anon,
+                anon_vma,
+                dst_vma.pgoff_at(addr),
+                self.pgt.ram,
+            )
+            .map_err(|_| VmFault::Oom)?;
+        if self.pgt.ram.copy_frame(src, new).is_err() {
+            let _ = self.pgt.page_alloc.put_user_page(new, self.pgt.ram);
+            return Err(VmFault::Sigbus);
+        }
+        self.vm.rmap.add_new_anon(self.pgt.page_alloc, new);
+        Ok(new)
+    }
+}
+
 /// `is_cow_mapping()`: private and possibly writable, so fork shares its pages copy-on-write.
 pub fn is_cow_mapping(flags: crate::mm::vma::VmFlags) -> bool {
     use crate::mm::vma::VM_MAYWRITE;
@@ -802,7 +874,27 @@ impl MmCtx<'_> {
                 return;
             };
             if let Some(pfn) = ctx.normal_page(&info, slot.va, pte) {
-                match ctx.pgt.page_alloc.mem_map().page(pfn).map(mm_counter) {
+                let page = ctx.pgt.page_alloc.mem_map().page(pfn).copied();
+                if page.is_some_and(|p| {
+                    p.role() == PageRole::Anon
+                        && p.flags().contains(PageFlags::ANON_EXCLUSIVE)
+                        && crate::mm::gup::folio_maybe_dma_pinned(&p)
+                }) {
+                    // folio_try_dup_anon_rmap_pte() refuses to share a page that may be
+                    // pinned for DMA: copy_present_page() gives the child its own copy now,
+                    // and the parent keeps its pinned page exclusive and writable.
+                    match ctx.copy_present_page(dst_vma, slot.va, pfn) {
+                        Ok(new) => {
+                            let e = mk_pte(new, vm_get_page_prot(dst_vma.flags));
+                            let e = maybe_mkwrite(e.with(PteFlags::DIRTY), dst_vma.flags);
+                            ctx.pgt.set_pte(dst_slot, e).skip();
+                            rss[MmCounter::AnonPages as usize] += 1;
+                        }
+                        Err(_) => failed = true,
+                    }
+                    return;
+                }
+                match page.map(|p| mm_counter(&p)) {
                     Some(MmCounter::AnonPages) => {
                         ctx.vm.rmap.dup(ctx.pgt.page_alloc, pfn);
                         rss[MmCounter::AnonPages as usize] += 1;

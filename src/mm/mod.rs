@@ -9,6 +9,7 @@
 
 pub mod debug;
 pub mod gfp;
+pub mod gup;
 pub mod highmem;
 pub mod hugetlb;
 pub mod memblock;
@@ -78,6 +79,8 @@ pub struct VmState {
     pub totalram: u64,
     /// Drivers' vm_operations instances (mm/vm_ops.rs).
     pub vm_ops: vm_ops::VmOpsTable,
+    /// The references and pins get_user_pages()/pin_user_pages() handed out (mm/gup.rs).
+    pub gup: gup::GupRefs,
 }
 
 /// One address space and what its operations touch, borrowed from the kernel.

@@ -74,6 +74,9 @@ pub(crate) const NODE_STATS: &[NodeStat] = &[
     ("nr_file_pages", |k| k.vm_state().rmap.nr_shmem),
     // NR_SHMEM.
     ("nr_shmem", |k| k.vm_state().rmap.nr_shmem),
+    // NR_FOLL_PIN_ACQUIRED / NR_FOLL_PIN_RELEASED: pins taken and given back (mm/gup.c).
+    ("nr_foll_pin_acquired", |k| k.vm_state().gup.pins_acquired),
+    ("nr_foll_pin_released", |k| k.vm_state().gup.pins_released),
     // NR_PAGETABLE: page-table pages from the buddy allocator (`pagetable_*_ctor()`).
     ("nr_page_table_pages", |k| {
         k.page_alloc().nr_page_table_pages()

@@ -114,6 +114,14 @@ pub const SYNC_AND_LOCK: &[(&str, i64)] = &[
     ("MCL_ONFAULT", 4),
 ];
 
+/// get_user_pages()/pin_user_pages() flags (include/linux/mm_types.h).
+pub const FOLL: &[(&str, i64)] = &[
+    ("FOLL_WRITE", crate::mm::gup::FOLL_WRITE as i64),
+    ("FOLL_FORCE", crate::mm::gup::FOLL_FORCE as i64),
+    ("FOLL_NOFAULT", crate::mm::gup::FOLL_NOFAULT as i64),
+    ("FOLL_LONGTERM", crate::mm::gup::FOLL_LONGTERM as i64),
+];
+
 /// open(2) flags as the kernel defines them (asm-generic/fcntl.h). O_LARGEFILE is the kernel's
 /// value; glibc defines it as 0 on 64-bit because the kernel sets it for every 64-bit open.
 pub const O: &[(&str, i64)] = &[
@@ -190,6 +198,7 @@ pub const TABLES: &[&[(&str, i64)]] = &[
     MREMAP,
     MADV,
     SYNC_AND_LOCK,
+    FOLL,
     O,
     SEEK,
     RLIMIT,

@@ -22,6 +22,7 @@
 mod args;
 pub mod constants;
 mod file;
+mod gup;
 mod helpers;
 mod io;
 mod kernel;
@@ -220,6 +221,7 @@ pub fn engine() -> Engine {
     vmalloc::register(&mut engine);
     io::register(&mut engine);
     file::register(&mut engine);
+    gup::register(&mut engine);
     task::register(&mut engine);
     engine.on_print(|s| println!("{s}"));
     engine
