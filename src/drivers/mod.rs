@@ -19,6 +19,7 @@
 //! registered at boot.
 
 pub mod mem;
+pub mod pldio;
 pub mod udmabuf;
 pub mod uio;
 pub mod vmbuf;
@@ -199,6 +200,14 @@ pub trait Driver: fmt::Debug {
     }
 }
 
+/// A numeric module parameter ("4096", "0x40000000", "64K"), if given; EINVAL if it does not
+/// parse.
+pub(crate) fn size_param(p: &ModuleParams, name: &str) -> Result<Option<u64>, Errno> {
+    p.get(name)
+        .map(|v| crate::script::parse_size(v).map_err(|_| Errno::EINVAL))
+        .transpose()
+}
+
 /// A loaded module.
 #[derive(Debug)]
 struct Module {
@@ -224,7 +233,7 @@ pub struct Drivers {
 }
 
 /// The drivers `insmod` knows by name.
-pub const SHIPPED: &[&str] = &["uio_pdrv_genirq", "u-dma-buf", "vmbuf"];
+pub const SHIPPED: &[&str] = &["uio_pdrv_genirq", "u-dma-buf", "vmbuf", "pl_dio"];
 
 /// A new driver of the shipped module `name`.
 fn shipped(name: &str) -> Option<Box<dyn Driver>> {
@@ -232,6 +241,7 @@ fn shipped(name: &str) -> Option<Box<dyn Driver>> {
         "uio_pdrv_genirq" => Some(Box::new(uio::UioPdrvGenirq::default())),
         "u-dma-buf" => Some(Box::new(udmabuf::UDmaBuf::default())),
         "vmbuf" => Some(Box::new(vmbuf::VmBuf::default())),
+        "pl_dio" => Some(Box::new(pldio::PlDio::default())),
         _ => None,
     }
 }

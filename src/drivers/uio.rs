@@ -63,12 +63,6 @@ impl VmOperations for UioPhysicalVmOps {
     }
 }
 
-fn param(p: &ModuleParams, name: &str) -> Result<Option<u64>, Errno> {
-    p.get(name)
-        .map(|v| crate::script::parse_size(v).map_err(|_| Errno::EINVAL))
-        .transpose()
-}
-
 impl UioPdrvGenirq {
     fn sysfs_dir(minor: u32) -> String {
         format!("/sys/class/uio/uio{minor}")
@@ -91,9 +85,9 @@ impl Driver for UioPdrvGenirq {
     }
 
     fn init(&mut self, k: &mut Kernel, me: DriverId, params: &ModuleParams) -> Result<(), Errno> {
-        let base = param(params, "base")?.ok_or(Errno::EINVAL)?;
-        let size = param(params, "size")?.unwrap_or(crate::addr::PAGE_SIZE);
-        let irq = param(params, "irq")?
+        let base = super::size_param(params, "base")?.ok_or(Errno::EINVAL)?;
+        let size = super::size_param(params, "size")?.unwrap_or(crate::addr::PAGE_SIZE);
+        let irq = super::size_param(params, "irq")?
             .map(|i| u32::try_from(i).map_err(|_| Errno::EINVAL))
             .transpose()?;
         let name = params.get("name").cloned().unwrap_or_else(|| "uio".into());
