@@ -21,6 +21,7 @@
 
 mod args;
 pub mod constants;
+mod dma;
 mod file;
 mod helpers;
 mod io;
@@ -219,6 +220,7 @@ pub fn engine() -> Engine {
     slab::register(&mut engine);
     vmalloc::register(&mut engine);
     io::register(&mut engine);
+    dma::register(&mut engine);
     file::register(&mut engine);
     task::register(&mut engine);
     engine.on_print(|s| println!("{s}"));
