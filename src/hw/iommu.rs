@@ -60,7 +60,10 @@ pub fn fault_reason_text(reason: u8) -> &'static str {
         "non-zero reserved fields in PTE",
         "PCE for translation request specifies blocking",
     ];
-    REASONS.get(usize::from(reason)).copied().unwrap_or("Unknown")
+    REASONS
+        .get(usize::from(reason))
+        .copied()
+        .unwrap_or("Unknown")
 }
 
 /// The remapping hardware: one I/O page table per device, and the faults not yet handled.

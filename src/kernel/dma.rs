@@ -221,8 +221,9 @@ impl Kernel {
 
     /// "<driver> <name>: " for messages about a device (`dev_printk()`'s prefix).
     pub(crate) fn dev_prefix(&self, dev: DmaDev) -> String {
-        self.dma_device(dev)
-            .map_or("NULL NULL: ".into(), |d| format!("{} {}: ", d.driver, d.name))
+        self.dma_device(dev).map_or("NULL NULL: ".into(), |d| {
+            format!("{} {}: ", d.driver, d.name)
+        })
     }
 
     /// `dev_WARN_ONCE()`: the message once per kind.
@@ -422,9 +423,8 @@ impl Kernel {
         {
             phys
         } else {
-            let text = format!(
-                "DMA addr 0x{phys:016x}+{size} overflow (mask {mask:x}, bus limit 0)."
-            );
+            let text =
+                format!("DMA addr 0x{phys:016x}+{size} overflow (mask {mask:x}, bus limit 0).");
             self.dev_warn_once(dev, "dma_direct_map_phys", &text);
             DMA_MAPPING_ERROR
         };
@@ -625,7 +625,10 @@ mod tests {
         k.dma_free_coherent(dev, 10_000, c.cpu, c.dma);
         assert_eq!(k.dma().debug.entries_of(dev).count(), 0);
         // Refused: size 0, above MAX_PAGE_ORDER, an unreachable mask.
-        assert_eq!(k.dma_alloc_coherent(dev, 0, Gfp::KERNEL), Err(Errno::ENOMEM));
+        assert_eq!(
+            k.dma_alloc_coherent(dev, 0, Gfp::KERNEL),
+            Err(Errno::ENOMEM)
+        );
         assert_eq!(
             k.dma_alloc_coherent(dev, 8 << 20, Gfp::KERNEL),
             Err(Errno::ENOMEM)
@@ -672,17 +675,31 @@ mod tests {
         assert!(k.log().iter().any(|l| l == "DMAR: IOMMU enabled"));
         assert!(k.dma_device(dev).unwrap().behind_iommu());
         let c = k.dma_alloc_coherent(dev, 4096, Gfp::KERNEL).unwrap();
-        assert_eq!(c.dma, 0xffff_f000, "the first IOVA is the top page below the mask");
+        assert_eq!(
+            c.dma, 0xffff_f000,
+            "the first IOVA is the top page below the mask"
+        );
         let buf = k.kmalloc(64, Gfp::KERNEL).unwrap();
         let h = k.dma_map_single(dev, buf, 64, DmaDirection::FromDevice);
         assert_eq!(h & 0xfff, buf & 0xfff, "the offset in the page is kept");
         assert_eq!(h & !0xfff, 0xffff_e000);
         let bus = k.dma_device(dev).unwrap().bus.unwrap();
         let pte = k.dma().dmar.as_ref().unwrap().lookup(bus, h >> 12).unwrap();
-        assert_eq!((pte.read, pte.write), (false, true), "FromDevice: write only");
+        assert_eq!(
+            (pte.read, pte.write),
+            (false, true),
+            "FromDevice: write only"
+        );
         k.validate().unwrap();
         k.dma_unmap_phys(dev, h, 64, DmaDirection::FromDevice);
-        assert!(k.dma().dmar.as_ref().unwrap().lookup(bus, h >> 12).is_none());
+        assert!(
+            k.dma()
+                .dmar
+                .as_ref()
+                .unwrap()
+                .lookup(bus, h >> 12)
+                .is_none()
+        );
         k.dma_free_coherent(dev, 4096, c.cpu, c.dma);
         assert_eq!(k.dma().dmar.as_ref().unwrap().mappings(bus).count(), 0);
         k.validate().unwrap();

@@ -134,7 +134,13 @@ impl DmaDebug {
     }
 }
 
-fn reference(dev: DmaDev, kind: DebugType, dev_addr: u64, size: u64, dir: DmaDirection) -> DebugEntry {
+fn reference(
+    dev: DmaDev,
+    kind: DebugType,
+    dev_addr: u64,
+    size: u64,
+    dir: DmaDirection,
+) -> DebugEntry {
     DebugEntry {
         dev,
         kind,
@@ -183,15 +189,33 @@ impl Kernel {
     }
 
     /// `debug_dma_alloc_coherent()`.
-    pub(crate) fn debug_dma_alloc_coherent(&mut self, dev: DmaDev, size: u64, dma: u64, paddr: u64) {
-        let mut e = reference(dev, DebugType::Coherent, dma, size, DmaDirection::Bidirectional);
+    pub(crate) fn debug_dma_alloc_coherent(
+        &mut self,
+        dev: DmaDev,
+        size: u64,
+        dma: u64,
+        paddr: u64,
+    ) {
+        let mut e = reference(
+            dev,
+            DebugType::Coherent,
+            dma,
+            size,
+            DmaDirection::Bidirectional,
+        );
         e.paddr = paddr;
         self.debug_add(e);
     }
 
     /// `debug_dma_free_coherent()`.
     pub(crate) fn debug_dma_free_coherent(&mut self, dev: DmaDev, size: u64, paddr: u64, dma: u64) {
-        let mut r = reference(dev, DebugType::Coherent, dma, size, DmaDirection::Bidirectional);
+        let mut r = reference(
+            dev,
+            DebugType::Coherent,
+            dma,
+            size,
+            DmaDirection::Bidirectional,
+        );
         r.paddr = paddr;
         self.check_unmap(&r);
     }
@@ -215,7 +239,13 @@ impl Kernel {
     }
 
     /// `debug_dma_unmap_phys()`.
-    pub(crate) fn debug_dma_unmap_phys(&mut self, dev: DmaDev, addr: u64, size: u64, dir: DmaDirection) {
+    pub(crate) fn debug_dma_unmap_phys(
+        &mut self,
+        dev: DmaDev,
+        addr: u64,
+        size: u64,
+        dir: DmaDirection,
+    ) {
         let r = reference(dev, DebugType::Phy, addr, size, dir);
         self.check_unmap(&r);
     }
@@ -282,7 +312,10 @@ impl Kernel {
     fn check_unmap(&mut self, r: &DebugEntry) {
         let dev = r.dev;
         if r.dev_addr == DMA_MAPPING_ERROR {
-            self.debug_err(dev, "device driver tries to free an invalid DMA memory address");
+            self.debug_err(
+                dev,
+                "device driver tries to free an invalid DMA memory address",
+            );
             return;
         }
         let Some(i) = self.dma.debug.find_exact(r) else {
@@ -477,18 +510,34 @@ mod tests {
         k.dma_unmap_phys(dev, h, 64, DmaDirection::FromDevice);
         let p = "DMA-API: platform fe000000.pl-accel: ";
         let want = [
-            format!("{p}device driver tries to free DMA memory it has not allocated [device address=0x{:016x}] [size=4096 bytes]", c.dma),
-            format!("{p}device driver frees DMA memory with different size [device address=0x{h:016x}] [map size=128 bytes] [unmap size=64 bytes]"),
-            format!("{p}device driver frees DMA memory with different direction [device address=0x{h:016x}] [size=64 bytes] [mapped with DMA_TO_DEVICE] [unmapped with DMA_FROM_DEVICE]"),
-            format!("{p}device driver failed to check map error[device address=0x{h:016x}] [size=64 bytes] [mapped as phy]"),
+            format!(
+                "{p}device driver tries to free DMA memory it has not allocated [device address=0x{:016x}] [size=4096 bytes]",
+                c.dma
+            ),
+            format!(
+                "{p}device driver frees DMA memory with different size [device address=0x{h:016x}] [map size=128 bytes] [unmap size=64 bytes]"
+            ),
+            format!(
+                "{p}device driver frees DMA memory with different direction [device address=0x{h:016x}] [size=64 bytes] [mapped with DMA_TO_DEVICE] [unmapped with DMA_FROM_DEVICE]"
+            ),
+            format!(
+                "{p}device driver failed to check map error[device address=0x{h:016x}] [size=64 bytes] [mapped as phy]"
+            ),
         ];
-        let got: Vec<&String> = k.log().iter().filter(|l| l.starts_with("DMA-API")).collect();
+        let got: Vec<&String> = k
+            .log()
+            .iter()
+            .filter(|l| l.starts_with("DMA-API"))
+            .collect();
         assert_eq!(got, want.iter().collect::<Vec<_>>());
         assert_eq!(k.dma_debug().error_count, 4);
         // With the default quota only the first error is printed.
         k.dma_debug_set(Some(false), Some(0));
         k.dma_unmap_phys(dev, h, 128, DmaDirection::ToDevice);
         assert_eq!(k.dma_debug().error_count, 5);
-        assert_eq!(k.log().iter().filter(|l| l.starts_with("DMA-API")).count(), 4);
+        assert_eq!(
+            k.log().iter().filter(|l| l.starts_with("DMA-API")).count(),
+            4
+        );
     }
 }

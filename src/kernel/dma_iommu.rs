@@ -196,7 +196,11 @@ impl Kernel {
             .iter()
             .map(|s| {
                 let off = s.offset & (PAGE_SIZE - 1);
-                (off, s.length, (s.offset + s.length).div_ceil(PAGE_SIZE) * PAGE_SIZE)
+                (
+                    off,
+                    s.length,
+                    (s.offset + s.length).div_ceil(PAGE_SIZE) * PAGE_SIZE,
+                )
             })
             .collect();
         for s in sg.iter_mut() {

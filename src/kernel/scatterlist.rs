@@ -169,7 +169,10 @@ impl Kernel {
             let mut ok = true;
             for s in sgl.iter_mut() {
                 let phys = s.phys();
-                if phys.checked_add(s.length.max(1) - 1).is_some_and(|l| l <= mask) {
+                if phys
+                    .checked_add(s.length.max(1) - 1)
+                    .is_some_and(|l| l <= mask)
+                {
                     s.dma_address = phys;
                     s.dma_length = s.length;
                 } else {
@@ -259,8 +262,17 @@ mod tests {
         assert_eq!(sg.len(), 2);
         assert_eq!(sg[0].length, 2 * 4096);
         // Bad arguments.
-        assert_eq!(sg_entries_from_pages(&[], 0, 1, SG_MAX_SEGMENT), Err(Errno::EINVAL));
-        assert_eq!(sg_entries_from_pages(&[1], 4096, 1, SG_MAX_SEGMENT), Err(Errno::EINVAL));
-        assert_eq!(sg_entries_from_pages(&[1], 0, 4097, SG_MAX_SEGMENT), Err(Errno::EINVAL));
+        assert_eq!(
+            sg_entries_from_pages(&[], 0, 1, SG_MAX_SEGMENT),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            sg_entries_from_pages(&[1], 4096, 1, SG_MAX_SEGMENT),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            sg_entries_from_pages(&[1], 0, 4097, SG_MAX_SEGMENT),
+            Err(Errno::EINVAL)
+        );
     }
 }

@@ -42,7 +42,12 @@ fn map_of(pairs: Vec<(&str, Dynamic)>) -> Map {
     pairs.into_iter().map(|(k, v)| (k.into(), v)).collect()
 }
 
-fn alloc_coherent(k: &KernelRef, d: &Dynamic, size: &Dynamic, gfp: Option<&Dynamic>) -> Fallible<Dynamic> {
+fn alloc_coherent(
+    k: &KernelRef,
+    d: &Dynamic,
+    size: &Dynamic,
+    gfp: Option<&Dynamic>,
+) -> Fallible<Dynamic> {
     let dev = dev(k, "dma_alloc_coherent", d)?;
     let size = args::size("dma_alloc_coherent", "size", size)?;
     let gfp = match gfp {
@@ -65,7 +70,10 @@ fn alloc_coherent(k: &KernelRef, d: &Dynamic, size: &Dynamic, gfp: Option<&Dynam
 /// The pfns of an array argument.
 fn pfns(func: &str, v: &Dynamic) -> Fallible<Vec<u64>> {
     let Some(a) = v.read_lock::<Array>() else {
-        return args::throw(format!("{func}: pages must be an array of pfns, got {}", v.type_name()));
+        return args::throw(format!(
+            "{func}: pages must be an array of pfns, got {}",
+            v.type_name()
+        ));
     };
     a.iter().map(|p| args::word(func, "pfn", p)).collect()
 }
@@ -127,34 +135,54 @@ fn device_map(k: &KernelRef, dev: DmaDev) -> Map {
         ("name", Dynamic::from(d.name.clone())),
         ("driver", Dynamic::from(d.driver.clone())),
         ("dma_mask", Dynamic::from(to_i64(d.dma_mask))),
-        ("coherent_dma_mask", Dynamic::from(to_i64(d.coherent_dma_mask))),
+        (
+            "coherent_dma_mask",
+            Dynamic::from(to_i64(d.coherent_dma_mask)),
+        ),
         ("iommu", Dynamic::from(d.behind_iommu())),
         ("syncs_for_cpu", Dynamic::from(to_i64(d.syncs_for_cpu))),
-        ("syncs_for_device", Dynamic::from(to_i64(d.syncs_for_device))),
+        (
+            "syncs_for_device",
+            Dynamic::from(to_i64(d.syncs_for_device)),
+        ),
         ("mappings", Dynamic::from(mappings)),
     ])
 }
 
 pub(crate) fn register(engine: &mut Engine) {
     engine
-        .register_fn("dma_set_mask", |k: &mut KernelRef, d: Dynamic, bits: Dynamic| -> Fallible<i64> {
-            let dev = dev(k, "dma_set_mask", &d)?;
-            let n = args::int("dma_set_mask", "bits", &bits)?;
-            let Ok(n @ 1..=64) = u32::try_from(n) else {
-                return args::throw(format!("dma_set_mask: {n} bits is not 1..=64"));
-            };
-            Ok(raw(k.borrow_mut().dma_set_mask_and_coherent(dev, dma_bit_mask(n)).map(|()| 0)))
-        })
-        .register_fn("dma_alloc_coherent", |k: &mut KernelRef, d: Dynamic, s: Dynamic| {
-            alloc_coherent(k, &d, &s, None)
-        })
+        .register_fn(
+            "dma_set_mask",
+            |k: &mut KernelRef, d: Dynamic, bits: Dynamic| -> Fallible<i64> {
+                let dev = dev(k, "dma_set_mask", &d)?;
+                let n = args::int("dma_set_mask", "bits", &bits)?;
+                let Ok(n @ 1..=64) = u32::try_from(n) else {
+                    return args::throw(format!("dma_set_mask: {n} bits is not 1..=64"));
+                };
+                Ok(raw(k
+                    .borrow_mut()
+                    .dma_set_mask_and_coherent(dev, dma_bit_mask(n))
+                    .map(|()| 0)))
+            },
+        )
         .register_fn(
             "dma_alloc_coherent",
-            |k: &mut KernelRef, d: Dynamic, s: Dynamic, g: Dynamic| alloc_coherent(k, &d, &s, Some(&g)),
+            |k: &mut KernelRef, d: Dynamic, s: Dynamic| alloc_coherent(k, &d, &s, None),
+        )
+        .register_fn(
+            "dma_alloc_coherent",
+            |k: &mut KernelRef, d: Dynamic, s: Dynamic, g: Dynamic| {
+                alloc_coherent(k, &d, &s, Some(&g))
+            },
         )
         .register_fn(
             "dma_free_coherent",
-            |k: &mut KernelRef, d: Dynamic, s: Dynamic, cpu: Dynamic, dma: Dynamic| -> Fallible<i64> {
+            |k: &mut KernelRef,
+             d: Dynamic,
+             s: Dynamic,
+             cpu: Dynamic,
+             dma: Dynamic|
+             -> Fallible<i64> {
                 let dev = dev(k, "dma_free_coherent", &d)?;
                 let s = args::size("dma_free_coherent", "size", &s)?;
                 let cpu = args::word("dma_free_coherent", "cpu_addr", &cpu)?;
@@ -165,7 +193,12 @@ pub(crate) fn register(engine: &mut Engine) {
         )
         .register_fn(
             "dma_map_single",
-            |k: &mut KernelRef, d: Dynamic, cpu: Dynamic, s: Dynamic, r: Dynamic| -> Fallible<i64> {
+            |k: &mut KernelRef,
+             d: Dynamic,
+             cpu: Dynamic,
+             s: Dynamic,
+             r: Dynamic|
+             -> Fallible<i64> {
                 let dev = dev(k, "dma_map_single", &d)?;
                 let cpu = args::word("dma_map_single", "cpu_addr", &cpu)?;
                 let s = args::size("dma_map_single", "size", &s)?;
@@ -175,13 +208,25 @@ pub(crate) fn register(engine: &mut Engine) {
         )
         .register_fn(
             "dma_map_page",
-            |k: &mut KernelRef, d: Dynamic, pfn: Dynamic, off: Dynamic, s: Dynamic, r: Dynamic| -> Fallible<i64> {
+            |k: &mut KernelRef,
+             d: Dynamic,
+             pfn: Dynamic,
+             off: Dynamic,
+             s: Dynamic,
+             r: Dynamic|
+             -> Fallible<i64> {
                 let dev = dev(k, "dma_map_page", &d)?;
                 let pfn = args::word("dma_map_page", "pfn", &pfn)?;
                 let off = args::word("dma_map_page", "offset", &off)?;
                 let s = args::size("dma_map_page", "size", &s)?;
                 let r = dir("dma_map_page", &r)?;
-                Ok(to_i64(k.borrow_mut().dma_map_page(dev, crate::addr::Pfn::new(pfn), off, s, r)))
+                Ok(to_i64(k.borrow_mut().dma_map_page(
+                    dev,
+                    crate::addr::Pfn::new(pfn),
+                    off,
+                    s,
+                    r,
+                )))
             },
         )
         .register_fn(
@@ -200,7 +245,12 @@ pub(crate) fn register(engine: &mut Engine) {
     ] {
         engine.register_fn(
             name,
-            move |k: &mut KernelRef, d: Dynamic, a: Dynamic, s: Dynamic, r: Dynamic| -> Fallible<i64> {
+            move |k: &mut KernelRef,
+                  d: Dynamic,
+                  a: Dynamic,
+                  s: Dynamic,
+                  r: Dynamic|
+                  -> Fallible<i64> {
                 let dev = dev(k, name, &d)?;
                 let a = args::word(name, "dma_addr", &a)?;
                 let s = args::size(name, "size", &s)?;
@@ -221,17 +271,26 @@ pub(crate) fn register(engine: &mut Engine) {
                 let p = pfns("sg_alloc_table_from_pages", &p)?;
                 let off = args::word("sg_alloc_table_from_pages", "offset", &off)?;
                 let s = args::size("sg_alloc_table_from_pages", "size", &s)?;
-                Ok(raw(k.borrow_mut().sg_alloc_table_from_pages(&p, off, s).map(|id| i64::from(id.0))))
+                Ok(raw(k
+                    .borrow_mut()
+                    .sg_alloc_table_from_pages(&p, off, s)
+                    .map(|id| i64::from(id.0))))
             },
         )
-        .register_fn("sg_table", |k: &mut KernelRef, t: Dynamic| -> Fallible<Dynamic> {
-            let t = sgt("sg_table", &t)?;
-            Ok(sg_table_map(k, t))
-        })
-        .register_fn("sg_free_table", |k: &mut KernelRef, t: Dynamic| -> Fallible<i64> {
-            let t = sgt("sg_free_table", &t)?;
-            Ok(raw(k.borrow_mut().sg_free_table(t).map(|()| 0)))
-        })
+        .register_fn(
+            "sg_table",
+            |k: &mut KernelRef, t: Dynamic| -> Fallible<Dynamic> {
+                let t = sgt("sg_table", &t)?;
+                Ok(sg_table_map(k, t))
+            },
+        )
+        .register_fn(
+            "sg_free_table",
+            |k: &mut KernelRef, t: Dynamic| -> Fallible<i64> {
+                let t = sgt("sg_free_table", &t)?;
+                Ok(raw(k.borrow_mut().sg_free_table(t).map(|()| 0)))
+            },
+        )
         .register_fn(
             "dma_map_sg",
             |k: &mut KernelRef, d: Dynamic, t: Dynamic, r: Dynamic| -> Fallible<i64> {
