@@ -417,19 +417,32 @@ impl Kernel {
         let addr = if iommu {
             self.iommu_dma_map(dev, phys, size, dir, mask)
                 .unwrap_or(DMA_MAPPING_ERROR)
-        } else if phys
-            .checked_add(size.max(1) - 1)
-            .is_some_and(|last| last <= mask)
-        {
-            phys
         } else {
-            let text =
-                format!("DMA addr 0x{phys:016x}+{size} overflow (mask {mask:x}, bus limit 0).");
-            self.dev_warn_once(dev, "dma_direct_map_phys", &text);
-            DMA_MAPPING_ERROR
+            self.dma_direct_map_phys(dev, phys, size, mask)
         };
         self.debug_dma_map_phys(dev, phys, size, dir, addr);
         addr
+    }
+
+    /// `dma_direct_map_phys()` on a coherent machine without swiotlb: the physical address if
+    /// `mask` reaches the whole range (`dma_capable()`), else the overflow warning (once) and
+    /// DMA_MAPPING_ERROR.
+    pub(crate) fn dma_direct_map_phys(
+        &mut self,
+        dev: DmaDev,
+        phys: u64,
+        size: u64,
+        mask: u64,
+    ) -> u64 {
+        if phys
+            .checked_add(size.max(1) - 1)
+            .is_some_and(|last| last <= mask)
+        {
+            return phys;
+        }
+        let text = format!("DMA addr 0x{phys:016x}+{size} overflow (mask {mask:x}, bus limit 0).");
+        self.dev_warn_once(dev, "dma_direct_map_phys", &text);
+        DMA_MAPPING_ERROR
     }
 
     /// A call with DMA_NONE: Linux's `BUG_ON(!valid_dma_direction(dir))`. mmlab refuses the

@@ -165,23 +165,12 @@ impl Kernel {
         let count = if iommu {
             self.iommu_dma_map_sg(dev, &mut sgl, dir, mask).unwrap_or(0)
         } else {
-            // dma_direct_map_sg(): entry by entry, undone if one fails.
+            // dma_direct_map_sg(): entry by entry; the list fails if one entry does.
             let mut ok = true;
             for s in sgl.iter_mut() {
-                let phys = s.phys();
-                if phys
-                    .checked_add(s.length.max(1) - 1)
-                    .is_some_and(|l| l <= mask)
-                {
-                    s.dma_address = phys;
-                    s.dma_length = s.length;
-                } else {
-                    let text = format!(
-                        "DMA addr 0x{phys:016x}+{} overflow (mask {mask:x}, bus limit 0).",
-                        s.length
-                    );
-                    let line = format!("{}{text}", self.dev_prefix(dev));
-                    self.printk(&line);
+                s.dma_address = self.dma_direct_map_phys(dev, s.phys(), s.length, mask);
+                s.dma_length = s.length;
+                if s.dma_address == DMA_MAPPING_ERROR {
                     ok = false;
                     break;
                 }
