@@ -2,9 +2,10 @@
 //! the usual partner of UIO on a Zynq.
 //!
 //! `k.insmod("u-dma-buf", #{ udmabuf0: "1M", udmabuf1: 65536 })` allocates each buffer with
-//! `dma_alloc_coherent()` — zeroed, contiguous pages from the buddy allocator (below 4 GiB on
-//! x86: the 32-bit DMA mask the driver sets by default), at most MAX_PAGE_ORDER (4 MiB) each
-//! since no CMA area is modelled — and makes /dev/udmabufN (0600) and
+//! `dma_alloc_coherent()` (kernel/dma.rs) for its class device udmabufN — zeroed, contiguous
+//! pages (below 4 GiB on x86: the 32-bit DMA mask the driver sets by default), at most
+//! MAX_PAGE_ORDER (4 MiB) each since no CMA area is modelled. The class device is in no IOMMU
+//! group, so the handle is the physical address even with `intel_iommu=on`. It makes /dev/udmabufN (0600) and
 //! `/sys/class/u-dma-buf/udmabufN/` with `phys_addr` (`%pad`: 0x and the width of
 //! dma_addr_t), `size`, `sync_mode` and `dma_coherent`.
 //!
@@ -15,7 +16,8 @@
 //! within the buffer.
 
 use super::{Driver, DriverId, MmapVma, ModuleParams};
-use crate::addr::{PAGE_SHIFT, PAGE_SIZE, Pfn};
+use crate::addr::{PAGE_SHIFT, PAGE_SIZE};
+use crate::kernel::dma::{Coherent, DmaDev};
 use crate::kernel::file::{File, IovIter, KernelBuffer, O_SYNC, fixed_size_llseek};
 use crate::kernel::{Errno, Kernel};
 use crate::mm::gfp::Gfp;
@@ -28,14 +30,14 @@ pub const MAX_BUFFERS: u32 = 8;
 #[derive(Debug, Clone, Copy)]
 struct Buf {
     minor: u32,
-    pfn: Pfn,
-    order: u32,
+    dev: DmaDev,
+    c: Coherent,
     size: u64,
 }
 
 impl Buf {
     fn phys(&self) -> u64 {
-        self.pfn.as_u64() << PAGE_SHIFT
+        self.c.phys
     }
 }
 
@@ -88,33 +90,23 @@ impl Driver for UDmaBuf {
         }
         let major = k.register_chrdev_region(me, 0, 0, MAX_BUFFERS, "u-dma-buf")?;
         let pc = k.arch().low_firmware_hole().is_some();
-        let gfp = if pc {
-            Gfp::KERNEL.union(Gfp::DMA32).union(Gfp::ZERO)
-        } else {
-            Gfp::KERNEL.union(Gfp::ZERO)
-        };
         let digits = if pc { 16 } else { 8 };
         for (minor, size) in sizes {
-            let alloc = size.next_multiple_of(PAGE_SIZE);
-            let order = (alloc / PAGE_SIZE).next_power_of_two().trailing_zeros();
-            if order > crate::mm::zone::MAX_PAGE_ORDER {
-                k.printk(&format!(
-                    "u-dma-buf udmabuf{minor}: dma_alloc_coherent(size={size}) failed"
-                ));
-                self.release_all(k);
-                return Err(Errno::ENOMEM);
-            }
-            let pfn = match k.alloc_pages(gfp, order) {
-                Ok(p) => p,
+            let dev = k.dma_device_create(&format!("udmabuf{minor}"), "u-dma-buf");
+            let c = match k.dma_alloc_coherent(dev, size, Gfp::KERNEL) {
+                Ok(c) => c,
                 Err(e) => {
+                    k.printk(&format!(
+                        "u-dma-buf udmabuf{minor}: dma_alloc_coherent(size={size}) failed"
+                    ));
                     self.release_all(k);
                     return Err(e);
                 }
             };
             let b = Buf {
                 minor,
-                pfn,
-                order,
+                dev,
+                c,
                 size,
             };
             self.bufs.push(b);
@@ -180,7 +172,7 @@ impl Driver for UDmaBuf {
         vma.flags |= VM_DONTEXPAND | VM_DONTDUMP;
         vma.ops = VmaOps::Driver(k.vm_ops_register(Box::new(UdmabufVmOps)));
         let (start, len) = (vma.start, vma.len());
-        let pfn = b.pfn.as_u64() + vma.pgoff;
+        let pfn = (b.phys() >> PAGE_SHIFT) + vma.pgoff;
         k.remap_pfn_range(vma, start, pfn, len)
     }
 }
@@ -191,7 +183,7 @@ impl UDmaBuf {
             let name = format!("udmabuf{}", b.minor);
             k.device_destroy(&name);
             k.sysfs_remove(&format!("/sys/class/u-dma-buf/{name}/"));
-            let _ = k.free_pages(b.pfn, b.order);
+            k.dma_free_coherent(b.dev, b.size, b.c.cpu, b.c.dma);
         }
     }
 }

@@ -5,9 +5,10 @@
 //! address in no window goes to RAM. Accesses to a window are split into naturally aligned
 //! pieces of at most 8 bytes, each one bus transaction to the device. Devices master the bus
 //! for DMA through [`RamPort`], which reaches only the RAM ranges the firmware reported
-//! (peer-to-peer DMA between devices is not modelled).
+//! (peer-to-peer DMA between devices is not modelled), through the IOMMU when there is one.
 
 use super::device::{Device, DmaFault, DmaPort, Width};
+use super::iommu::Dmar;
 use super::ram::Ram;
 use crate::addr::{PAGE_SIZE, PfnRange, PhysAddr};
 use std::fmt;
@@ -227,13 +228,17 @@ impl Bus {
     }
 }
 
-/// A bus master's port to RAM: the firmware's RAM ranges of simulated memory, by physical
-/// address (bus address = physical address without an IOMMU, as on x86 and the Zynq).
+/// A bus master's port to RAM: the firmware's RAM ranges of simulated memory. Without an
+/// IOMMU the bus address is the physical address (as on x86 and the Zynq); with one, it is an
+/// IOVA the master's I/O page table translates, and a page without the access asked for
+/// refuses the whole transfer.
 pub struct RamPort<'a> {
     /// Simulated memory.
     pub ram: &'a mut Ram,
     /// The frames that are RAM (memblock.memory).
     pub memory: &'a [PfnRange],
+    /// The IOMMU and the device mastering the bus, when the device is behind one.
+    pub iommu: Option<(&'a mut Dmar, DeviceId)>,
 }
 
 impl RamPort<'_> {
@@ -247,27 +252,46 @@ impl RamPort<'_> {
             .any(|r| r.start.phys().as_u64() <= pa && end <= r.end.phys().as_u64())
             && end <= self.ram.size()
     }
+
+    /// The physical pieces of a transfer of `len` bytes at `bus_addr`, every one RAM.
+    fn route(&mut self, bus_addr: u64, len: u64, write: bool) -> Result<Vec<(u64, u64)>, DmaFault> {
+        let pieces = match &mut self.iommu {
+            Some((dmar, dev)) => dmar.translate(*dev, bus_addr, len, write)?,
+            None => vec![(bus_addr, len)],
+        };
+        if pieces.iter().all(|&(pa, n)| self.is_ram(pa, n)) {
+            Ok(pieces)
+        } else {
+            Err(DmaFault::NoTarget { bus_addr, len })
+        }
+    }
 }
 
 impl DmaPort for RamPort<'_> {
     fn dma_read(&mut self, bus_addr: u64, buf: &mut [u8]) -> Result<(), DmaFault> {
         let len = buf.len() as u64;
-        if !self.is_ram(bus_addr, len) {
-            return Err(DmaFault::NoTarget { bus_addr, len });
+        let mut at = 0usize;
+        for (pa, n) in self.route(bus_addr, len, false)? {
+            let n = n as usize;
+            self.ram
+                .read(PhysAddr::new(pa), &mut buf[at..at + n])
+                .map_err(|_| DmaFault::NoTarget { bus_addr, len })?;
+            at += n;
         }
-        self.ram
-            .read(PhysAddr::new(bus_addr), buf)
-            .map_err(|_| DmaFault::NoTarget { bus_addr, len })
+        Ok(())
     }
 
     fn dma_write(&mut self, bus_addr: u64, data: &[u8]) -> Result<(), DmaFault> {
         let len = data.len() as u64;
-        if !self.is_ram(bus_addr, len) {
-            return Err(DmaFault::NoTarget { bus_addr, len });
+        let mut at = 0usize;
+        for (pa, n) in self.route(bus_addr, len, true)? {
+            let n = n as usize;
+            self.ram
+                .write(PhysAddr::new(pa), &data[at..at + n])
+                .map_err(|_| DmaFault::NoTarget { bus_addr, len })?;
+            at += n;
         }
-        self.ram
-            .write(PhysAddr::new(bus_addr), data)
-            .map_err(|_| DmaFault::NoTarget { bus_addr, len })
+        Ok(())
     }
 }
 

@@ -5,6 +5,7 @@ pub mod cost;
 pub mod cpu;
 pub mod device;
 pub mod e820;
+pub mod iommu;
 pub mod mmu;
 pub mod pl_accel;
 // The one module allowed `unsafe`: it maps host memory for simulated RAM.

@@ -5,7 +5,8 @@
 //! A physical address in a device window goes to the device ([`crate::hw::bus`]); anything
 //! else that is inside simulated memory goes to RAM; an address beyond both reads all ones
 //! and drops stores, as a PCI master abort does. Devices master the bus through a
-//! [`RamPort`] over memblock.memory: DMA reaches RAM only.
+//! [`RamPort`] over memblock.memory: DMA reaches RAM only, through the IOMMU's translation
+//! when one is on (kernel/dma_iommu.rs).
 
 use super::{Errno, Kernel};
 use crate::addr::{PAGE_SIZE, PhysAddr};
@@ -86,11 +87,15 @@ impl Kernel {
     pub(crate) fn phys_read(&mut self, pa: PhysAddr, buf: &mut [u8]) {
         let len = buf.len() as u64;
         if self.bus.is_mmio(pa.as_u64(), len) {
+            let master = self.bus.decode(pa.as_u64()).map(|(id, _)| id);
             let mut port = RamPort {
                 ram: &mut self.ram,
                 memory: self.page_alloc.memory(),
+                iommu: self.dma.dmar.as_mut().zip(master),
             };
             self.bus.read(pa.as_u64(), buf, &mut port);
+            // A load may have started a job whose DMA the IOMMU refused.
+            self.dmar_fault();
         } else if self.ram.read(pa, buf).is_err() {
             buf.fill(0xff);
         }
@@ -99,11 +104,14 @@ impl Kernel {
     /// Writes `data` at physical address `pa`, all in one page.
     pub(crate) fn phys_write(&mut self, pa: PhysAddr, data: &[u8]) {
         if self.bus.is_mmio(pa.as_u64(), data.len() as u64) {
+            let master = self.bus.decode(pa.as_u64()).map(|(id, _)| id);
             let mut port = RamPort {
                 ram: &mut self.ram,
                 memory: self.page_alloc.memory(),
+                iommu: self.dma.dmar.as_mut().zip(master),
             };
             self.bus.write(pa.as_u64(), data, &mut port);
+            self.dmar_fault();
             // A store may have raised (or acknowledged) an interrupt.
             self.deliver_irqs();
         } else {

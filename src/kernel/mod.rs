@@ -9,6 +9,9 @@
 
 pub mod cmdline;
 pub mod cpumask;
+pub mod dma;
+pub mod dma_debug;
+pub mod dma_iommu;
 pub mod driver_mm;
 pub mod errno;
 pub mod file;
@@ -20,6 +23,7 @@ pub mod irq;
 pub use io::DevmemAccess;
 pub mod random;
 pub mod resource;
+pub mod scatterlist;
 pub mod sched;
 pub mod signal;
 pub mod slab;
@@ -150,6 +154,8 @@ pub struct Kernel {
     pub(crate) sysfs: std::collections::BTreeMap<String, (crate::drivers::DriverId, String)>,
     /// Driver VMA events of address spaces already torn down, not yet delivered.
     pub(crate) orphan_ops_events: Vec<crate::mm::vma::OpsEvent>,
+    /// DMA devices, the IOMMU, DMA-API debug and sg tables (kernel/dma.rs).
+    pub(crate) dma: dma::DmaState,
     log: Vec<String>,
 }
 
@@ -514,8 +520,10 @@ impl Kernel {
             orphan_ops_events: Vec::new(),
             irqs: irq::Irqs::default(),
             sysfs: std::collections::BTreeMap::new(),
+            dma: dma::DmaState::default(),
             log,
         };
+        k.dma_init();
         k.init_builtin_drivers();
         Ok(k)
     }
@@ -869,6 +877,8 @@ impl Kernel {
             .map_err(|e| Inconsistency(format!("vmalloc: {e}")))?;
         self.validate_files()
             .map_err(|e| Inconsistency(format!("files: {e}")))?;
+        self.validate_dma()
+            .map_err(|e| Inconsistency(format!("dma: {e}")))?;
         self.validate_tasks()
     }
 }

@@ -190,6 +190,16 @@ pub const GEOMETRY: &[(&str, i64)] = &[
     ("NR_PAGE_ORDERS", NR_PAGE_ORDERS as i64),
 ];
 
+/// `enum dma_data_direction` (include/linux/dma-direction.h) and `DMA_MAPPING_ERROR` (~0, which
+/// a script sees as -1).
+pub const DMA: &[(&str, i64)] = &[
+    ("DMA_BIDIRECTIONAL", 0),
+    ("DMA_TO_DEVICE", 1),
+    ("DMA_FROM_DEVICE", 2),
+    ("DMA_NONE", 3),
+    ("DMA_MAPPING_ERROR", -1),
+];
+
 /// Every table of plain integer constants, in documentation order.
 pub const TABLES: &[&[(&str, i64)]] = &[
     GEOMETRY,
@@ -203,6 +213,7 @@ pub const TABLES: &[&[(&str, i64)]] = &[
     SEEK,
     RLIMIT,
     OVERCOMMIT,
+    DMA,
 ];
 
 /// Every constant name with its value: the tables, the GFP flags and the errno names.

@@ -11,7 +11,7 @@ use crate::hw::device::Width;
 use rhai::{Array, Dynamic, Engine, Map};
 
 /// The handle of device `d` (an integer from `attach`), or a thrown error.
-fn device(k: &KernelRef, func: &str, d: &Dynamic) -> Fallible<DeviceId> {
+pub(crate) fn device(k: &KernelRef, func: &str, d: &Dynamic) -> Fallible<DeviceId> {
     let n = args::int(func, "device", d)?;
     let id = u32::try_from(n)
         .map(DeviceId)

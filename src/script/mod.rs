@@ -21,6 +21,7 @@
 
 mod args;
 pub mod constants;
+mod dma;
 mod file;
 mod gup;
 mod helpers;
@@ -220,6 +221,7 @@ pub fn engine() -> Engine {
     slab::register(&mut engine);
     vmalloc::register(&mut engine);
     io::register(&mut engine);
+    dma::register(&mut engine);
     file::register(&mut engine);
     gup::register(&mut engine);
     task::register(&mut engine);
