@@ -26,9 +26,10 @@
 //! kernel mapping, as a driver's bounce path would.
 
 use super::{Driver, DriverId, ModuleParams};
-use crate::addr::{PAGE_SHIFT, PAGE_SIZE, Pfn};
+use crate::addr::PAGE_SIZE;
 use crate::hw::device::Width;
 use crate::hw::pl_accel::{CTRL_START, STATUS_DONE, STATUS_ERROR, reg};
+use crate::kernel::dma::{Coherent, DmaDev, DmaDirection};
 use crate::kernel::file::{File, IovIter, KernelBuffer, fixed_size_llseek};
 use crate::kernel::{Errno, Kernel};
 use crate::mm::gfp::Gfp;
@@ -49,7 +50,10 @@ const REGS_SIZE: u64 = PAGE_SIZE;
 pub struct PlDio {
     base: u64,
     regs: Option<u64>,
-    store: Option<(Pfn, u32)>,
+    /// The device as the DMA API knows it.
+    dev: Option<DmaDev>,
+    /// The store: a coherent buffer.
+    store: Option<Coherent>,
     size: u64,
     op: u32,
     key: u32,
@@ -66,32 +70,12 @@ enum Dir {
     FromDevice,
 }
 
-/// `sg_alloc_table_from_pages()`: the byte ranges of `len` bytes starting `offset` into the
-/// first of `pages`, physically contiguous pages merged into one segment. (physical
-/// address, length) per segment.
-pub fn sg_from_pages(pages: &[Pfn], offset: u64, len: u64) -> Vec<(u64, u64)> {
-    let mut segs: Vec<(u64, u64)> = Vec::new();
-    let mut left = len;
-    let mut off = offset;
-    for &p in pages {
-        if left == 0 {
-            break;
-        }
-        let start = (p.as_u64() << PAGE_SHIFT) + off;
-        let n = (PAGE_SIZE - off).min(left);
-        match segs.last_mut() {
-            Some((s, l)) if *s + *l == start => *l += n,
-            _ => segs.push((start, n)),
-        }
-        left -= n;
-        off = 0;
-    }
-    segs
-}
-
 impl PlDio {
-    fn store_phys(&self) -> Result<u64, Errno> {
-        Ok(self.store.ok_or(Errno::ENODEV)?.0.as_u64() << PAGE_SHIFT)
+    fn store(&self) -> Result<(DmaDev, Coherent), Errno> {
+        Ok((
+            self.dev.ok_or(Errno::ENODEV)?,
+            self.store.ok_or(Errno::ENODEV)?,
+        ))
     }
 
     /// One device job; EIO if the device reports an error.
@@ -126,7 +110,7 @@ impl PlDio {
         iter: &mut IovIter,
         dir: Dir,
     ) -> Result<u64, Errno> {
-        let store = self.store_phys()?;
+        let (dev, store) = self.store()?;
         if file.pos >= self.size {
             return if dir == Dir::FromDevice {
                 Ok(0)
@@ -140,7 +124,7 @@ impl PlDio {
         }
         let Some((pid, addr, _)) = iter.user_range() else {
             // A kernel buffer: the CPU copies through the store (no pinning possible).
-            let buf = KernelBuffer::Phys(store);
+            let buf = KernelBuffer::Virt(store.cpu);
             return match dir {
                 Dir::FromDevice => k.simple_read_from_buffer(file, iter, buf, self.size),
                 Dir::ToDevice => k.simple_write_to_buffer(file, iter, buf, self.size),
@@ -159,14 +143,35 @@ impl PlDio {
             k.unpin_user_pages(&pages)?;
             return Err(Errno::EFAULT);
         }
-        let segs = sg_from_pages(&pages, addr - first, n);
-        let mut result = Ok(n);
+        let dma_dir = match dir {
+            Dir::ToDevice => DmaDirection::ToDevice,
+            Dir::FromDevice => DmaDirection::FromDevice,
+        };
+        let pfns: Vec<u64> = pages.iter().map(|p| p.as_u64()).collect();
+        let sgt = match k.sg_alloc_table_from_pages(&pfns, addr - first, n) {
+            Ok(t) => t,
+            Err(e) => {
+                k.unpin_user_pages(&pages)?;
+                return Err(e);
+            }
+        };
+        let nents = k.dma_map_sg(dev, sgt, dma_dir);
+        let segs: Vec<(u64, u64)> = k
+            .sg_table(sgt)
+            .map(|t| {
+                t.sgl[..nents as usize]
+                    .iter()
+                    .map(|s| (s.dma_address, s.dma_length))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut result = if nents == 0 { Err(Errno::EIO) } else { Ok(n) };
         let mut off = file.pos;
         let mut crc = 0;
-        for &(phys, len) in &segs {
+        for &(bus, len) in segs.iter().take_while(|_| nents > 0) {
             let (src, dst) = match dir {
-                Dir::ToDevice => (phys, store + off),
-                Dir::FromDevice => (store + off, phys),
+                Dir::ToDevice => (bus, store.dma + off),
+                Dir::FromDevice => (store.dma + off, bus),
             };
             match self.job(k, src, dst, len) {
                 Ok(c) => crc = c,
@@ -177,6 +182,10 @@ impl PlDio {
             }
             off += len;
         }
+        if nents > 0 {
+            k.dma_unmap_sg(dev, sgt, dma_dir);
+        }
+        k.sg_free_table(sgt)?;
         k.unpin_user_pages_dirty_lock(&pages, dir == Dir::FromDevice)?;
         if result.is_ok() {
             file.pos += n;
@@ -205,8 +214,8 @@ impl PlDio {
             let _ = k.iounmap(regs);
             let _ = k.release_mem_region(self.base, REGS_SIZE);
         }
-        if let Some((pfn, order)) = self.store.take() {
-            let _ = k.free_pages(pfn, order);
+        if let (Some(dev), Some(c)) = (self.dev, self.store.take()) {
+            k.dma_free_coherent(dev, self.size, c.cpu, c.dma);
         }
     }
 }
@@ -228,11 +237,22 @@ impl Driver for PlDio {
         if size == 0 || !base.is_multiple_of(PAGE_SIZE) {
             return Err(Errno::EINVAL);
         }
-        let pages = size.div_ceil(PAGE_SIZE);
-        let order = pages.next_power_of_two().trailing_zeros();
-        if order > crate::mm::zone::MAX_PAGE_ORDER {
-            return Err(Errno::ENOMEM);
-        }
+        let dev = k
+            .bus()
+            .decode(base)
+            .map(|(id, _)| id)
+            .ok_or(Errno::ENODEV)
+            .and_then(|id| k.dma_device_of(id));
+        let dev = match dev {
+            Ok(d) => d,
+            Err(e) => {
+                k.printk(&format!("pl_dio: no device at {base:#x}"));
+                return Err(e);
+            }
+        };
+        self.dev = Some(dev);
+        // The engine's SRC/DST registers take 64-bit bus addresses.
+        k.dma_set_mask_and_coherent(dev, u64::MAX)?;
         k.request_mem_region(base, REGS_SIZE, "pl_dio")?;
         self.base = base;
         let regs = match k.ioremap(base, REGS_SIZE) {
@@ -249,14 +269,8 @@ impl Driver for PlDio {
             self.release_all(k);
             return Err(Errno::ENODEV);
         }
-        let gfp = Gfp::KERNEL.union(Gfp::ZERO);
-        let gfp = if k.arch().low_firmware_hole().is_some() {
-            gfp.union(Gfp::DMA32)
-        } else {
-            gfp
-        };
-        match k.alloc_pages(gfp, order) {
-            Ok(pfn) => self.store = Some((pfn, order)),
+        match k.dma_alloc_coherent(dev, size, Gfp::KERNEL) {
+            Ok(c) => self.store = Some(c),
             Err(e) => {
                 self.release_all(k);
                 return Err(e);
@@ -275,9 +289,14 @@ impl Driver for PlDio {
         k.sysfs_set(me, &format!("{dir}/last_segments"), "0\n");
         k.sysfs_set(me, &format!("{dir}/last_crc"), "0x00000000\n");
         k.sysfs_set(me, &format!("{dir}/transfers"), "0\n");
+        let c = self.store.unwrap_or(Coherent {
+            cpu: 0,
+            dma: 0,
+            phys: 0,
+        });
         k.printk(&format!(
-            "pl_dio: pl-accel at {base:#x}, {size}-byte store at {:#x}",
-            self.store_phys().unwrap_or(0)
+            "pl_dio: pl-accel at {base:#x}, {size}-byte store at phys {:#x}, dma {:#x}",
+            c.phys, c.dma
         ));
         Ok(())
     }
@@ -325,27 +344,5 @@ impl Driver for PlDio {
             }
             _ => Err(Errno::ENOTTY),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn contiguous_pages_merge_into_one_segment() {
-        let p = |n| Pfn::new(n);
-        assert_eq!(
-            sg_from_pages(&[p(10), p(11), p(20)], 100, 2 * PAGE_SIZE + 50),
-            vec![
-                (10 * PAGE_SIZE + 100, 2 * PAGE_SIZE - 100),
-                (20 * PAGE_SIZE, 150)
-            ]
-        );
-        assert_eq!(sg_from_pages(&[p(5)], 0, 10), vec![(5 * PAGE_SIZE, 10)]);
-        assert_eq!(
-            sg_from_pages(&[p(7), p(6)], 0, 2 * PAGE_SIZE),
-            vec![(7 * PAGE_SIZE, PAGE_SIZE), (6 * PAGE_SIZE, PAGE_SIZE)]
-        );
     }
 }
