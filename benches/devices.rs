@@ -1,6 +1,7 @@
 //! Device mappings: a program's memcpy through a cached and an uncached mapping of the same
 //! u-dma-buf buffer, and PL-accelerator round trips per second on the Zynq example's path
-//! (UIO registers, u-dma-buf buffers, interrupt through read()).
+//! (UIO registers, u-dma-buf buffers, interrupt through read()), and read() of 1 MiB through
+//! pl_dio's direct I/O against u-dma-buf's copy_to_user().
 //!
 //! Two kinds of figure: host throughput (how fast mmlab simulates the work) and the model's
 //! cycle cost (what the simulated CPU is charged, from hw/cost.rs: an uncached access pays a
@@ -99,6 +100,44 @@ fn round_trip(k: &mut Kernel, pid: Pid, uio: i64, regs: u64, src: u64, dst: u64)
     k.sys_write(pid, uio, &mut on).expect("irqcontrol");
 }
 
+/// A machine with the PL accelerator bound to pl_dio (1 MiB store) and a 1 MiB u-dma-buf
+/// buffer, both open in one program with a 1 MiB destination buffer. Returns (kernel, pid,
+/// pl_dio fd, u-dma-buf fd, buffer address).
+fn dio_machine() -> (Kernel, Pid, i64, i64, u64) {
+    let mut k = Kernel::boot(BootOptions {
+        ram: 256 << 20,
+        ..Default::default()
+    })
+    .expect("boot");
+    k.attach("pl-accel", 0xfe00_0000, 0x1000, None)
+        .expect("attach");
+    let mut p = ModuleParams::new();
+    p.insert("base".into(), "0xfe000000".into());
+    p.insert("size".into(), BUF.to_string());
+    k.insmod("pl_dio", &p).expect("insmod pl_dio");
+    let mut p = ModuleParams::new();
+    p.insert("udmabuf0".into(), BUF.to_string());
+    k.insmod("u-dma-buf", &p).expect("insmod u-dma-buf");
+    let pid = k.process_as("bench", Cred::ROOT).expect("process");
+    let dio = k.sys_open(pid, "/dev/pldio0", O_RDWR, 0).expect("open") as i64;
+    let copy = k.sys_open(pid, "/dev/udmabuf0", O_RDWR, 0).expect("open") as i64;
+    let buf = k.sys_mmap(pid, 0, BUF, 3, 0x22, -1, 0).expect("mmap");
+    k.write_user(pid, buf, &vec![1u8; BUF as usize])
+        .expect("touch");
+    (k, pid, dio, copy, buf)
+}
+
+/// Reads the whole 1 MiB from `fd` (from offset 0) into the program's buffer, in CHUNK reads.
+fn read_all(k: &mut Kernel, pid: Pid, fd: i64, buf: u64) {
+    k.sys_lseek(pid, fd, 0, 0).expect("lseek");
+    for off in (0..BUF).step_by(CHUNK as usize) {
+        let n = k
+            .sys_read(pid, fd, &mut IovIter::user(pid, buf + off, CHUNK))
+            .expect("read");
+        assert_eq!(n, CHUNK);
+    }
+}
+
 fn benches(c: &mut Criterion) {
     let data = vec![0x5au8; CHUNK as usize];
     let (mut k, pid, cached, uncached) = buffer_machine();
@@ -109,6 +148,16 @@ fn benches(c: &mut Criterion) {
     });
     g.bench_function("uncached", |b| {
         b.iter(|| memcpy(&mut k, pid, uncached, black_box(&data)))
+    });
+    g.finish();
+    let (mut d, dp, dio, copy, buf) = dio_machine();
+    let mut g = c.benchmark_group("read_1M");
+    g.throughput(Throughput::Bytes(BUF));
+    g.bench_function("pl_dio_direct", |b| {
+        b.iter(|| read_all(&mut d, dp, dio, buf))
+    });
+    g.bench_function("udmabuf_copy", |b| {
+        b.iter(|| read_all(&mut d, dp, copy, buf))
     });
     g.finish();
     let (mut z, zp, uio, regs, src, dst) = zynq_machine();
@@ -134,6 +183,22 @@ fn summary() {
             "{name:<12} {mbs:>11.0} {cycles:>14} {:>19.2}",
             BUF as f64 / cycles as f64
         );
+    }
+    let (mut d, dp, dio, copy, buf) = dio_machine();
+    let cpu = d.task(dp).expect("task").cpu;
+    println!("\nsummary: read() of 1 MiB into a program's buffer, 64 KiB at a time");
+    println!("driver                       host MB/s   model CPU cycles");
+    for (name, fd) in [
+        ("pl_dio (pin + device DMA)", dio),
+        ("u-dma-buf (copy_to_user)", copy),
+    ] {
+        let before = d.cpus()[cpu].cycles;
+        read_all(&mut d, dp, fd, buf);
+        let cycles = d.cpus()[cpu].cycles - before;
+        let mbs = rate(Duration::from_millis(500), BUF, || {
+            read_all(&mut d, dp, fd, buf)
+        }) / 1e6;
+        println!("{name:<27} {mbs:>11.0} {cycles:>18}");
     }
     let (mut z, zp, uio, regs, src, dst) = zynq_machine();
     let rt = rate(Duration::from_millis(500), 1, || {

@@ -485,8 +485,8 @@ impl Kernel {
     }
 
     /// A supervisor read of `len` bytes at kernel address `va` on CPU 0, page by page through
-    /// its TLB and the MMU (a stale TLB entry is used as hardware would). A fault is an oops
-    /// in the log and EFAULT.
+    /// its TLB and the MMU (a stale TLB entry is used as hardware would), charged to CPU 0 by
+    /// the page's cache type. A fault is an oops in the log and EFAULT.
     pub fn read_kernel(&mut self, va: u64, len: u64) -> Result<Vec<u8>, Errno> {
         let mut out = Vec::with_capacity(len.min(1 << 20) as usize);
         let mut at = va;
@@ -498,6 +498,9 @@ impl Kernel {
                 Err(f) => return Err(self.oops(at, false, f)),
             };
             let mut buf = vec![0u8; n as usize];
+            // The data part costs what the page's cache type makes it cost (hw/cost.rs): a
+            // register read through ioremap (UC-) pays a bus transaction.
+            self.cpus[0].charge_access(t.cache, n, false);
             self.phys_read(t.phys, &mut buf);
             out.extend_from_slice(&buf);
             at += n;
@@ -516,6 +519,7 @@ impl Kernel {
                 Ok(t) => t,
                 Err(f) => return Err(self.oops(at, true, f)),
             };
+            self.cpus[0].charge_access(t.cache, n as u64, true);
             self.phys_write(t.phys, &rest[..n]);
             at += n as u64;
             rest = &rest[n..];
