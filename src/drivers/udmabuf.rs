@@ -2,9 +2,10 @@
 //! the usual partner of UIO on a Zynq.
 //!
 //! `k.insmod("u-dma-buf", #{ udmabuf0: "1M", udmabuf1: 65536 })` allocates each buffer with
-//! `dma_alloc_coherent()` — zeroed, contiguous pages from the buddy allocator (below 4 GiB on
-//! x86: the 32-bit DMA mask the driver sets by default), at most MAX_PAGE_ORDER (4 MiB) each
-//! since no CMA area is modelled — and makes /dev/udmabufN (0600) and
+//! `dma_alloc_coherent()` — zeroed, contiguous pages (below 4 GiB on x86: the 32-bit DMA mask
+//! the driver sets by default): from the default CMA area when the kernel has one (`cma=`),
+//! as `__dma_direct_alloc_pages()` tries `dma_alloc_contiguous()` first, else from the buddy
+//! allocator, at most MAX_PAGE_ORDER (4 MiB) each — and makes /dev/udmabufN (0600) and
 //! `/sys/class/u-dma-buf/udmabufN/` with `phys_addr` (`%pad`: 0x and the width of
 //! dma_addr_t), `size`, `sync_mode` and `dma_coherent`.
 //!
@@ -31,6 +32,8 @@ struct Buf {
     pfn: Pfn,
     order: u32,
     size: u64,
+    /// From the CMA area (`dma_alloc_contiguous()`) rather than the buddy allocator.
+    cma: bool,
 }
 
 impl Buf {
@@ -97,14 +100,24 @@ impl Driver for UDmaBuf {
         for (minor, size) in sizes {
             let alloc = size.next_multiple_of(PAGE_SIZE);
             let order = (alloc / PAGE_SIZE).next_power_of_two().trailing_zeros();
-            if order > crate::mm::zone::MAX_PAGE_ORDER {
+            // __dma_direct_alloc_pages(): CMA first; a range above the DMA mask goes back.
+            let mask_end = if pc { 1u64 << 32 } else { u64::MAX };
+            let from_cma = match k.dma_alloc_contiguous(alloc, gfp) {
+                Some(p) if (p.as_u64() << PAGE_SHIFT) + alloc <= mask_end => Some(p),
+                Some(p) => {
+                    let _ = k.dma_free_contiguous(p, alloc);
+                    None
+                }
+                None => None,
+            };
+            if from_cma.is_none() && order > crate::mm::zone::MAX_PAGE_ORDER {
                 k.printk(&format!(
                     "u-dma-buf udmabuf{minor}: dma_alloc_coherent(size={size}) failed"
                 ));
                 self.release_all(k);
                 return Err(Errno::ENOMEM);
             }
-            let pfn = match k.alloc_pages(gfp, order) {
+            let pfn = match from_cma.map_or_else(|| k.alloc_pages(gfp, order), Ok) {
                 Ok(p) => p,
                 Err(e) => {
                     self.release_all(k);
@@ -116,6 +129,7 @@ impl Driver for UDmaBuf {
                 pfn,
                 order,
                 size,
+                cma: from_cma.is_some(),
             };
             self.bufs.push(b);
             let name = format!("udmabuf{minor}");
@@ -191,7 +205,11 @@ impl UDmaBuf {
             let name = format!("udmabuf{}", b.minor);
             k.device_destroy(&name);
             k.sysfs_remove(&format!("/sys/class/u-dma-buf/{name}/"));
-            let _ = k.free_pages(b.pfn, b.order);
+            let _ = if b.cma {
+                k.dma_free_contiguous(b.pfn, b.size.next_multiple_of(PAGE_SIZE))
+            } else {
+                k.free_pages(b.pfn, b.order)
+            };
         }
     }
 }
