@@ -221,17 +221,8 @@ impl Kernel {
     /// for a range not inside one zone.
     pub fn alloc_contig_range(&mut self, range: PfnRange) -> Result<(), Errno> {
         let mut c = self.page_alloc.contig_isolate(range)?;
-        let highmem = self
-            .page_alloc
-            .zone_of(range.start)
-            .map(|zi| self.page_alloc.zones()[zi].ztype)
-            .is_some_and(|z| matches!(z, ZoneType::HighMem | ZoneType::Movable));
-        // __alloc_contig_verify_gfp_mask() adds __GFP_MOVABLE; alloc_migration_target() adds
-        // __GFP_HIGHMEM for a page in a highmem or movable zone.
-        let mut gfp = Gfp::KERNEL | Gfp::MOVABLE;
-        if highmem {
-            gfp = gfp | Gfp::HIGHMEM;
-        }
+        // __alloc_contig_verify_gfp_mask() adds __GFP_MOVABLE.
+        let gfp = self.migration_target_gfp(range.start, Gfp::KERNEL | Gfp::MOVABLE);
         let mut err = None;
         let busy = self.page_alloc.contig_busy(&c);
         let mut ctx = self.migrate_ctx();
@@ -263,15 +254,7 @@ impl Kernel {
     /// with references beyond its mappings and the page cache, ENOMEM when no target page is
     /// free.
     pub fn migrate_page(&mut self, pfn: Pfn) -> Result<Pfn, Errno> {
-        let highmem = self
-            .page_alloc
-            .zone_of(pfn)
-            .map(|zi| self.page_alloc.zones()[zi].ztype)
-            .is_some_and(|z| matches!(z, ZoneType::HighMem | ZoneType::Movable));
-        let mut gfp = Gfp::USER | Gfp::NOWARN;
-        if highmem {
-            gfp = gfp | Gfp::HIGHMEM;
-        }
+        let gfp = self.migration_target_gfp(pfn, Gfp::USER | Gfp::NOWARN);
         let mut ctx = self.migrate_ctx();
         let new = migrate_page(&mut ctx, pfn, gfp).map_err(|e| match e {
             MigrateError::NotMovable => Errno::EINVAL,
@@ -279,6 +262,17 @@ impl Kernel {
         })?;
         self.free_pages(pfn, 0)?;
         Ok(new)
+    }
+
+    /// `alloc_migration_target()`'s flags for a page at `pfn`: `gfp`, plus __GFP_HIGHMEM when
+    /// the page lies in a highmem or movable zone.
+    fn migration_target_gfp(&self, pfn: Pfn, gfp: Gfp) -> Gfp {
+        let highmem = self
+            .page_alloc
+            .zone_of(pfn)
+            .map(|zi| self.page_alloc.zones()[zi].ztype)
+            .is_some_and(|z| matches!(z, ZoneType::HighMem | ZoneType::Movable));
+        if highmem { gfp | Gfp::HIGHMEM } else { gfp }
     }
 
     /// The migration context: page tables, RAM, allocator, rmap state, CPUs and every mm;

@@ -12,8 +12,15 @@
 //! reclaim: nothing in this model is reclaimable yet, so where Linux would reclaim, compact or
 //! invoke the OOM killer the allocation fails).
 //!
-//! Known differences, listed in docs/divergences.md: no migratetypes (one free list per order),
-//! no per-CPU page lists, no page shuffling; the merge heuristic `buddy_merge_likely()` and
+//! Migratetypes: each order has two free lists, MIGRATE_CMA (the pageblocks of CMA areas, made by
+//! `init_cma_reserved_pageblock()`) and one for every other type. Only ALLOC_CMA allocations
+//! (`__GFP_MOVABLE`) take CMA pages, first when more than half of a zone's free pages are CMA
+//! ones (`__rmqueue()`), and a CMA block never merges with another type's above
+//! `pageblock_order` (`__free_one_page()`). `alloc_contig_range()`'s page-allocator half is
+//! [`PageAlloc::contig_isolate`] and friends; the migration half is in mm/migrate.rs.
+//!
+//! Known differences, listed in docs/divergences.md: the non-CMA migratetypes share one list
+//! (no mobility grouping, stealing or MIGRATE_ISOLATE), no per-CPU page lists, no page shuffling; the merge heuristic `buddy_merge_likely()` and
 //! FPI_TO_TAIL at boot are kept, so the order of frames handed out matches a kernel booted with
 //! the same memory and `percpu_pagelist_high_fraction` irrelevant.
 
@@ -1958,6 +1965,119 @@ mod tests {
         assert_eq!(pa.get_page(pfn), Ok(i32::MAX));
         assert_eq!(pa.get_page(pfn), Err(FreeError::RefcountOverflow(pfn)));
         assert_eq!(pa.mem_map().page(pfn).unwrap().refcount(), i32::MAX);
+    }
+
+    /// 16 MiB of RAM with the 2 MiB pageblock at 0x800 reserved, then made a CMA area.
+    fn with_cma() -> (PageAlloc, Ram) {
+        let memory = [PfnRange::new(Pfn::new(0x100), Pfn::new(0x1000)).unwrap()];
+        let zones = [(ZoneType::Normal, None)];
+        let area = PfnRange::new(Pfn::new(0x800), Pfn::new(0xa00)).unwrap();
+        let mut pa = PageAlloc::boot(&zones, Pfn::new(0x1000), &memory, &[area]);
+        let before = pa.nr_free_pages();
+        pa.init_cma_reserved_area(area, PAGEBLOCK_ORDER).unwrap();
+        assert_eq!(pa.nr_free_pages(), before + 0x200);
+        assert_eq!(pa.nr_free_cma_pages(), 0x200);
+        assert_eq!(pa.zones()[0].cma_pages(), 0x200);
+        pa.validate().unwrap();
+        (pa, Ram::new(16 << 20).unwrap())
+    }
+
+    #[test]
+    fn cma_blocks_never_merge_with_other_types() {
+        let (mut pa, _) = with_cma();
+        // 0x800..0xa00 is one order-9 CMA block; its order-9 buddy 0xa00 is free but not CMA,
+        // so no order-10 block covers 0x800 (__free_one_page()'s migratetype check).
+        assert_eq!(
+            pa.free_list_type(0, 9, Migratetype::Cma),
+            vec![Pfn::new(0x800)]
+        );
+        assert!(!pa.free_list(0, 10).contains(&Pfn::new(0x800)));
+        assert_eq!(
+            pa.init_cma_reserved_area(PfnRange::new(Pfn::new(0x900), Pfn::new(0xb00)).unwrap(), 9),
+            Err(Errno::EINVAL),
+            "overlapping or not reserved"
+        );
+    }
+
+    #[test]
+    fn only_movable_allocations_take_cma_pages() {
+        let (mut pa, mut ram) = with_cma();
+        let area = PfnRange::new(Pfn::new(0x800), Pfn::new(0xa00)).unwrap();
+        // Kernel allocations exhaust the rest without touching the area.
+        let mut kernel = Vec::new();
+        while let Ok(p) = pa.alloc_pages(Gfp::KERNEL | Gfp::HIGH, 0, &mut ram) {
+            assert!(!area.contains(p), "GFP_KERNEL took CMA pfn {p:?}");
+            kernel.push(p);
+        }
+        assert_eq!(pa.nr_free_cma_pages(), 0x200);
+        let m = pa
+            .alloc_pages(Gfp::USER | Gfp::MOVABLE, 0, &mut ram)
+            .unwrap();
+        assert!(area.contains(m));
+        assert!(
+            pa.alloc_pages(Gfp::KERNEL | Gfp::RECLAIMABLE | Gfp::MOVABLE, 0, &mut ram)
+                .is_err(),
+            "a reclaimable allocation is not MIGRATE_MOVABLE"
+        );
+        pa.validate().unwrap();
+        pa.free_pages(m, 0, &mut ram).unwrap();
+        for p in kernel {
+            pa.free_pages(p, 0, &mut ram).unwrap();
+        }
+        // More than half the free pages are CMA ones once most of the rest is taken: a movable
+        // allocation then prefers the area (__rmqueue()'s balance).
+        let mut taken = Vec::new();
+        while pa.nr_free_cma_pages() * 2 <= pa.nr_free_pages() {
+            taken.push(pa.alloc_pages(Gfp::KERNEL, 0, &mut ram).unwrap());
+        }
+        let m = pa
+            .alloc_pages(Gfp::USER | Gfp::MOVABLE, 0, &mut ram)
+            .unwrap();
+        assert!(area.contains(m));
+        pa.validate().unwrap();
+    }
+
+    #[test]
+    fn contig_range_isolation_splits_and_undoes() {
+        let (mut pa, mut ram) = with_cma();
+        let r = PfnRange::new(Pfn::new(0x810), Pfn::new(0x830)).unwrap();
+        let free = pa.nr_free_pages();
+        let c = pa.contig_isolate(r).unwrap();
+        assert!(pa.contig_busy(&c).is_empty());
+        assert_eq!(pa.nr_free_pages(), free - 0x20);
+        assert_eq!(pa.nr_free_cma_pages(), 0x200 - 0x20);
+        let got = pa.contig_finish(c).unwrap();
+        assert_eq!(got, r);
+        assert_eq!(
+            pa.page(r.start).unwrap().role(),
+            PageRole::Allocated { order: 0 }
+        );
+        pa.validate().unwrap();
+        for p in 0x810..0x830 {
+            pa.free_pages(Pfn::new(p), 0, &mut ram).unwrap();
+        }
+        assert_eq!(
+            pa.free_list_type(0, 9, Migratetype::Cma),
+            vec![Pfn::new(0x800)]
+        );
+        // A range with an allocated page is handed back whole.
+        let k = pa
+            .alloc_pages(Gfp::USER | Gfp::MOVABLE, 0, &mut ram)
+            .unwrap();
+        let w = k.as_u64() & !0xf;
+        let c = pa
+            .contig_isolate(PfnRange::new(Pfn::new(w), Pfn::new(w + 0x10)).unwrap())
+            .unwrap();
+        assert_eq!(pa.contig_busy(&c), vec![k]);
+        let c = pa.contig_finish(c).unwrap_err();
+        pa.contig_undo(c, &mut ram);
+        pa.free_pages(k, 0, &mut ram).unwrap();
+        assert_eq!(pa.nr_free_cma_pages(), 0x200);
+        pa.validate().unwrap();
+        assert!(
+            pa.contig_isolate(PfnRange::new(Pfn::new(0xf00), Pfn::new(0x1100)).unwrap())
+                .is_err()
+        );
     }
 
     #[test]

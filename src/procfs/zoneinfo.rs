@@ -25,7 +25,7 @@ use crate::mm::zone::{Wmark, Zone};
 use std::fmt::Write;
 
 /// `zone->watermark_boost`: always 0, because `boost_watermark()` runs only when a block is
-/// stolen from another migratetype, and mmlab has no migratetypes.
+/// stolen from another migratetype, and mmlab does not steal pageblocks.
 pub(crate) const WATERMARK_BOOST: u64 = 0;
 
 /// A per-zone counter: its `vmstat_text[]` name and how to read it from a zone.
