@@ -1119,6 +1119,10 @@ impl PageAlloc {
         if free <= min + z.lowmem_reserve[highest] as i64 {
             return false;
         }
+        // "If this is an order-0 request then the watermark is fine".
+        if order == 0 {
+            return true;
+        }
         (order..=MAX_PAGE_ORDER).any(|o| {
             z.nr_free_type(o, Migratetype::NotCma) > 0
                 || (flags.cma && z.nr_free_type(o, Migratetype::Cma) > 0)
