@@ -141,6 +141,7 @@ const ZONEINFO_LABELS: &[&str] = &[
     "      nr_free_pages_blocks ",
     "      nr_zone_unevictable ",
     "      nr_mlock     ",
+    "      nr_free_cma  ",
     "  start_pfn:           ",
 ];
 
@@ -677,6 +678,7 @@ fn vmstat_names_follow_the_hosts_order() {
             "nr_free_pages_blocks",
             "nr_zone_unevictable",
             "nr_mlock",
+            "nr_free_cma",
             "nr_unevictable",
             "nr_anon_pages",
             "nr_mapped",
@@ -693,6 +695,8 @@ fn vmstat_names_follow_the_hosts_order() {
             "pgfree",
             "pgfault",
             "pgmajfault",
+            "pgmigrate_success",
+            "pgmigrate_fail",
             "nr_tlb_remote_flush",
             "nr_tlb_remote_flush_received",
             "nr_tlb_local_flush_all",

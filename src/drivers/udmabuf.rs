@@ -3,9 +3,11 @@
 //!
 //! `k.insmod("u-dma-buf", #{ udmabuf0: "1M", udmabuf1: 65536 })` allocates each buffer with
 //! `dma_alloc_coherent()` (kernel/dma.rs) for its class device udmabufN — zeroed, contiguous
-//! pages (below 4 GiB on x86: the 32-bit DMA mask the driver sets by default), at most
-//! MAX_PAGE_ORDER (4 MiB) each since no CMA area is modelled. The class device is in no IOMMU
-//! group, so the handle is the physical address even with `intel_iommu=on`. It makes /dev/udmabufN (0600) and
+//! pages (below 4 GiB on x86: the 32-bit DMA mask the driver sets by default): from the
+//! default CMA area when the kernel has one (`cma=`), as `__dma_direct_alloc_pages()` tries
+//! `dma_alloc_contiguous()` first, else from the buddy allocator, at most MAX_PAGE_ORDER
+//! (4 MiB) each. The class device is in no IOMMU group, so the handle is the physical address
+//! even with `intel_iommu=on`. It makes /dev/udmabufN (0600) and
 //! `/sys/class/u-dma-buf/udmabufN/` with `phys_addr` (`%pad`: 0x and the width of
 //! dma_addr_t), `size`, `sync_mode` and `dma_coherent`.
 //!

@@ -3,8 +3,9 @@
 //! Recognised: `mem=nn[KMG]` (`parse_memopt()`: RAM above nn is dropped) and
 //! `memmap=` in each of its forms (`parse_memmap_one()`): `nn@ss` adds RAM, `nn$ss` reserves,
 //! `nn#ss` marks ACPI data, `nn!ss` marks legacy persistent memory, a bare `nn` acts as `mem=`;
-//! several may be comma-separated. Other parameters are kept and ignored, as Linux passes unknown
-//! ones on to init.
+//! several may be comma-separated; `cma=nn[KMG][@start[KMG][-end[KMG]]]` (`early_cma()` in
+//! kernel/dma/contiguous.c: the size of the default CMA area and where it may lie). Other
+//! parameters are kept and ignored, as Linux passes unknown ones on to init.
 
 use crate::hw::e820::{E820Table, E820Type};
 
@@ -34,11 +35,25 @@ pub enum MemOp {
     },
 }
 
+/// `cma=`: the default CMA area asked for (`size_cmdline`, `base_cmdline`, `limit_cmdline`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CmaParam {
+    /// Bytes; 0 disables CMA.
+    pub size: u64,
+    /// Lowest address (0: anywhere).
+    pub base: u64,
+    /// First byte above the area (0: no limit). `cma=nn@ss` without `-end` sets it to
+    /// `base + size`, which asks for the area at exactly `base`.
+    pub limit: u64,
+}
+
 /// The parsed command line.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Cmdline {
     /// Memory-map edits in order.
     pub mem_ops: Vec<MemOp>,
+    /// The last `cma=` (an early_param: each occurrence overrides the one before).
+    pub cma: Option<CmaParam>,
     /// Every other parameter, unparsed.
     pub other: Vec<String>,
 }
@@ -98,6 +113,8 @@ impl Cmdline {
                         )));
                     }
                 }
+            } else if let Some(v) = word.strip_prefix("cma=") {
+                c.cma = Some(parse_cma(v)?);
             } else if let Some(v) = word.strip_prefix("memmap=") {
                 for one in v.split(',') {
                     c.mem_ops.push(parse_memmap_one(one)?);
@@ -122,6 +139,36 @@ impl Cmdline {
                 }
             }
         }
+    }
+}
+
+/// `early_cma()`: `nn[KMG]`, `nn@ss` (exactly at ss: the limit becomes ss + nn) or
+/// `nn@ss-ee`. Linux stops at the first character it does not expect and ignores the rest;
+/// mmlab refuses such a value, as it refuses a malformed `mem=`.
+fn parse_cma(v: &str) -> Result<CmaParam, CmdlineError> {
+    let bad = || {
+        CmdlineError(format!(
+            "cma={v}: expected nn[KMG], nn[KMG]@start[KMG] or nn[KMG]@start[KMG]-end[KMG]"
+        ))
+    };
+    let (size, rest) = memparse(v).ok_or_else(bad)?;
+    if rest.is_empty() {
+        return Ok(CmaParam {
+            size,
+            base: 0,
+            limit: 0,
+        });
+    }
+    let rest = rest.strip_prefix('@').ok_or_else(bad)?;
+    let (base, rest) = memparse(rest).ok_or_else(bad)?;
+    if rest.is_empty() {
+        let limit = base.checked_add(size).ok_or_else(bad)?;
+        return Ok(CmaParam { size, base, limit });
+    }
+    let rest = rest.strip_prefix('-').ok_or_else(bad)?;
+    match memparse(rest) {
+        Some((limit, "")) => Ok(CmaParam { size, base, limit }),
+        _ => Err(bad()),
     }
 }
 
@@ -192,6 +239,38 @@ mod tests {
             ]
         );
         assert_eq!(c.other, vec!["quiet".to_string()]);
+    }
+
+    #[test]
+    fn cma_forms_follow_early_cma() {
+        let c = Cmdline::parse("cma=16M cma=64M").unwrap();
+        assert_eq!(
+            c.cma,
+            Some(CmaParam {
+                size: 64 << 20,
+                base: 0,
+                limit: 0
+            })
+        );
+        assert!(c.other.is_empty());
+        let fixed = Cmdline::parse("cma=32M@0x8000000").unwrap().cma.unwrap();
+        assert_eq!((fixed.base, fixed.limit), (0x800_0000, 0xa00_0000));
+        let ranged = Cmdline::parse("cma=1G@1G-2G").unwrap().cma.unwrap();
+        assert_eq!(
+            (ranged.size, ranged.base, ranged.limit),
+            (1 << 30, 1 << 30, 2 << 30)
+        );
+        assert_eq!(Cmdline::parse("cma=0").unwrap().cma.unwrap().size, 0);
+        for bad in [
+            "cma=",
+            "cma=lots",
+            "cma=64M@",
+            "cma=64M#1G",
+            "cma=64M@1G-",
+            "cma=1M@1G-2Gx",
+        ] {
+            assert!(Cmdline::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

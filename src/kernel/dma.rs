@@ -304,7 +304,9 @@ impl Kernel {
     /// uses. The direct path (`dma_direct_alloc()`) takes the zone the coherent mask needs
     /// and retries lower zones if the pages landed above it; behind the IOMMU
     /// (`iommu_dma_alloc()`) the pages come from any zone and the handle is an IOVA below the
-    /// mask. ENOMEM for size 0, more than MAX_PAGE_ORDER (no CMA) or no memory.
+    /// mask. On the direct path a buffer of more than a page comes from the default CMA area
+    /// first (`cma=`), so it may exceed MAX_PAGE_ORDER. ENOMEM for size 0, more than
+    /// MAX_PAGE_ORDER without CMA, or no memory.
     pub fn dma_alloc_coherent(
         &mut self,
         dev: DmaDev,
@@ -312,12 +314,23 @@ impl Kernel {
         gfp: Gfp,
     ) -> Result<Coherent, Errno> {
         let d = self.dma_device(dev).ok_or(Errno::ENODEV)?;
-        if size == 0 || size > (PAGE_SIZE << MAX_PAGE_ORDER) {
+        if size == 0 {
             return Err(Errno::ENOMEM);
         }
-        let order = get_order(size);
         // dma_alloc_attrs(): the caller's zone modifiers are ignored.
         let gfp = gfp.without(Gfp::DMA | Gfp::DMA32 | Gfp::HIGHMEM) | Gfp::ZERO;
+        if !d.behind_iommu() {
+            let (_, phys_limit) = self.dma_direct_optimal_gfp_mask(d);
+            if let Some(c) = self.dma_direct_alloc_contiguous(size, gfp, phys_limit) {
+                self.debug_dma_alloc_coherent(dev, size, c.dma, c.phys);
+                return Ok(c);
+            }
+        }
+        if size > (PAGE_SIZE << MAX_PAGE_ORDER) {
+            return Err(Errno::ENOMEM);
+        }
+        let d = self.dma_device(dev).ok_or(Errno::ENODEV)?;
+        let order = get_order(size);
         let c = if d.behind_iommu() {
             let limit = d.coherent_dma_mask;
             let pfn = self.alloc_pages(gfp, order)?;
@@ -345,6 +358,37 @@ impl Kernel {
         };
         self.debug_dma_alloc_coherent(dev, size, c.dma, c.phys);
         Ok(c)
+    }
+
+    /// `__dma_direct_alloc_pages()`'s first try, `dma_alloc_contiguous()`: the pages from the
+    /// default CMA area (for more than a page, with `cma=`), kept if they lie below
+    /// `phys_limit` and in the direct map, zeroed (`dma_direct_alloc()`'s memset). A range
+    /// in HIGHMEM goes back: Linux would remap it into vmalloc space
+    /// (`dma_common_contiguous_remap()`), which mmlab does not (docs/divergences.md).
+    fn dma_direct_alloc_contiguous(
+        &mut self,
+        size: u64,
+        gfp: Gfp,
+        phys_limit: u64,
+    ) -> Option<Coherent> {
+        let pfn = self.dma_alloc_contiguous(size, gfp)?;
+        let phys = pfn.as_u64() << PAGE_SHIFT;
+        let cpu = self.page_address(pfn);
+        match cpu {
+            Some(cpu) if phys + (size - 1) <= phys_limit => {
+                let zeroed = self.ram.fill(PhysAddr::new(phys), size, 0);
+                debug_assert!(zeroed.is_ok(), "{zeroed:?}");
+                Some(Coherent {
+                    cpu: cpu.as_u64(),
+                    dma: phys,
+                    phys,
+                })
+            }
+            _ => {
+                let _ = self.dma_free_contiguous(pfn, size);
+                None
+            }
+        }
     }
 
     /// `__dma_direct_alloc_pages()`: pages below `phys_limit`, retrying with GFP_DMA32 and
@@ -394,9 +438,15 @@ impl Kernel {
         }
         if let Some(pfn) = self.virt_to_page(VirtAddr::new(cpu))
             && size != 0
-            && size <= (PAGE_SIZE << MAX_PAGE_ORDER)
         {
-            let _ = self.free_pages(pfn, get_order(size));
+            // dma_free_contiguous(): back to the CMA area if it came from there
+            // (`cma_release()` refuses pages outside it), else to the buddy allocator.
+            if !iommu && self.dma_free_contiguous(pfn, size).is_ok() {
+                return;
+            }
+            if size <= (PAGE_SIZE << MAX_PAGE_ORDER) {
+                let _ = self.free_pages(pfn, get_order(size));
+            }
         }
     }
 

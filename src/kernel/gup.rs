@@ -3,7 +3,7 @@
 
 use super::{Errno, Kernel, Pid};
 use crate::addr::Pfn;
-use crate::mm::gup::GUP_PIN_COUNTING_BIAS;
+use crate::mm::gup::{FOLL_LONGTERM, GUP_PIN_COUNTING_BIAS};
 
 impl Kernel {
     /// `get_user_pages(start, nr_pages, gup_flags, pages)` on task `pid`'s memory: the pages
@@ -34,6 +34,10 @@ impl Kernel {
         self.gup(pid, start, nr, flags, true)
     }
 
+    /// `__gup_longterm_locked()`: the pages, and with FOLL_LONGTERM none that may not stay
+    /// pinned for long — a page in a CMA area or ZONE_MOVABLE is given back, migrated
+    /// elsewhere, and the range taken again (`check_and_migrate_movable_folios()`); a
+    /// migration that fails is ENOMEM, as `migrate_longterm_unpinnable_folios()` says.
     fn gup(
         &mut self,
         pid: Pid,
@@ -42,9 +46,51 @@ impl Kernel {
         flags: u32,
         pin: bool,
     ) -> Result<Vec<Pfn>, Errno> {
-        let r = self.mm_ctx(pid)?.get_user_pages(start, nr, flags, pin);
-        self.mm_call_done();
-        r
+        // Each round moves the unpinnable pages out for good (the targets are never CMA or
+        // ZONE_MOVABLE pages); a bounded number of rounds guards the loop all the same.
+        for _ in 0..4 {
+            let r = self.mm_ctx(pid)?.get_user_pages(start, nr, flags, pin);
+            self.mm_call_done();
+            let pages = r?;
+            if flags & FOLL_LONGTERM == 0 {
+                return Ok(pages);
+            }
+            let unpinnable: Vec<Pfn> = pages
+                .iter()
+                .copied()
+                .filter(|&p| !self.folio_is_longterm_pinnable(p))
+                .collect();
+            if unpinnable.is_empty() {
+                return Ok(pages);
+            }
+            for &p in &pages {
+                let r = if pin {
+                    self.unpin_user_page(p)
+                } else {
+                    self.put_page(p)
+                };
+                debug_assert!(r.is_ok(), "{r:?}");
+            }
+            for p in unpinnable {
+                self.migrate_page(p).map_err(|_| Errno::ENOMEM)?;
+            }
+        }
+        Err(Errno::ENOMEM)
+    }
+
+    /// `folio_is_longterm_pinnable()`: not in a CMA pageblock, not in ZONE_MOVABLE (the zero
+    /// page always is).
+    fn folio_is_longterm_pinnable(&self, pfn: Pfn) -> bool {
+        use crate::mm::zone::{Migratetype, ZoneType};
+        if pfn == self.vm.zero_pfn {
+            return true;
+        }
+        if self.page_alloc.migratetype(pfn) == Migratetype::Cma {
+            return false;
+        }
+        self.page_alloc
+            .zone_of(pfn)
+            .is_none_or(|zi| self.page_alloc.zones()[zi].ztype != ZoneType::Movable)
     }
 
     /// `unpin_user_page(page)`: gives back one pin; the page is freed if nothing else holds

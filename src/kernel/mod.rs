@@ -8,6 +8,7 @@
 //! Linux.
 
 pub mod cmdline;
+pub mod contiguous;
 pub mod cpumask;
 pub mod dma;
 pub mod dma_debug;
@@ -156,6 +157,8 @@ pub struct Kernel {
     pub(crate) orphan_ops_events: Vec<crate::mm::vma::OpsEvent>,
     /// DMA devices, the IOMMU, DMA-API debug and sg tables (kernel/dma.rs).
     pub(crate) dma: dma::DmaState,
+    /// The CMA areas (mm/cma.rs, kernel/contiguous.rs).
+    cma: crate::mm::cma::CmaAreas,
     log: Vec<String>,
 }
 
@@ -342,6 +345,33 @@ impl Kernel {
             PfnRange::new(Pfn::new(0), Pfn::new(arch.boot_reserved_low() / PAGE_SIZE))
                 .expect("ordered"),
         );
+        // pageblock_order: HUGETLB_PAGE_ORDER with 2 MiB huge pages (x86-64, PAE), 4 MiB ones
+        // on 2-level i386, MAX_PAGE_ORDER on ARMv7 without LPAE (no huge pages at all).
+        let pageblock_order = match fmt {
+            crate::mm::pgtable::PtFormat::X86_64 | crate::mm::pgtable::PtFormat::I386Pae => {
+                crate::mm::zone::PAGEBLOCK_ORDER
+            }
+            crate::mm::pgtable::PtFormat::I386 | crate::mm::pgtable::PtFormat::Armv7 => {
+                crate::mm::zone::MAX_PAGE_ORDER
+            }
+        };
+        let cma_env = crate::mm::cma::DeclareEnv {
+            pageblock_order,
+            // CONFIG_HIGHMEM kernels: high memory starts where the direct map ends.
+            highmem_start: layout32.as_ref().map(|l| l.max_low_pfn() * PAGE_SIZE),
+            phys_addr_64: matches!(
+                fmt,
+                crate::mm::pgtable::PtFormat::X86_64 | crate::mm::pgtable::PtFormat::I386Pae
+            ),
+        };
+        // ARM: arm_memblock_init() → dma_contiguous_reserve(arm_dma_limit), before
+        // paging_init() takes its tables and the zero page; the Zynq has no ZONE_DMA, so the
+        // limit is ~0.
+        let mut cma_areas = if fmt == crate::mm::pgtable::PtFormat::Armv7 {
+            Self::dma_contiguous_reserve(&cmdline, &mut memblock, &cma_env, 0xffff_ffff, &mut log)
+        } else {
+            Default::default()
+        };
         // The zero page: Linux's empty_zero_page sits in the kernel image; mmlab has no image,
         // so it takes the highest RAM page of the reserved first MiB, which costs no managed
         // page (docs/divergences.md).
@@ -384,6 +414,13 @@ impl Kernel {
             }
         };
 
+        // x86: setup_arch() → dma_contiguous_reserve(max_pfn_mapped << PAGE_SHIFT) after
+        // init_mem_mapping(): the direct map's end (low memory on i386).
+        if fmt != crate::mm::pgtable::PtFormat::Armv7 {
+            let limit = max_low_pfn.as_u64() * PAGE_SIZE;
+            cma_areas =
+                Self::dma_contiguous_reserve(&cmdline, &mut memblock, &cma_env, limit, &mut log);
+        }
         // memblock_free_all(): what memblock did not reserve goes to the buddy allocator.
         let mut page_alloc = PageAlloc::boot(
             arch.zone_limits_with_empty(max_low_pfn).as_slice(),
@@ -406,6 +443,8 @@ impl Kernel {
             page_alloc.totalram_pages() * 4,
             total * 4
         ));
+        // cma_init_reserved_areas() (a core_initcall, after mem_init_print_info()).
+        Self::cma_init_reserved_areas(&mut page_alloc, &mut cma_areas, pageblock_order, &mut log);
         // Every CPU starts in init_mm (swapper_pg_dir) with PCID 0, as after start_secondary().
         let cost = CostTable::for_arch(arch.name())
             .ok_or_else(|| BootError(format!("no cost table for {}", arch.name())))?;
@@ -429,6 +468,7 @@ impl Kernel {
             totalram: page_alloc.totalram_pages(),
             vm_ops: crate::mm::vm_ops::VmOpsTable::default(),
             gup: crate::mm::gup::GupRefs::default(),
+            migrate: Default::default(),
         };
         let cpu_tlb = vec![Default::default(); cpus.len()];
         let distribute_prev = vec![0; cpus.len()];
@@ -521,6 +561,7 @@ impl Kernel {
             irqs: irq::Irqs::default(),
             sysfs: std::collections::BTreeMap::new(),
             dma: dma::DmaState::default(),
+            cma: cma_areas,
             log,
         };
         k.dma_init();
@@ -660,10 +701,31 @@ impl Kernel {
             .map_err(|e| self.report_bad_page(e))
     }
 
-    /// `put_page()`: drops a reference; the last one frees the block.
+    /// `put_page()`: drops a reference; the last one frees the block. A get_user_pages()
+    /// reference is given back first; otherwise, on a user page only a reference beyond its
+    /// mappings, its page-cache entry and GUP's pins can be dropped (one [`Kernel::get_page`]
+    /// took): EINVAL otherwise, changing nothing.
     pub fn put_page(&mut self, pfn: Pfn) -> Result<(), Errno> {
         if let Some(r) = self.gup_put_page(pfn) {
             return r;
+        }
+        if let Some(p) = self.page_alloc.page(pfn)
+            && matches!(
+                p.role(),
+                crate::mm::page::PageRole::Anon | crate::mm::page::PageRole::Shmem
+            )
+        {
+            // Only a reference nobody accounts for (not a mapping's, the page cache's, or one
+            // GUP handed out) can go this way.
+            let in_cache = i64::from(p.role() == crate::mm::page::PageRole::Shmem);
+            let held = i64::from(p.mapcount()) + in_cache + self.vm.gup.hold(pfn).refs();
+            if i64::from(p.refcount()) <= held {
+                return Err(Errno::EINVAL);
+            }
+            return self
+                .page_alloc
+                .put_user_page(pfn, &mut self.ram)
+                .map_err(|e| self.report_bad_page(e));
         }
         self.page_alloc
             .put_page(pfn, &mut self.ram)

@@ -129,6 +129,41 @@ impl Memblock {
         None
     }
 
+    /// `__memblock_find_range_bottom_up()` (`memblock_bottom_up()` set): the lowest
+    /// `pages`-frame block aligned to `align` frames that lies in `[start, end)` and in one free
+    /// range.
+    pub fn find_in_range_bottom_up(
+        &self,
+        pages: u64,
+        align: u64,
+        start: Pfn,
+        end: Pfn,
+    ) -> Option<Pfn> {
+        let start = start.as_u64().max(1);
+        let end = end.as_u64();
+        if pages == 0 || end <= start {
+            return None;
+        }
+        let mut free = self.free_ranges_reverse();
+        free.reverse();
+        free.into_iter().find_map(|f| {
+            let this_start = f.start.as_u64().clamp(start, end);
+            let this_end = f.end.as_u64().clamp(start, end);
+            let cand = this_start.checked_next_multiple_of(align)?;
+            (cand < this_end && this_end - cand >= pages).then(|| Pfn::new(cand))
+        })
+    }
+
+    /// `memblock_is_region_reserved()`: true when `r` overlaps a reserved range.
+    pub fn is_region_reserved(&self, r: PfnRange) -> bool {
+        self.reserved.iter().any(|x| x.intersect(&r).is_some())
+    }
+
+    /// `memblock_end_of_DRAM()` in frames: the end of the last memory range.
+    pub fn end_of_dram(&self) -> Pfn {
+        self.memory.last().map_or(Pfn::new(0), |r| r.end)
+    }
+
     /// `memblock_phys_alloc_range()`: finds a block as [`Memblock::find_in_range`] does and
     /// reserves it.
     pub fn phys_alloc_range(
@@ -203,6 +238,26 @@ mod tests {
             m.find_in_range(1, 1, Pfn::new(0x200), Pfn::new(0x300)),
             Some(Pfn::new(0x2ff))
         );
+    }
+
+    #[test]
+    fn bottom_up_finds_the_lowest_fit() {
+        let mut m = Memblock::new(&[r(1, 0x9f), r(0x100, 0x1000)]);
+        m.reserve(r(0x100, 0x180));
+        assert_eq!(
+            m.find_in_range_bottom_up(0x200, 0x200, Pfn::new(0), Pfn::new(0x1000)),
+            Some(Pfn::new(0x200))
+        );
+        assert_eq!(
+            m.find_in_range_bottom_up(0x10, 1, Pfn::new(0), Pfn::new(0x1000)),
+            Some(Pfn::new(1))
+        );
+        assert_eq!(
+            m.find_in_range_bottom_up(0x1000, 1, Pfn::new(0), Pfn::new(0x1000)),
+            None
+        );
+        assert!(m.is_region_reserved(r(0x17f, 0x200)) && !m.is_region_reserved(r(0x180, 0x200)));
+        assert_eq!(m.end_of_dram(), Pfn::new(0x1000));
     }
 
     #[test]

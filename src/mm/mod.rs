@@ -7,6 +7,7 @@
 //! TLBs, the mm-wide state), borrowed from the kernel for the length of one system call or
 //! fault, as the mmap lock would be held.
 
+pub mod cma;
 pub mod debug;
 pub mod gfp;
 pub mod gup;
@@ -14,6 +15,7 @@ pub mod highmem;
 pub mod hugetlb;
 pub mod memblock;
 pub mod memory;
+pub mod migrate;
 pub mod mm_types;
 pub mod mman;
 pub mod mmap;
@@ -81,6 +83,8 @@ pub struct VmState {
     pub vm_ops: vm_ops::VmOpsTable,
     /// The references and pins get_user_pages()/pin_user_pages() handed out (mm/gup.rs).
     pub gup: gup::GupRefs,
+    /// Page migration events (mm/migrate.rs).
+    pub migrate: migrate::MigrateEvents,
 }
 
 /// One address space and what its operations touch, borrowed from the kernel.
@@ -101,22 +105,34 @@ pub struct MmCtx<'a> {
     pub cpu: usize,
 }
 
+/// `flush_tlb_mm_range()` for `mm`, initiated by CPU `cpu`: bumps the mm's `tlb_gen` and shoots
+/// the flush down on every CPU running the mm, which record the generation they reached.
+pub fn flush_mm(
+    mm: &mut MmStruct,
+    cpus: &mut [Cpu],
+    cpu_tlb: &mut [CpuTlbState],
+    cpu: usize,
+    token: TlbFlush,
+) {
+    if token.scope == FlushScope::Nothing {
+        return;
+    }
+    mm.tlb_gen += 1;
+    let root = mm.pgd.phys();
+    for (c, st) in cpus.iter().zip(cpu_tlb.iter_mut()) {
+        if c.cr3() == root {
+            st.flushed(mm.ctx_id, mm.tlb_gen);
+        }
+    }
+    shootdown(cpus, cpu, token);
+}
+
 impl MmCtx<'_> {
     /// Carries out a flush of this mm's translations: bumps the mm's `tlb_gen` and shoots the
     /// flush down on every CPU running the mm (`flush_tlb_mm_range()`), which record the
     /// generation they reached. CPUs that ran the mm before catch up when they switch back.
     pub fn flush(&mut self, token: TlbFlush) {
-        if token.scope == FlushScope::Nothing {
-            return;
-        }
-        self.mm.tlb_gen += 1;
-        let root = self.mm.pgd.phys();
-        for (c, st) in self.cpus.iter().zip(self.cpu_tlb.iter_mut()) {
-            if c.cr3() == root {
-                st.flushed(self.mm.ctx_id, self.mm.tlb_gen);
-            }
-        }
-        shootdown(self.cpus, self.cpu, token);
+        flush_mm(self.mm, self.cpus, self.cpu_tlb, self.cpu, token);
     }
 
     /// The caller's `capable()`.

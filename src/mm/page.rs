@@ -256,6 +256,10 @@ impl Page {
     pub(crate) fn inc_mapcount(&mut self) {
         self.mapcount += 1;
     }
+    /// Sets the map count (migration moves it to the new page, `remove_migration_ptes()`).
+    pub(crate) fn set_mapcount(&mut self, n: i32) {
+        self.mapcount = n;
+    }
     /// `page_remove_rmap()`'s count: one entry fewer; true when none is left.
     pub(crate) fn dec_mapcount(&mut self) -> bool {
         self.mapcount -= 1;

@@ -12,8 +12,15 @@
 //! reclaim: nothing in this model is reclaimable yet, so where Linux would reclaim, compact or
 //! invoke the OOM killer the allocation fails).
 //!
-//! Known differences, listed in docs/divergences.md: no migratetypes (one free list per order),
-//! no per-CPU page lists, no page shuffling; the merge heuristic `buddy_merge_likely()` and
+//! Migratetypes: each order has two free lists, MIGRATE_CMA (the pageblocks of CMA areas, made by
+//! `init_cma_reserved_pageblock()`) and one for every other type. Only ALLOC_CMA allocations
+//! (`__GFP_MOVABLE`) take CMA pages, first when more than half of a zone's free pages are CMA
+//! ones (`__rmqueue()`), and a CMA block never merges with another type's above
+//! `pageblock_order` (`__free_one_page()`). `alloc_contig_range()`'s page-allocator half is
+//! [`PageAlloc::contig_isolate`] and friends; the migration half is in mm/migrate.rs.
+//!
+//! Known differences, listed in docs/divergences.md: the non-CMA migratetypes share one list
+//! (no mobility grouping, stealing or MIGRATE_ISOLATE), no per-CPU page lists, no page shuffling; the merge heuristic `buddy_merge_likely()` and
 //! FPI_TO_TAIL at boot are kept, so the order of frames handed out matches a kernel booted with
 //! the same memory and `percpu_pagelist_high_fraction` irrelevant.
 
@@ -22,7 +29,7 @@ use crate::hw::ram::Ram;
 use crate::kernel::Errno;
 use crate::mm::gfp::Gfp;
 use crate::mm::page::{Link, MemMap, Page, PageFlags, PageRole};
-use crate::mm::zone::{MAX_PAGE_ORDER, Wmark, Zone, ZoneType};
+use crate::mm::zone::{MAX_PAGE_ORDER, Migratetype, PAGEBLOCK_ORDER, Wmark, Zone, ZoneType};
 use std::fmt;
 
 /// Why an allocation failed.
@@ -258,6 +265,13 @@ pub struct PageAlloc {
     release_latest: std::collections::HashMap<Pfn, u64>,
     /// The next sequence number.
     release_seq: u64,
+    /// The activated CMA areas, ascending: their pageblocks are MIGRATE_CMA
+    /// (`init_cma_reserved_pageblock()`), every other pageblock is not. Empty on a machine
+    /// booted without `cma=`, which keeps the fast paths to one length check.
+    cma: Vec<PfnRange>,
+    /// `pageblock_order`: 9 on x86-64 and i386 PAE (HUGETLB_PAGE_ORDER), MAX_PAGE_ORDER on a
+    /// kernel without huge pages (ARMv7 without LPAE).
+    pageblock_order: u32,
 }
 
 /// How many whole free MAX_PAGE_ORDER blocks (4 MiB each) keep their host memory before the
@@ -281,6 +295,9 @@ struct AllocFlags {
     non_block: bool,
     /// ALLOC_NO_WATERMARKS: __GFP_MEMALLOC; any free block will do.
     no_watermarks: bool,
+    /// ALLOC_CMA (`gfp_to_alloc_flags_cma()`): the allocation is movable
+    /// (`gfp_migratetype() == MIGRATE_MOVABLE`) and may take MIGRATE_CMA pages.
+    cma: bool,
 }
 
 impl PageAlloc {
@@ -351,6 +368,8 @@ impl PageAlloc {
             release_latest: std::collections::HashMap::new(),
             release_seq: 0,
             zone_by_type: [None; ZONE_TYPES],
+            cma: Vec::new(),
+            pageblock_order: PAGEBLOCK_ORDER,
         };
         for (i, &(zt, _)) in zone_types.iter().enumerate() {
             let slot = &mut pa.zone_by_type[zt as usize];
@@ -903,9 +922,25 @@ impl PageAlloc {
             .expect("frame inside a zone has a struct page")
     }
 
+    /// `get_pfnblock_migratetype()`: the type of the pageblock holding `pfn`.
+    #[inline]
+    pub fn migratetype(&self, pfn: Pfn) -> Migratetype {
+        if !self.cma.is_empty() && self.cma.iter().any(|r| r.contains(pfn)) {
+            Migratetype::Cma
+        } else {
+            Migratetype::NotCma
+        }
+    }
+
+    /// `pageblock_order`.
+    pub fn pageblock_order(&self) -> u32 {
+        self.pageblock_order
+    }
+
     #[inline]
     fn add_to_free_list(&mut self, zi: usize, pfn: Pfn, order: u32, to_tail: bool) {
-        let list = self.zones[zi].free_area[order as usize];
+        let mt = self.migratetype(pfn) as usize;
+        let list = self.zones[zi].free_area[order as usize][mt];
         {
             let p = self.page_mut(pfn);
             p.set_role(PageRole::Buddy { order: order as u8 });
@@ -916,21 +951,22 @@ impl PageAlloc {
         if to_tail {
             match list.last.get() {
                 Some(last) => self.page_mut(last).next = me,
-                None => self.zones[zi].free_area[order as usize].first = me,
+                None => self.zones[zi].free_area[order as usize][mt].first = me,
             }
-            self.zones[zi].free_area[order as usize].last = me;
+            self.zones[zi].free_area[order as usize][mt].last = me;
         } else {
             match list.first.get() {
                 Some(first) => self.page_mut(first).prev = me,
-                None => self.zones[zi].free_area[order as usize].last = me,
+                None => self.zones[zi].free_area[order as usize][mt].last = me,
             }
-            self.zones[zi].free_area[order as usize].first = me;
+            self.zones[zi].free_area[order as usize][mt].first = me;
         }
-        self.zones[zi].free_area[order as usize].len += 1;
+        self.zones[zi].free_area[order as usize][mt].len += 1;
     }
 
     #[inline]
     fn del_from_free_list(&mut self, zi: usize, pfn: Pfn, order: u32) {
+        let mt = self.migratetype(pfn) as usize;
         let (prev, next) = {
             let p = self.page_mut(pfn);
             let links = (p.prev, p.next);
@@ -941,23 +977,27 @@ impl PageAlloc {
         };
         match prev.get() {
             Some(pp) => self.page_mut(pp).next = next,
-            None => self.zones[zi].free_area[order as usize].first = next,
+            None => self.zones[zi].free_area[order as usize][mt].first = next,
         }
         match next.get() {
             Some(np) => self.page_mut(np).prev = prev,
-            None => self.zones[zi].free_area[order as usize].last = prev,
+            None => self.zones[zi].free_area[order as usize][mt].last = prev,
         }
-        self.zones[zi].free_area[order as usize].len -= 1;
+        self.zones[zi].free_area[order as usize][mt].len -= 1;
     }
 
-    /// Takes the first block of `free_area[order]`: the list head, then deferred blocks.
+    /// Takes the first block of `free_area[order].free_list[mt]`: the list head, then (for
+    /// the non-CMA list) deferred blocks.
     #[inline]
-    fn take_first(&mut self, zi: usize, order: u32) -> Option<Pfn> {
-        if let Some(pfn) = self.zones[zi].free_area[order as usize].first.get() {
+    fn take_first(&mut self, zi: usize, order: u32, mt: Migratetype) -> Option<Pfn> {
+        if let Some(pfn) = self.zones[zi].free_area[order as usize][mt as usize]
+            .first
+            .get()
+        {
             self.del_from_free_list(zi, pfn, order);
             return Some(pfn);
         }
-        if order != MAX_PAGE_ORDER {
+        if order != MAX_PAGE_ORDER || mt == Migratetype::Cma {
             return None;
         }
         let z = &mut self.zones[zi];
@@ -973,13 +1013,19 @@ impl PageAlloc {
     }
 
     /// `page_is_buddy()` / `find_buddy_page_pfn()`: the buddy of the block at `pfn` if it is
-    /// free at exactly `order` in the same zone.
+    /// free at exactly `order` in the same zone — and, from `pageblock_order` up, in a
+    /// pageblock of the same type: `__free_one_page()` never merges a MIGRATE_CMA block with a
+    /// block of another type (`migratetype_is_mergeable()` is false for CMA).
     #[inline]
     fn free_buddy(&self, zi: usize, pfn: Pfn, order: u32) -> Option<Pfn> {
         let b = pfn.buddy(order);
         let page = self.mem_map.page(b)?;
-        (page.role() == PageRole::Buddy { order: order as u8 } && self.zones[zi].span().contains(b))
-            .then_some(b)
+        let ok = page.role() == PageRole::Buddy { order: order as u8 }
+            && self.zones[zi].span().contains(b)
+            && (self.cma.is_empty()
+                || order < self.pageblock_order
+                || self.migratetype(b) == self.migratetype(pfn));
+        ok.then_some(b)
     }
 
     /// `__free_one_page()`: merges with free buddies and puts the result on a free list.
@@ -994,6 +1040,9 @@ impl PageAlloc {
         ram: Option<&mut Ram>,
     ) -> u32 {
         self.zones[zi].nr_free_pages += 1 << order;
+        if self.migratetype(pfn) == Migratetype::Cma {
+            self.zones[zi].nr_free_cma += 1 << order;
+        }
         while order < MAX_PAGE_ORDER {
             let Some(b) = self.free_buddy(zi, pfn, order) else {
                 break;
@@ -1050,11 +1099,16 @@ impl PageAlloc {
 
     // ---- allocation -------------------------------------------------------------------
 
-    /// `__zone_watermark_ok()`.
+    /// `__zone_watermark_ok()`: free CMA pages do not count for an allocation that may not
+    /// use them (`__zone_watermark_unusable_free()`), nor do the CMA lists when looking for a
+    /// block of the order.
     #[inline]
     fn zone_watermark_ok(&self, zi: usize, order: u32, flags: AllocFlags, highest: usize) -> bool {
         let z = &self.zones[zi];
-        let free = z.nr_free_pages as i64 - ((1i64 << order) - 1);
+        let mut free = z.nr_free_pages as i64 - ((1i64 << order) - 1);
+        if !flags.cma {
+            free -= z.nr_free_cma as i64;
+        }
         let mut min = z.wmark(flags.wmark) as i64;
         if flags.min_reserve {
             min -= min / 2;
@@ -1065,14 +1119,22 @@ impl PageAlloc {
         if free <= min + z.lowmem_reserve[highest] as i64 {
             return false;
         }
-        (order..=MAX_PAGE_ORDER).any(|o| z.nr_free(o) > 0)
+        // "If this is an order-0 request then the watermark is fine".
+        if order == 0 {
+            return true;
+        }
+        (order..=MAX_PAGE_ORDER).any(|o| {
+            z.nr_free_type(o, Migratetype::NotCma) > 0
+                || (flags.cma && z.nr_free_type(o, Migratetype::Cma) > 0)
+        })
     }
 
-    /// `__rmqueue_smallest()` with `expand()`.
+    /// `__rmqueue_smallest()` with `expand()`: the smallest block of `order` or above on the
+    /// lists of `mt`, split down; the halves go back on the same type's lists.
     #[inline]
-    fn rmqueue_smallest(&mut self, zi: usize, order: u32) -> Option<Pfn> {
+    fn rmqueue_smallest(&mut self, zi: usize, order: u32, mt: Migratetype) -> Option<Pfn> {
         for cur in order..=MAX_PAGE_ORDER {
-            if let Some(pfn) = self.take_first(zi, cur) {
+            if let Some(pfn) = self.take_first(zi, cur, mt) {
                 let mut high = cur;
                 while high > order {
                     high -= 1;
@@ -1080,8 +1142,33 @@ impl PageAlloc {
                     self.add_to_free_list(zi, upper, high, false);
                 }
                 self.zones[zi].nr_free_pages -= 1 << order;
+                if mt == Migratetype::Cma {
+                    self.zones[zi].nr_free_cma -= 1 << order;
+                }
                 return Some(pfn);
             }
+        }
+        None
+    }
+
+    /// `__rmqueue()`: an ALLOC_CMA allocation takes from the CMA lists first when more than
+    /// half of the zone's free pages are free CMA pages (the balance of Linux 6.18), then from
+    /// the other lists, then from CMA (`__rmqueue_cma_fallback()`); any other allocation
+    /// never touches MIGRATE_CMA pageblocks.
+    #[inline]
+    fn rmqueue(&mut self, zi: usize, order: u32, cma: bool) -> Option<Pfn> {
+        let z = &self.zones[zi];
+        if cma
+            && z.nr_free_cma > z.nr_free_pages / 2
+            && let Some(pfn) = self.rmqueue_smallest(zi, order, Migratetype::Cma)
+        {
+            return Some(pfn);
+        }
+        if let Some(pfn) = self.rmqueue_smallest(zi, order, Migratetype::NotCma) {
+            return Some(pfn);
+        }
+        if cma {
+            return self.rmqueue_smallest(zi, order, Migratetype::Cma);
         }
         None
     }
@@ -1095,12 +1182,16 @@ impl PageAlloc {
         let has_highmem = self.zone_index(ZoneType::HighMem).is_some();
         let zt = gfp.zone(has_highmem).ok_or(AllocError::BadGfp(gfp))?;
         let highest = self.zone_index(zt).ok_or(AllocError::BadGfp(gfp))?;
+        // gfp_to_alloc_flags_cma(): gfp_migratetype() is MIGRATE_MOVABLE for __GFP_MOVABLE
+        // without __GFP_RECLAIMABLE.
+        let cma = gfp.contains(Gfp::MOVABLE) && !gfp.contains(Gfp::RECLAIMABLE);
         // Fast path: ALLOC_WMARK_LOW, no reserves (prepare_alloc_pages()).
         let fast = AllocFlags {
             wmark: Wmark::Low,
             min_reserve: false,
             non_block: false,
             no_watermarks: false,
+            cma,
         };
         // Slow path: gfp_to_alloc_flags().
         let slow = AllocFlags {
@@ -1108,6 +1199,7 @@ impl PageAlloc {
             min_reserve: gfp.contains(Gfp::HIGH),
             non_block: !gfp.contains(Gfp::DIRECT_RECLAIM) && !gfp.contains(Gfp::NOMEMALLOC),
             no_watermarks: false,
+            cma,
         };
         // __gfp_pfmemalloc_flags(): __GFP_MEMALLOC (unless __GFP_NOMEMALLOC) ignores watermarks.
         let memalloc =
@@ -1123,6 +1215,7 @@ impl PageAlloc {
             min_reserve: true,
             non_block: false,
             no_watermarks: false,
+            cma,
         });
         for flags in [Some(fast), Some(slow), memalloc, nofail]
             .into_iter()
@@ -1134,7 +1227,7 @@ impl PageAlloc {
                 {
                     continue;
                 }
-                if let Some(pfn) = self.rmqueue_smallest(zi, order) {
+                if let Some(pfn) = self.rmqueue(zi, order, flags.cma) {
                     self.prep_new_page(zi, pfn, order, gfp, ram);
                     return Ok(pfn);
                 }
@@ -1269,16 +1362,25 @@ impl PageAlloc {
         Some(page)
     }
 
-    /// The free blocks of one zone and order, in list order (deferred blocks last).
+    /// The free blocks of one zone and order, in list order: the non-CMA list (deferred blocks
+    /// last), then the MIGRATE_CMA list.
     pub fn free_list(&self, zi: usize, order: u32) -> Vec<Pfn> {
+        let mut out = self.free_list_type(zi, order, Migratetype::NotCma);
+        out.extend(self.free_list_type(zi, order, Migratetype::Cma));
+        out
+    }
+
+    /// The free blocks of one zone, order and migratetype, in list order (deferred blocks,
+    /// which are never CMA, last on the non-CMA list).
+    pub fn free_list_type(&self, zi: usize, order: u32, mt: Migratetype) -> Vec<Pfn> {
         let z = &self.zones[zi];
         let mut out = Vec::new();
-        let mut cur = z.free_area[order as usize].first;
+        let mut cur = z.free_area[order as usize][mt as usize].first;
         while let Some(pfn) = cur.get() {
             out.push(pfn);
             cur = self.mem_map.page(pfn).map(|p| p.next).unwrap_or(Link::NIL);
         }
-        if order == MAX_PAGE_ORDER {
+        if order == MAX_PAGE_ORDER && mt == Migratetype::NotCma {
             for r in &z.deferred {
                 let mut p = r.start.as_u64();
                 while p < r.end.as_u64() {
@@ -1288,6 +1390,263 @@ impl PageAlloc {
             }
         }
         out
+    }
+
+    // ---- CMA pageblocks and contiguous ranges --------------------------------------------
+
+    /// `cma_activate_area()` for one area: every pageblock of `area` (reserved from memblock at
+    /// boot) becomes MIGRATE_CMA and goes to the buddy allocator (`init_cma_reserved_pageblock()`:
+    /// `__free_pages(page, pageblock_order)`, `adjust_managed_page_count()`, `cma_pages`), so it
+    /// counts in MemFree, the zone's managed pages and NR_FREE_CMA_PAGES. The watermarks and
+    /// reserves are then recomputed, as `init_per_zone_wmark_min()` does after the core
+    /// initcalls. EINVAL, changing nothing, unless the area is whole pageblocks of reserved RAM
+    /// in one zone (Linux's "could not be activated"; see [`PageAlloc::free_reserved_range`]).
+    pub fn init_cma_reserved_area(
+        &mut self,
+        area: PfnRange,
+        pageblock_order: u32,
+    ) -> Result<(), Errno> {
+        let block = 1u64 << pageblock_order;
+        if area.is_empty()
+            || pageblock_order > MAX_PAGE_ORDER
+            || !area.start.as_u64().is_multiple_of(block)
+            || !area.len().is_multiple_of(block)
+            || self.cma.iter().any(|r| r.intersect(&area).is_some())
+        {
+            return Err(Errno::EINVAL);
+        }
+        let zi = self.zone_of(area.start).ok_or(Errno::EINVAL)?;
+        if !self.zones[zi]
+            .span()
+            .contains(Pfn::new(area.end.as_u64() - 1))
+            || !self.range_is_reserved(area)
+        {
+            return Err(Errno::EINVAL);
+        }
+        self.pageblock_order = pageblock_order;
+        let at = self.cma.partition_point(|r| r.start < area.start);
+        self.cma.insert(at, area);
+        for pfn in area.start.as_u64()..area.end.as_u64() {
+            // __ClearPageReserved(); set_page_count(p, 0).
+            let p = self.page_mut(Pfn::new(pfn));
+            p.set_role(PageRole::None);
+            p.set_refcount(0);
+        }
+        self.reserved_pages -= area.len();
+        let z = &mut self.zones[zi];
+        z.managed_pages += area.len();
+        z.cma_pages += area.len();
+        let mut pfn = area.start.as_u64();
+        while pfn < area.end.as_u64() {
+            self.free_one_page(zi, Pfn::new(pfn), pageblock_order, false, None);
+            pfn += block;
+        }
+        self.tunables.min_free_kbytes = self.calculate_min_free_kbytes();
+        self.setup_per_zone_wmarks();
+        self.setup_per_zone_lowmem_reserve();
+        Ok(())
+    }
+
+    /// True when every frame of `r` is RAM reserved at boot (PG_reserved, no other role).
+    fn range_is_reserved(&self, r: PfnRange) -> bool {
+        (r.start.as_u64()..r.end.as_u64())
+            .all(|p| self.mem_map.page(Pfn::new(p)).map(|p| p.role()) == Some(PageRole::Reserved))
+    }
+
+    /// `free_reserved_page()` over a range reserved at boot: what `cma_activate_area()` does
+    /// with an area it cannot activate ("Expose all pages to the buddy, they are useless for
+    /// CMA"). The frames become managed, free, non-CMA pages. EINVAL, changing nothing, unless
+    /// every frame is reserved RAM inside a zone.
+    pub fn free_reserved_range(&mut self, r: PfnRange) -> Result<(), Errno> {
+        let in_zones =
+            (r.start.as_u64()..r.end.as_u64()).all(|p| self.zone_of(Pfn::new(p)).is_some());
+        if !in_zones || !self.range_is_reserved(r) {
+            return Err(Errno::EINVAL);
+        }
+        for pfn in r.start.as_u64()..r.end.as_u64() {
+            let pfn = Pfn::new(pfn);
+            let zi = self.zone_of(pfn).ok_or(Errno::EINVAL)?;
+            self.page_mut(pfn).set_role(PageRole::None);
+            self.reserved_pages -= 1;
+            self.zones[zi].managed_pages += 1;
+            self.free_one_page(zi, pfn, 0, false, None);
+        }
+        Ok(())
+    }
+
+    /// The activated CMA areas (MIGRATE_CMA pageblocks), ascending.
+    pub fn cma_ranges(&self) -> &[PfnRange] {
+        &self.cma
+    }
+
+    /// NR_FREE_CMA_PAGES over all zones.
+    pub fn nr_free_cma_pages(&self) -> u64 {
+        self.zones.iter().map(|z| z.nr_free_cma).sum()
+    }
+
+    /// The free block holding `pfn`, as (first frame, order), if the frame is free
+    /// (`PageBuddy()` on the block's head, found as `__isolate_free_page()`'s callers find
+    /// it: trying each order's aligned head). Deferred blocks are not reported.
+    fn free_block_of(&self, pfn: Pfn) -> Option<(Pfn, u32)> {
+        (0..=MAX_PAGE_ORDER).find_map(|o| {
+            let head = Pfn::new(pfn.as_u64() & !((1u64 << o) - 1));
+            match self.mem_map.page(head)?.role() {
+                PageRole::Buddy { order } if u32::from(order) >= o => {
+                    Some((head, u32::from(order)))
+                }
+                _ => None,
+            }
+        })
+    }
+
+    /// The isolation step of `alloc_contig_range()` (`start_isolate_page_range()` and
+    /// `isolate_freepages_range()` in one): every free frame of `range` leaves the free lists
+    /// and is held for the caller; the parts of free blocks that reach outside the range go
+    /// back on their lists (`split_free_page()`). Frames in use stay as they are: the caller
+    /// migrates them with [`PageAlloc::contig_hold`] or gives up with
+    /// [`PageAlloc::contig_undo`]. EINVAL, changing nothing, for a range that is empty or not
+    /// inside one zone.
+    pub fn contig_isolate(&mut self, range: PfnRange) -> Result<ContigRange, Errno> {
+        let zi = self.zone_of(range.start).ok_or(Errno::EINVAL)?;
+        if range.is_empty()
+            || !self.zones[zi]
+                .span()
+                .contains(Pfn::new(range.end.as_u64() - 1))
+        {
+            return Err(Errno::EINVAL);
+        }
+        let mut c = ContigRange {
+            range,
+            zi,
+            held: vec![false; range.len() as usize],
+        };
+        let mut pfn = range.start.as_u64();
+        while pfn < range.end.as_u64() {
+            let Some((head, order)) = self.free_block_of(Pfn::new(pfn)) else {
+                pfn += 1;
+                continue;
+            };
+            self.del_from_free_list(zi, head, order);
+            self.zones[zi].nr_free_pages -= 1 << order;
+            if self.migratetype(head) == Migratetype::Cma {
+                self.zones[zi].nr_free_cma -= 1 << order;
+            }
+            self.split_around(&mut c, head, order);
+            pfn = head.as_u64() + (1u64 << order);
+        }
+        Ok(c)
+    }
+
+    /// Hands the parts of the taken free block `(head, order)` that lie outside `c`'s range
+    /// back to the free lists and holds the parts inside it.
+    fn split_around(&mut self, c: &mut ContigRange, head: Pfn, order: u32) {
+        let (start, end) = (head.as_u64(), head.as_u64() + (1u64 << order));
+        let (rs, re) = (c.range.start.as_u64(), c.range.end.as_u64());
+        if start >= rs && end <= re {
+            for p in start..end {
+                c.held[(p - rs) as usize] = true;
+            }
+        } else if end <= rs || start >= re {
+            // Its buddy is held or was split off with it: no merge is possible.
+            self.add_to_free_list(c.zi, head, order, false);
+            self.zones[c.zi].nr_free_pages += 1 << order;
+            if self.migratetype(head) == Migratetype::Cma {
+                self.zones[c.zi].nr_free_cma += 1 << order;
+            }
+        } else {
+            let half = order - 1;
+            self.split_around(c, head, half);
+            self.split_around(c, Pfn::new(start + (1u64 << half)), half);
+        }
+    }
+
+    /// Holds for `c` the order-0 page `pfn` inside its range whose last reference the caller
+    /// owns (a page just migrated away, with role `Allocated { order: 0 }` and refcount 1):
+    /// it is freed into the isolated range, as a page freed into a MIGRATE_ISOLATE pageblock
+    /// stays off the free lists. False, changing nothing, for any other frame.
+    pub fn contig_hold(&mut self, c: &mut ContigRange, pfn: Pfn) -> bool {
+        let Some(i) = pfn.as_u64().checked_sub(c.range.start.as_u64()) else {
+            return false;
+        };
+        let ok = i < c.range.len()
+            && !c.held[i as usize]
+            && self
+                .mem_map
+                .page(pfn)
+                .is_some_and(|p| p.role() == PageRole::Allocated { order: 0 } && p.refcount() == 1);
+        if ok {
+            let p = self.page_mut(pfn);
+            p.set_role(PageRole::None);
+            p.set_refcount(0);
+            *p.flags_mut() = PageFlags::empty();
+            c.held[i as usize] = true;
+        }
+        ok
+    }
+
+    /// The frames of `c`'s range that are not held yet (in use), ascending.
+    pub fn contig_busy(&self, c: &ContigRange) -> Vec<Pfn> {
+        c.held
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| !**h)
+            .map(|(i, _)| Pfn::new(c.range.start.as_u64() + i as u64))
+            .collect()
+    }
+
+    /// The end of a successful `alloc_contig_range()`: once every frame of the range is held,
+    /// each becomes an allocated order-0 page with one reference (the pages `split_free_pages()`
+    /// hands back; `free_contig_range()` frees them one by one). Returns the range back, held
+    /// as it was, when some frame is still in use.
+    pub fn contig_finish(&mut self, c: ContigRange) -> Result<PfnRange, ContigRange> {
+        if c.held.iter().any(|h| !h) {
+            return Err(c);
+        }
+        for pfn in c.range.start.as_u64()..c.range.end.as_u64() {
+            let p = self.page_mut(Pfn::new(pfn));
+            p.set_role(PageRole::Allocated { order: 0 });
+            p.set_refcount(1);
+        }
+        Ok(c.range)
+    }
+
+    /// `undo_isolate_page_range()` after a failed `alloc_contig_range()`: the held frames go
+    /// back to the free lists (merging with their buddies again).
+    pub fn contig_undo(&mut self, c: ContigRange, ram: &mut Ram) {
+        for (i, held) in c.held.iter().enumerate() {
+            if *held {
+                let pfn = Pfn::new(c.range.start.as_u64() + i as u64);
+                self.free_one_page(c.zi, pfn, 0, false, Some(ram));
+            }
+        }
+    }
+
+    /// The bookkeeping half of `move_to_new_folio()` for a user page: the new page `new` (fresh
+    /// from [`PageAlloc::alloc_user_page`] with the same role) takes over `old`'s owner and
+    /// offset, flags (dirty, mlocked, anon_exclusive, …: `folio_migrate_flags()`), references
+    /// and map count; `old` stops being a user page and is left as an order-0 block with the
+    /// one reference the caller drops (`folio_put()` after migration). False, changing nothing,
+    /// unless both are user pages of the same role.
+    pub(crate) fn migrate_page_state(&mut self, old: Pfn, new: Pfn) -> bool {
+        let (Some(o), Some(n)) = (self.mem_map.page(old).copied(), self.mem_map.page(new)) else {
+            return false;
+        };
+        if !matches!(o.role(), PageRole::Anon | PageRole::Shmem) || n.role() != o.role() {
+            return false;
+        }
+        let np = self.page_mut(new);
+        np.set_mapping(o.mapping(), o.index());
+        *np.flags_mut() = o.flags();
+        np.set_refcount(o.refcount());
+        np.set_mapcount(o.mapcount());
+        let op = self.page_mut(old);
+        op.set_role(PageRole::Allocated { order: 0 });
+        op.set_mapping(0, 0);
+        op.set_refcount(1);
+        op.set_mapcount(0);
+        *op.flags_mut() = PageFlags::empty();
+        self.user_pages -= 1;
+        true
     }
 
     // ---- validation -------------------------------------------------------------------
@@ -1304,9 +1663,12 @@ impl PageAlloc {
         for z in &self.zones {
             let span = z.span();
             let mut free_pages = 0u64;
+            let mut free_cma = 0u64;
             let mut listed = std::collections::HashSet::new();
-            for order in 0..=MAX_PAGE_ORDER {
-                let fl = z.free_area[order as usize];
+            for (order, mt) in
+                (0..=MAX_PAGE_ORDER).flat_map(|o| [(o, Migratetype::NotCma), (o, Migratetype::Cma)])
+            {
+                let fl = z.free_area[order as usize][mt as usize];
                 let mut prev = Link::NIL;
                 let mut cur = fl.first;
                 let mut n = 0u64;
@@ -1333,6 +1695,16 @@ impl PageAlloc {
                     if !pfn.is_aligned_order(order) || !span.contains(pfn) {
                         return err(format!(
                             "zone {} order {order}: block {pfn:?} misaligned or outside the zone",
+                            z.ztype.name()
+                        ));
+                    }
+                    // Every frame of the block is in pageblocks of the list's type (a block
+                    // above pageblock_order spans several, which must agree).
+                    let last = Pfn::new(pfn.as_u64() + (1u64 << order) - 1);
+                    if self.migratetype(pfn) != mt || self.migratetype(last) != mt {
+                        return err(format!(
+                            "zone {} order {order}: block {pfn:?} on the {mt:?} list lies in \
+                             pageblocks of another type",
                             z.ztype.name()
                         ));
                     }
@@ -1366,6 +1738,29 @@ impl PageAlloc {
                     ));
                 }
                 free_pages += n << order;
+                if mt == Migratetype::Cma {
+                    free_cma += n << order;
+                }
+            }
+            if free_cma != z.nr_free_cma {
+                return err(format!(
+                    "zone {}: NR_FREE_CMA_PAGES {} but the CMA lists hold {free_cma}",
+                    z.ztype.name(),
+                    z.nr_free_cma
+                ));
+            }
+            let cma_pages: u64 = self
+                .cma
+                .iter()
+                .filter_map(|r| r.intersect(&span))
+                .map(|r| r.len())
+                .sum();
+            if cma_pages != z.cma_pages {
+                return err(format!(
+                    "zone {}: cma_pages {} but CMA areas cover {cma_pages} of its frames",
+                    z.ztype.name(),
+                    z.cma_pages
+                ));
             }
             let deferred: u64 = z.deferred.iter().map(|r| r.len()).sum();
             if deferred != z.deferred_pages || !deferred.is_multiple_of(1 << MAX_PAGE_ORDER) {
@@ -1526,6 +1921,25 @@ impl PageAlloc {
     }
 }
 
+/// A range `alloc_contig_range()` is gathering: which of its frames are held (isolated and
+/// taken off the free lists, or freed into the range after migration). Made by
+/// [`PageAlloc::contig_isolate`]; ends in [`PageAlloc::contig_finish`] or
+/// [`PageAlloc::contig_undo`].
+#[derive(Debug)]
+#[must_use = "a gathered range must be finished or undone, or its frames are lost"]
+pub struct ContigRange {
+    range: PfnRange,
+    zi: usize,
+    held: Vec<bool>,
+}
+
+impl ContigRange {
+    /// The frames being gathered.
+    pub fn range(&self) -> PfnRange {
+        self.range
+    }
+}
+
 /// `int_sqrt()`: the integer square root, rounded down.
 pub fn isqrt(x: u64) -> u64 {
     x.isqrt()
@@ -1555,6 +1969,119 @@ mod tests {
         assert_eq!(pa.get_page(pfn), Ok(i32::MAX));
         assert_eq!(pa.get_page(pfn), Err(FreeError::RefcountOverflow(pfn)));
         assert_eq!(pa.mem_map().page(pfn).unwrap().refcount(), i32::MAX);
+    }
+
+    /// 16 MiB of RAM with the 2 MiB pageblock at 0x800 reserved, then made a CMA area.
+    fn with_cma() -> (PageAlloc, Ram) {
+        let memory = [PfnRange::new(Pfn::new(0x100), Pfn::new(0x1000)).unwrap()];
+        let zones = [(ZoneType::Normal, None)];
+        let area = PfnRange::new(Pfn::new(0x800), Pfn::new(0xa00)).unwrap();
+        let mut pa = PageAlloc::boot(&zones, Pfn::new(0x1000), &memory, &[area]);
+        let before = pa.nr_free_pages();
+        pa.init_cma_reserved_area(area, PAGEBLOCK_ORDER).unwrap();
+        assert_eq!(pa.nr_free_pages(), before + 0x200);
+        assert_eq!(pa.nr_free_cma_pages(), 0x200);
+        assert_eq!(pa.zones()[0].cma_pages(), 0x200);
+        pa.validate().unwrap();
+        (pa, Ram::new(16 << 20).unwrap())
+    }
+
+    #[test]
+    fn cma_blocks_never_merge_with_other_types() {
+        let (mut pa, _) = with_cma();
+        // 0x800..0xa00 is one order-9 CMA block; its order-9 buddy 0xa00 is free but not CMA,
+        // so no order-10 block covers 0x800 (__free_one_page()'s migratetype check).
+        assert_eq!(
+            pa.free_list_type(0, 9, Migratetype::Cma),
+            vec![Pfn::new(0x800)]
+        );
+        assert!(!pa.free_list(0, 10).contains(&Pfn::new(0x800)));
+        assert_eq!(
+            pa.init_cma_reserved_area(PfnRange::new(Pfn::new(0x900), Pfn::new(0xb00)).unwrap(), 9),
+            Err(Errno::EINVAL),
+            "overlapping or not reserved"
+        );
+    }
+
+    #[test]
+    fn only_movable_allocations_take_cma_pages() {
+        let (mut pa, mut ram) = with_cma();
+        let area = PfnRange::new(Pfn::new(0x800), Pfn::new(0xa00)).unwrap();
+        // Kernel allocations exhaust the rest without touching the area.
+        let mut kernel = Vec::new();
+        while let Ok(p) = pa.alloc_pages(Gfp::KERNEL | Gfp::HIGH, 0, &mut ram) {
+            assert!(!area.contains(p), "GFP_KERNEL took CMA pfn {p:?}");
+            kernel.push(p);
+        }
+        assert_eq!(pa.nr_free_cma_pages(), 0x200);
+        let m = pa
+            .alloc_pages(Gfp::USER | Gfp::MOVABLE, 0, &mut ram)
+            .unwrap();
+        assert!(area.contains(m));
+        assert!(
+            pa.alloc_pages(Gfp::KERNEL | Gfp::RECLAIMABLE | Gfp::MOVABLE, 0, &mut ram)
+                .is_err(),
+            "a reclaimable allocation is not MIGRATE_MOVABLE"
+        );
+        pa.validate().unwrap();
+        pa.free_pages(m, 0, &mut ram).unwrap();
+        for p in kernel {
+            pa.free_pages(p, 0, &mut ram).unwrap();
+        }
+        // More than half the free pages are CMA ones once most of the rest is taken: a movable
+        // allocation then prefers the area (__rmqueue()'s balance).
+        let mut taken = Vec::new();
+        while pa.nr_free_cma_pages() * 2 <= pa.nr_free_pages() {
+            taken.push(pa.alloc_pages(Gfp::KERNEL, 0, &mut ram).unwrap());
+        }
+        let m = pa
+            .alloc_pages(Gfp::USER | Gfp::MOVABLE, 0, &mut ram)
+            .unwrap();
+        assert!(area.contains(m));
+        pa.validate().unwrap();
+    }
+
+    #[test]
+    fn contig_range_isolation_splits_and_undoes() {
+        let (mut pa, mut ram) = with_cma();
+        let r = PfnRange::new(Pfn::new(0x810), Pfn::new(0x830)).unwrap();
+        let free = pa.nr_free_pages();
+        let c = pa.contig_isolate(r).unwrap();
+        assert!(pa.contig_busy(&c).is_empty());
+        assert_eq!(pa.nr_free_pages(), free - 0x20);
+        assert_eq!(pa.nr_free_cma_pages(), 0x200 - 0x20);
+        let got = pa.contig_finish(c).unwrap();
+        assert_eq!(got, r);
+        assert_eq!(
+            pa.page(r.start).unwrap().role(),
+            PageRole::Allocated { order: 0 }
+        );
+        pa.validate().unwrap();
+        for p in 0x810..0x830 {
+            pa.free_pages(Pfn::new(p), 0, &mut ram).unwrap();
+        }
+        assert_eq!(
+            pa.free_list_type(0, 9, Migratetype::Cma),
+            vec![Pfn::new(0x800)]
+        );
+        // A range with an allocated page is handed back whole.
+        let k = pa
+            .alloc_pages(Gfp::USER | Gfp::MOVABLE, 0, &mut ram)
+            .unwrap();
+        let w = k.as_u64() & !0xf;
+        let c = pa
+            .contig_isolate(PfnRange::new(Pfn::new(w), Pfn::new(w + 0x10)).unwrap())
+            .unwrap();
+        assert_eq!(pa.contig_busy(&c), vec![k]);
+        let c = pa.contig_finish(c).unwrap_err();
+        pa.contig_undo(c, &mut ram);
+        pa.free_pages(k, 0, &mut ram).unwrap();
+        assert_eq!(pa.nr_free_cma_pages(), 0x200);
+        pa.validate().unwrap();
+        assert!(
+            pa.contig_isolate(PfnRange::new(Pfn::new(0xf00), Pfn::new(0x1100)).unwrap())
+                .is_err()
+        );
     }
 
     #[test]

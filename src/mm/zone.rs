@@ -1,7 +1,8 @@
 //! Memory zones, modelled on `struct zone` in include/linux/mmzone.h.
 //!
-//! A zone is a range of frames with one free-area array (`free_area[0..=MAX_PAGE_ORDER]`),
-//! watermarks and lowmem reserves. The free lists themselves are threaded through `struct page`
+//! A zone is a range of frames with one free-area array (`free_area[0..=MAX_PAGE_ORDER]`, each
+//! order with one list per modelled migratetype, see [`Migratetype`]), watermarks and lowmem
+//! reserves. The free lists themselves are threaded through `struct page`
 //! and edited only by [`crate::mm::page_alloc`].
 
 use crate::addr::{Pfn, PfnRange};
@@ -14,6 +15,22 @@ pub const MAX_PAGE_ORDER: u32 = 10;
 pub const NR_PAGE_ORDERS: usize = MAX_PAGE_ORDER as usize + 1;
 /// pageblock_order on x86-64 (`HUGETLB_PAGE_ORDER`): a pageblock is `2^9` frames (2 MiB).
 pub const PAGEBLOCK_ORDER: u32 = 9;
+
+/// The free lists of one order, by migratetype (`free_area[order].free_list[MIGRATE_TYPES]`).
+///
+/// mmlab keeps two: the CMA pageblocks' list (MIGRATE_CMA) and one list that stands for every
+/// other type (MIGRATE_UNMOVABLE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_HIGHATOMIC),
+/// since the model does not group the rest by mobility (docs/divergences.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Migratetype {
+    /// Every pageblock that is not MIGRATE_CMA.
+    NotCma = 0,
+    /// MIGRATE_CMA: a pageblock of a CMA area; only movable allocations may take its pages.
+    Cma = 1,
+}
+
+/// Free lists per order: [`Migratetype::NotCma`] and [`Migratetype::Cma`].
+pub const NR_FREE_LISTS: usize = 2;
 
 /// The zone types Linux knows, in `enum zone_type` order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -110,7 +127,8 @@ pub struct Zone {
     /// `lowmem_reserve[MAX_NR_ZONES]`: pages this zone keeps back from allocations that could
     /// have used the zone at each index.
     pub lowmem_reserve: Vec<u64>,
-    pub(crate) free_area: [FreeList; NR_PAGE_ORDERS],
+    /// `free_area[order].free_list[migratetype]`, indexed by `Migratetype as usize`.
+    pub(crate) free_area: [[FreeList; NR_FREE_LISTS]; NR_PAGE_ORDERS],
     /// Free MAX_PAGE_ORDER blocks that boot has not threaded onto `free_area[MAX_PAGE_ORDER]`
     /// yet, in ascending order: conceptually the tail of that list (deferred struct page init,
     /// as CONFIG_DEFERRED_STRUCT_PAGE_INIT does). Each range is a multiple of 1024 frames.
@@ -119,6 +137,10 @@ pub struct Zone {
     pub(crate) deferred_pages: u64,
     /// NR_FREE_PAGES.
     pub(crate) nr_free_pages: u64,
+    /// NR_FREE_CMA_PAGES: the free frames of MIGRATE_CMA pageblocks (part of NR_FREE_PAGES).
+    pub(crate) nr_free_cma: u64,
+    /// `zone->cma_pages`: frames of CMA areas given to this zone (`init_cma_reserved_pageblock()`).
+    pub(crate) cma_pages: u64,
 }
 
 impl Zone {
@@ -132,10 +154,12 @@ impl Zone {
             managed_pages: 0,
             watermark: [0; 4],
             lowmem_reserve: vec![0; nr_zones],
-            free_area: [FreeList::EMPTY; NR_PAGE_ORDERS],
+            free_area: [[FreeList::EMPTY; NR_FREE_LISTS]; NR_PAGE_ORDERS],
             deferred: VecDeque::new(),
             deferred_pages: 0,
             nr_free_pages: 0,
+            nr_free_cma: 0,
+            cma_pages: 0,
         }
     }
 
@@ -157,7 +181,8 @@ impl Zone {
     }
     /// `free_area[order].nr_free`: free blocks of this order, deferred ones included.
     pub fn nr_free(&self, order: u32) -> u64 {
-        let mut n = self.free_area[order as usize].len;
+        let lists = &self.free_area[order as usize];
+        let mut n = lists[0].len + lists[1].len;
         if order == MAX_PAGE_ORDER {
             n += self.deferred_pages >> MAX_PAGE_ORDER;
         }
@@ -166,6 +191,23 @@ impl Zone {
     /// NR_FREE_PAGES: free frames in the zone.
     pub fn free_pages(&self) -> u64 {
         self.nr_free_pages
+    }
+    /// Free blocks of this order on the list of one migratetype (deferred blocks, which are
+    /// never CMA, count as [`Migratetype::NotCma`]).
+    pub fn nr_free_type(&self, order: u32, mt: Migratetype) -> u64 {
+        let mut n = self.free_area[order as usize][mt as usize].len;
+        if order == MAX_PAGE_ORDER && mt == Migratetype::NotCma {
+            n += self.deferred_pages >> MAX_PAGE_ORDER;
+        }
+        n
+    }
+    /// NR_FREE_CMA_PAGES: free frames in MIGRATE_CMA pageblocks.
+    pub fn free_cma_pages(&self) -> u64 {
+        self.nr_free_cma
+    }
+    /// `zone_cma_pages()`: the frames CMA areas gave this zone.
+    pub fn cma_pages(&self) -> u64 {
+        self.cma_pages
     }
     /// NR_FREE_PAGES_BLOCKS: free frames in blocks of at least `PAGEBLOCK_ORDER`, the sum that
     /// `__add_to_free_list()` and `__del_page_from_free_list()` keep (no isolated blocks here).

@@ -5,7 +5,8 @@
 //! when the model fully determines its value: the totals and free count of the page
 //! allocator, MemAvailable from them, PageTables (NR_PAGETABLE), the lines Linux itself
 //! hard-codes, the vmalloc area's size (a layout constant), and the direct map's page sizes
-//! that `arch_report_meminfo()` appends. docs/procfs.md lists the lines left out and why.
+//! that `arch_report_meminfo()` appends; CmaTotal and CmaFree when the kernel has CMA (booted
+//! with `cma=`). docs/procfs.md lists the lines left out and why.
 
 use super::zoneinfo::WATERMARK_BOOST;
 use crate::kernel::Kernel;
@@ -130,6 +131,11 @@ pub fn render(k: &Kernel) -> String {
         k.vmalloc_state().nr_vmalloc_pages,
     );
     show_val_kb(&mut s, "VmallocChunk:   ", 0);
+    // CONFIG_CMA (mmlab: a kernel booted with `cma=`): totalcma_pages, NR_FREE_CMA_PAGES.
+    if k.cma_areas().enabled {
+        show_val_kb(&mut s, "CmaTotal:       ", k.cma_areas().totalcma_pages);
+        show_val_kb(&mut s, "CmaFree:        ", pa.nr_free_cma_pages());
+    }
     // arch_report_meminfo() (arch/x86/mm/pat/set_memory.c), last: "%8lu kB" like the others.
     // x86 only: ARM has no arch_report_meminfo().
     if k.arch().pt_format() != crate::mm::pgtable::PtFormat::Armv7 {

@@ -37,6 +37,9 @@ pub fn render(k: &Kernel, path: &str) -> Result<String, Errno> {
         "/proc/kernel_layout" => k.layout32().map(|l| l.print()).ok_or(Errno::ENOENT),
         _ => {
             if path.starts_with("/sys/") {
+                if let Some(text) = k.cma_sysfs_read(path) {
+                    return Ok(text);
+                }
                 return k.sysfs_read(path).map(str::to_string).ok_or(Errno::ENOENT);
             }
             if let Some(rest) = path.strip_prefix("/proc/sys/") {

@@ -61,6 +61,16 @@ pub fn counters(k: &Kernel) -> Vec<(String, u64)> {
     let faults = k.vm_state().events;
     v.push(("pgfault".to_string(), faults.pgfault));
     v.push(("pgmajfault".to_string(), faults.pgmajfault));
+    // PGMIGRATE_SUCCESS, PGMIGRATE_FAIL (CONFIG_MIGRATION).
+    let migrate = k.vm_state().migrate;
+    v.push(("pgmigrate_success".to_string(), migrate.pgmigrate_success));
+    v.push(("pgmigrate_fail".to_string(), migrate.pgmigrate_fail));
+    // CMA_ALLOC_SUCCESS, CMA_ALLOC_FAIL: only a CONFIG_CMA kernel (one booted with `cma=`).
+    let cma = k.cma_areas();
+    if cma.enabled {
+        v.push(("cma_alloc_success".to_string(), cma.cma_alloc_success));
+        v.push(("cma_alloc_fail".to_string(), cma.cma_alloc_fail));
+    }
     // NR_TLB_* (CONFIG_DEBUG_TLBFLUSH, after the balloon events), summed over CPUs.
     for (name, value) in TlbFlushEvents::total(k.cpus()).items() {
         v.push((name.to_string(), value));

@@ -25,11 +25,8 @@ use crate::mm::zone::{Wmark, Zone};
 use std::fmt::Write;
 
 /// `zone->watermark_boost`: always 0, because `boost_watermark()` runs only when a block is
-/// stolen from another migratetype, and mmlab has no migratetypes.
+/// stolen from another migratetype, and mmlab does not steal pageblocks.
 pub(crate) const WATERMARK_BOOST: u64 = 0;
-
-/// `zone_cma_pages()`: 0, because CONFIG_CMA is off (as on the reference host).
-pub(crate) const ZONE_CMA_PAGES: u64 = 0;
 
 /// A per-zone counter: its `vmstat_text[]` name and how to read it from a zone.
 pub(crate) type ZoneStat = (&'static str, fn(&Kernel, &Zone) -> u64);
@@ -60,6 +57,8 @@ pub(crate) const ZONE_STATS: &[ZoneStat] = &[
     ("nr_zone_unevictable", zone_mlocked),
     // NR_MLOCK.
     ("nr_mlock", zone_mlocked),
+    // NR_FREE_CMA_PAGES: free frames of MIGRATE_CMA pageblocks.
+    ("nr_free_cma", |_, z| z.free_cma_pages()),
 ];
 
 /// The `node_stat_item` counters mmlab maintains, in `vmstat_text[]` order.
@@ -128,7 +127,8 @@ pub fn render(k: &Kernel) -> String {
             z.spanned_pages,
             z.present_pages,
             z.managed_pages,
-            ZONE_CMA_PAGES,
+            // zone_cma_pages(): 0 without a CMA area (or CONFIG_CMA).
+            z.cma_pages(),
         );
         let mut reserve = z.lowmem_reserve.iter();
         let _ = write!(

@@ -44,6 +44,7 @@ pub(crate) fn register(engine: &mut Engine) {
             )),
         });
     register_page_alloc(engine);
+    register_cma(engine);
     register_addresses(engine);
     register_page_tables(engine);
     register_views(engine);
@@ -277,6 +278,65 @@ fn register_page_alloc(engine: &mut Engine) {
                 })()))
             },
         );
+}
+
+// ---- CMA and migration ------------------------------------------------------------------
+
+/// A page count argument: EINVAL (as the raw ABI) for a negative one.
+fn count_arg(func: &str, value: &Dynamic) -> Fallible<Result<u64, Errno>> {
+    let n = args::int(func, "count", value)?;
+    Ok(u64::try_from(n).map_err(|_| Errno::EINVAL))
+}
+
+fn register_cma(engine: &mut Engine) {
+    engine
+        .register_fn(
+            "cma_alloc",
+            |k: &mut KernelRef, count: Dynamic, align: Dynamic| -> Fallible<i64> {
+                let count = count_arg("cma_alloc", &count)?;
+                let align = args::order("cma_alloc", &align)?;
+                Ok(raw((|| {
+                    let pfn = k.borrow_mut().cma_alloc(count?, align?)?;
+                    Ok(to_i64(pfn.as_u64()))
+                })()))
+            },
+        )
+        .register_fn(
+            "cma_release",
+            |k: &mut KernelRef, p: Dynamic, count: Dynamic| -> Fallible<i64> {
+                let pfn = pfn_arg("cma_release", &p)?;
+                let count = count_arg("cma_release", &count)?;
+                Ok(raw((|| {
+                    k.borrow_mut().cma_release(pfn?, count?)?;
+                    Ok(0)
+                })()))
+            },
+        )
+        .register_fn(
+            "migrate_page",
+            |k: &mut KernelRef, p: Dynamic| -> Fallible<i64> {
+                let pfn = pfn_arg("migrate_page", &p)?;
+                Ok(raw((|| {
+                    let new = k.borrow_mut().migrate_page(pfn?)?;
+                    Ok(to_i64(new.as_u64()))
+                })()))
+            },
+        )
+        .register_fn("cma_areas", |k: &mut KernelRef| -> Array {
+            k.borrow()
+                .cma_areas()
+                .areas
+                .iter()
+                .map(|c| {
+                    let mut m = Map::new();
+                    m.insert("name".into(), Dynamic::from(c.name.clone()));
+                    m.insert("base_pfn".into(), int_of(c.base_pfn.as_u64()));
+                    m.insert("count".into(), int_of(c.count));
+                    m.insert("used".into(), int_of(c.used()));
+                    Dynamic::from_map(m)
+                })
+                .collect()
+        });
 }
 
 // ---- addresses and physical memory ------------------------------------------------------
@@ -616,6 +676,8 @@ fn zone_map(z: &Zone) -> Map {
     m.insert("present".into(), int_of(z.present_pages));
     m.insert("managed".into(), int_of(z.managed_pages));
     m.insert("free".into(), int_of(z.free_pages()));
+    m.insert("free_cma".into(), int_of(z.free_cma_pages()));
+    m.insert("cma".into(), int_of(z.cma_pages()));
     m.insert("min".into(), int_of(z.wmark(Wmark::Min)));
     m.insert("low".into(), int_of(z.wmark(Wmark::Low)));
     m.insert("high".into(), int_of(z.wmark(Wmark::High)));
