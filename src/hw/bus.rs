@@ -235,7 +235,8 @@ impl Bus {
 pub struct RamPort<'a> {
     /// Simulated memory.
     pub ram: &'a mut Ram,
-    /// The frames that are RAM (memblock.memory).
+    /// The frames that are RAM: what the board has installed (the firmware's map, before the
+    /// command line takes any from the kernel).
     pub memory: &'a [PfnRange],
     /// The IOMMU and the device mastering the bus, when the device is behind one.
     pub iommu: Option<(&'a mut Dmar, DeviceId)>,

@@ -5,8 +5,9 @@
 //! A physical address in a device window goes to the device ([`crate::hw::bus`]); anything
 //! else that is inside simulated memory goes to RAM; an address beyond both reads all ones
 //! and drops stores, as a PCI master abort does. Devices master the bus through a
-//! [`RamPort`] over memblock.memory: DMA reaches RAM only, through the IOMMU's translation
-//! when one is on (kernel/dma_iommu.rs).
+//! [`RamPort`] over the installed RAM — the firmware's map before mem= and memmap=$ took
+//! some from the kernel, so a device can DMA into memory reserved that way — through the
+//! IOMMU's translation when one is on (kernel/dma_iommu.rs).
 
 use super::{Errno, Kernel};
 use crate::addr::{PAGE_SIZE, PhysAddr};
@@ -90,7 +91,7 @@ impl Kernel {
             let master = self.bus.decode(pa.as_u64()).map(|(id, _)| id);
             let mut port = RamPort {
                 ram: &mut self.ram,
-                memory: self.page_alloc.memory(),
+                memory: &self.installed_ram,
                 iommu: self.dma.dmar.as_mut().zip(master),
             };
             self.bus.read(pa.as_u64(), buf, &mut port);
@@ -107,7 +108,7 @@ impl Kernel {
             let master = self.bus.decode(pa.as_u64()).map(|(id, _)| id);
             let mut port = RamPort {
                 ram: &mut self.ram,
-                memory: self.page_alloc.memory(),
+                memory: &self.installed_ram,
                 iommu: self.dma.dmar.as_mut().zip(master),
             };
             self.bus.write(pa.as_u64(), data, &mut port);

@@ -153,6 +153,9 @@ pub struct Kernel {
     pub(crate) irqs: irq::Irqs,
     /// sysfs attributes drivers publish: path → (owner, text).
     pub(crate) sysfs: std::collections::BTreeMap<String, (crate::drivers::DriverId, String)>,
+    /// The RAM the board has (the firmware's map before mem=/memmap= edits): what device DMA
+    /// reaches.
+    pub(crate) installed_ram: Vec<crate::addr::PfnRange>,
     /// Driver VMA events of address spaces already torn down, not yet delivered.
     pub(crate) orphan_ops_events: Vec<crate::mm::vma::OpsEvent>,
     /// DMA devices, the IOMMU, DMA-API debug and sg tables (kernel/dma.rs).
@@ -193,6 +196,21 @@ impl Kernel {
         // table holds (without the PC's BIOS edits and log lines).
         let pc = arch.low_firmware_hole().is_some();
         let mut e820 = E820Table::pc(opts.ram, arch.pci_hole(), arch.low_firmware_hole());
+        // The memory the board has, whatever the command line leaves to the kernel: mem= and
+        // memmap=$ take RAM from Linux, not from the DIMMs, so /dev/mem and device DMA still
+        // reach it.
+        let installed: Vec<crate::addr::PfnRange> = e820
+            .entries()
+            .iter()
+            .filter(|e| e.kind == E820Type::Ram)
+            .filter_map(|e| {
+                crate::addr::PfnRange::new(
+                    crate::addr::Pfn::new(e.start.div_ceil(PAGE_SIZE)),
+                    crate::addr::Pfn::new(e.end / PAGE_SIZE),
+                )
+            })
+            .collect();
+        let installed_end = e820.end();
         if pc {
             // e820__memory_setup() prints the firmware's map as it came.
             log.push("BIOS-provided physical RAM map:".into());
@@ -221,7 +239,8 @@ impl Kernel {
             )));
         }
 
-        let mut ram = Ram::new(e820.end()).map_err(|e| BootError(e.to_string()))?;
+        let mut ram =
+            Ram::new(e820.end().max(installed_end)).map_err(|e| BootError(e.to_string()))?;
 
         // /proc/iomem: one resource per e820 range (e820__reserve_resources()).
         let mut iomem = Resource::root("PCI mem", u64::MAX);
@@ -558,6 +577,7 @@ impl Kernel {
             files: file::Files::default(),
             drivers: crate::drivers::Drivers::default(),
             orphan_ops_events: Vec::new(),
+            installed_ram: installed,
             irqs: irq::Irqs::default(),
             sysfs: std::collections::BTreeMap::new(),
             dma: dma::DmaState::default(),
