@@ -7,7 +7,9 @@
 //! default CMA area when the kernel has one (`cma=`), as `__dma_direct_alloc_pages()` tries
 //! `dma_alloc_contiguous()` first, else from the buddy allocator, at most MAX_PAGE_ORDER
 //! (4 MiB) each. The class device is in no IOMMU group, so the handle is the physical address
-//! even with `intel_iommu=on`. It makes /dev/udmabufN (0600) and
+//! even with `intel_iommu=on`. `udmabufN: "size@phys"` instead places the buffer in reserved
+//! memory (the device tree's `memory-region`: memory `mem=` or `memmap=nn$ss` keeps from the
+//! kernel), which is neither allocated nor freed. It makes /dev/udmabufN (0600) and
 //! `/sys/class/u-dma-buf/udmabufN/` with `phys_addr` (`%pad`: 0x and the width of
 //! dma_addr_t), `size`, `sync_mode` and `dma_coherent`.
 //!
@@ -29,17 +31,29 @@ use crate::mm::vma::{VM_DONTDUMP, VM_DONTEXPAND, VmaOps};
 /// Buffers one load may make (udmabuf0 … udmabuf7).
 pub const MAX_BUFFERS: u32 = 8;
 
+/// Where a buffer's memory comes from.
+#[derive(Debug, Clone, Copy)]
+enum Backing {
+    /// `dma_alloc_coherent()` on the buffer's class device.
+    Coherent(DmaDev, Coherent),
+    /// A range of reserved memory given by address (the device tree's `memory-region`):
+    /// the kernel neither allocates nor frees it.
+    Reserved(u64),
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Buf {
     minor: u32,
-    dev: DmaDev,
-    c: Coherent,
+    backing: Backing,
     size: u64,
 }
 
 impl Buf {
     fn phys(&self) -> u64 {
-        self.c.phys
+        match self.backing {
+            Backing::Coherent(_, c) => c.phys,
+            Backing::Reserved(phys) => phys,
+        }
     }
 }
 
@@ -84,31 +98,59 @@ impl Driver for UDmaBuf {
                 k.printk(&format!("u-dma-buf: unknown parameter '{key}'"));
                 return Err(Errno::EINVAL);
             };
-            let size = crate::script::parse_size(v).map_err(|_| Errno::EINVAL)?;
+            // "size", or "size@phys" for a buffer in reserved memory.
+            let (size, at) = match v.split_once('@') {
+                Some((sz, at)) => (sz, Some(at)),
+                None => (v.as_str(), None),
+            };
+            let size = crate::script::parse_size(size).map_err(|_| Errno::EINVAL)?;
+            let at = at
+                .map(|a| crate::script::parse_size(a).map_err(|_| Errno::EINVAL))
+                .transpose()?;
             if size == 0 {
                 return Err(Errno::EINVAL);
             }
-            sizes.push((n, size));
+            sizes.push((n, size, at));
         }
         let major = k.register_chrdev_region(me, 0, 0, MAX_BUFFERS, "u-dma-buf")?;
         let pc = k.arch().low_firmware_hole().is_some();
         let digits = if pc { 16 } else { 8 };
-        for (minor, size) in sizes {
-            let dev = k.dma_device_create(&format!("udmabuf{minor}"), "u-dma-buf");
-            let c = match k.dma_alloc_coherent(dev, size, Gfp::KERNEL) {
-                Ok(c) => c,
-                Err(e) => {
-                    k.printk(&format!(
-                        "u-dma-buf udmabuf{minor}: dma_alloc_coherent(size={size}) failed"
-                    ));
-                    self.release_all(k);
-                    return Err(e);
+        for (minor, size, at) in sizes {
+            let backing = match at {
+                Some(phys) => {
+                    // of_reserved_mem_device_init(): the region must be memory the kernel
+                    // does not manage, page aligned, and no other buffer's.
+                    let len = size.next_multiple_of(PAGE_SIZE);
+                    let taken = self.bufs.iter().any(|b| {
+                        phys < b.phys() + b.size.next_multiple_of(PAGE_SIZE)
+                            && b.phys() < phys + len
+                    });
+                    if !phys.is_multiple_of(PAGE_SIZE) || taken || !k.is_reserved_ram(phys, len) {
+                        k.printk(&format!(
+                            "u-dma-buf udmabuf{minor}: no reserved memory at 0x{phys:x} (size {size})"
+                        ));
+                        self.release_all(k);
+                        return Err(Errno::EINVAL);
+                    }
+                    Backing::Reserved(phys)
+                }
+                None => {
+                    let dev = k.dma_device_create(&format!("udmabuf{minor}"), "u-dma-buf");
+                    match k.dma_alloc_coherent(dev, size, Gfp::KERNEL) {
+                        Ok(c) => Backing::Coherent(dev, c),
+                        Err(e) => {
+                            k.printk(&format!(
+                                "u-dma-buf udmabuf{minor}: dma_alloc_coherent(size={size}) failed"
+                            ));
+                            self.release_all(k);
+                            return Err(e);
+                        }
+                    }
                 }
             };
             let b = Buf {
                 minor,
-                dev,
-                c,
+                backing,
                 size,
             };
             self.bufs.push(b);
@@ -185,7 +227,9 @@ impl UDmaBuf {
             let name = format!("udmabuf{}", b.minor);
             k.device_destroy(&name);
             k.sysfs_remove(&format!("/sys/class/u-dma-buf/{name}/"));
-            k.dma_free_coherent(b.dev, b.size, b.c.cpu, b.c.dma);
+            if let Backing::Coherent(dev, c) = b.backing {
+                k.dma_free_coherent(dev, b.size, c.cpu, c.dma);
+            }
         }
     }
 }

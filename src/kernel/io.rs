@@ -84,6 +84,24 @@ impl Kernel {
         Ok(id)
     }
 
+    /// Whether `[start, start + len)` is installed RAM the kernel does not manage — memory
+    /// `mem=` or `memmap=nn$ss` kept from it (what a device tree's no-map `reserved-memory`
+    /// region is on an ARM board).
+    pub fn is_reserved_ram(&self, start: u64, len: u64) -> bool {
+        let Some(end) = start.checked_add(len) else {
+            return false;
+        };
+        let inside = |r: &crate::addr::PfnRange| {
+            r.start.phys().as_u64() <= start && end <= r.end.phys().as_u64()
+        };
+        let overlaps = |r: &crate::addr::PfnRange| {
+            start < r.end.phys().as_u64() && r.start.phys().as_u64() < end
+        };
+        len > 0
+            && self.installed_ram.iter().any(inside)
+            && !self.page_alloc.memory().iter().any(overlaps)
+    }
+
     /// Reads `buf.len()` bytes at physical address `pa`, all in one page.
     pub(crate) fn phys_read(&mut self, pa: PhysAddr, buf: &mut [u8]) {
         let len = buf.len() as u64;
