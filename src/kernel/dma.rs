@@ -362,9 +362,9 @@ impl Kernel {
 
     /// `__dma_direct_alloc_pages()`'s first try, `dma_alloc_contiguous()`: the pages from the
     /// default CMA area (for more than a page, with `cma=`), kept if they lie below
-    /// `phys_limit` and in the direct map, zeroed (`dma_direct_alloc()`'s memset). A range
-    /// in HIGHMEM goes back: Linux would remap it into vmalloc space
-    /// (`dma_common_contiguous_remap()`), which mmlab does not (docs/divergences.md).
+    /// `phys_limit`, zeroed (`dma_direct_alloc()`'s memset); the kernel address is the
+    /// direct map's, or for a range in HIGHMEM a VM_DMA_COHERENT mapping in the vmalloc area
+    /// (`dma_common_contiguous_remap()`).
     fn dma_direct_alloc_contiguous(
         &mut self,
         size: u64,
@@ -373,22 +373,29 @@ impl Kernel {
     ) -> Option<Coherent> {
         let pfn = self.dma_alloc_contiguous(size, gfp)?;
         let phys = pfn.as_u64() << PAGE_SHIFT;
-        let cpu = self.page_address(pfn);
-        match cpu {
-            Some(cpu) if phys + (size - 1) <= phys_limit => {
-                let zeroed = self.ram.fill(PhysAddr::new(phys), size, 0);
-                debug_assert!(zeroed.is_ok(), "{zeroed:?}");
-                Some(Coherent {
-                    cpu: cpu.as_u64(),
-                    dma: phys,
-                    phys,
-                })
-            }
-            _ => {
-                let _ = self.dma_free_contiguous(pfn, size);
-                None
-            }
+        if phys + (size - 1) > phys_limit {
+            let _ = self.dma_free_contiguous(pfn, size);
+            return None;
         }
+        // A range in HIGHMEM has no kernel address: dma_common_contiguous_remap() maps it
+        // into the vmalloc area.
+        let cpu = match self.page_address(pfn) {
+            Some(va) => va.as_u64(),
+            None => match self.dma_common_contiguous_remap(pfn, size, "dma_direct_alloc") {
+                Ok(va) => va,
+                Err(_) => {
+                    let _ = self.dma_free_contiguous(pfn, size);
+                    return None;
+                }
+            },
+        };
+        let zeroed = self.ram.fill(PhysAddr::new(phys), size, 0);
+        debug_assert!(zeroed.is_ok(), "{zeroed:?}");
+        Some(Coherent {
+            cpu,
+            dma: phys,
+            phys,
+        })
     }
 
     /// `__dma_direct_alloc_pages()`: pages below `phys_limit`, retrying with GFP_DMA32 and
@@ -428,13 +435,26 @@ impl Kernel {
             return;
         };
         let iommu = d.behind_iommu();
-        let paddr = self.virt_to_phys(VirtAddr::new(cpu)).map(PhysAddr::as_u64);
+        // debug_dma_free_coherent(): a vmalloc address (a remapped HIGHMEM buffer) by
+        // vmalloc_to_pfn(), else the direct map's.
+        let paddr = self
+            .virt_to_phys(VirtAddr::new(cpu))
+            .map(PhysAddr::as_u64)
+            .or_else(|| self.vmalloc_to_page(cpu).map(|p| p.as_u64() << PAGE_SHIFT));
         self.debug_dma_free_coherent(dev, size, paddr.unwrap_or(0), dma);
         if cpu == 0 {
             return;
         }
         if iommu {
             self.iommu_dma_unmap(dev, dma, size);
+        }
+        if !iommu
+            && size != 0
+            && let Some(pfn) = self.dma_common_free_remap(cpu)
+        {
+            // dma_common_free_remap(), then the pages back to the CMA area.
+            let _ = self.dma_free_contiguous(pfn, size);
+            return;
         }
         if let Some(pfn) = self.virt_to_page(VirtAddr::new(cpu))
             && size != 0

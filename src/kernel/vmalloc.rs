@@ -23,7 +23,9 @@ use crate::hw::e820::E820Type;
 use crate::hw::mmu::{Access, Fault};
 use crate::mm::gfp::Gfp;
 use crate::mm::tlbflush::{FlushScope, FlushTarget, TlbFlush};
-use crate::mm::vmalloc::{VM_ALLOC, VM_IOREMAP, VM_STRUCT_SIZE, VmArea, lazy_max_pages};
+use crate::mm::vmalloc::{
+    VM_ALLOC, VM_DMA_COHERENT, VM_IOREMAP, VM_STRUCT_SIZE, VmArea, lazy_max_pages,
+};
 
 /// IOREMAP_MAX_ORDER on x86-64: PUD_SHIFT (ioremap areas align to their size up to 1 GiB).
 const IOREMAP_MAX_SHIFT: u32 = 30;
@@ -338,7 +340,6 @@ impl Kernel {
         self.vmalloc.busy.insert(addr, area);
         // PAGE_KERNEL_IO with _PAGE_CACHE_MODE_UC_MINUS: PCD (PAT entry 2).
         let prot = PAGE_KERNEL | PteFlags::PCD;
-        let root = self.pgtables.init_pgd();
         // vmap_range_noflush() with ioremap_max_page_shift: a 1 GiB (X86_FEATURE_GBPAGES) or
         // 2 MiB leaf wherever the rest of the range covers one, both addresses aligned
         // (vmap_try_huge_pud()/vmap_try_huge_pmd()); `nohugeiomap` turns that off.
@@ -361,26 +362,79 @@ impl Kernel {
                 })
                 .unwrap_or(PageSize::SIZE_4K);
             // (map() adds PSE to a large leaf.)
-            let r = self.pgtable().map(
-                root,
-                VirtAddr::new(va),
-                Pfn::new(pa / PAGE_SIZE),
-                size,
-                prot,
-            );
-            match r {
-                // pmd_free_pte_page() may have freed an empty table: its flush is due now.
-                Ok(f) => {
-                    let _ = self.flush_tlb(0, f);
-                }
-                Err(_) => {
-                    self.teardown_area(addr);
-                    return Err(Errno::ENOMEM);
-                }
-            }
+            self.map_area_leaf(addr, va, Pfn::new(pa / PAGE_SIZE), size, prot)?;
             done += size.bytes();
         }
         Ok(addr + offset)
+    }
+
+    /// `dma_common_contiguous_remap(page, size, prot, caller)`: a kernel mapping in the
+    /// vmalloc area of `size` bytes of contiguous RAM from `pfn` that has none (a CMA range
+    /// in HIGHMEM), write-back, as a VM_DMA_COHERENT area (`vmap()`: 4 KiB entries, a guard
+    /// page). The pages stay their owner's: [`Kernel::dma_common_free_remap`] only unmaps.
+    pub(crate) fn dma_common_contiguous_remap(
+        &mut self,
+        pfn: Pfn,
+        size: u64,
+        caller: &str,
+    ) -> Result<u64, Errno> {
+        let map_size = size.next_multiple_of(PAGE_SIZE);
+        let (addr, vm_struct, vmap_area) = self.get_vm_area(map_size + PAGE_SIZE, PAGE_SIZE)?;
+        self.vmalloc.busy.insert(
+            addr,
+            VmArea {
+                addr,
+                size: map_size + PAGE_SIZE,
+                flags: VM_DMA_COHERENT,
+                pages: Vec::new(),
+                phys_addr: 0,
+                caller: caller.to_string(),
+                vm_struct,
+                vmap_area,
+                pages_array: None,
+            },
+        );
+        for i in 0..map_size / PAGE_SIZE {
+            let (va, frame) = (addr + i * PAGE_SIZE, Pfn::new(pfn.as_u64() + i));
+            self.map_area_leaf(addr, va, frame, PageSize::SIZE_4K, PAGE_KERNEL)?;
+        }
+        Ok(addr)
+    }
+
+    /// One leaf of the area at `area` in init_mm's tables; on failure the whole area goes
+    /// again and the mapping is ENOMEM.
+    fn map_area_leaf(
+        &mut self,
+        area: u64,
+        va: u64,
+        pfn: Pfn,
+        size: PageSize,
+        prot: PteFlags,
+    ) -> Result<(), Errno> {
+        let root = self.pgtables.init_pgd();
+        match self.pgtable().map(root, VirtAddr::new(va), pfn, size, prot) {
+            // pmd_free_pte_page() may have freed an empty table: its flush is due now.
+            Ok(f) => {
+                let _ = self.flush_tlb(0, f);
+                Ok(())
+            }
+            Err(_) => {
+                self.teardown_area(area);
+                Err(Errno::ENOMEM)
+            }
+        }
+    }
+
+    /// `dma_common_free_remap(cpu_addr, size)`: removes a VM_DMA_COHERENT mapping; returns
+    /// the first frame it mapped, or None if `addr` is not such a mapping.
+    pub(crate) fn dma_common_free_remap(&mut self, addr: u64) -> Option<Pfn> {
+        let area = self.vmalloc.find_vm_area(addr)?;
+        if area.flags & VM_DMA_COHERENT == 0 || area.addr != addr {
+            return None;
+        }
+        let pfn = self.vmalloc_to_page(addr)?;
+        self.teardown_area(addr);
+        Some(pfn)
     }
 
     /// `ioremap(phys, size)` from a script.
@@ -554,6 +608,10 @@ impl Kernel {
                     None
                 } else if a.flags & VM_ALLOC != 0 {
                     a.pages.get(i as usize).copied()
+                } else if a.flags & VM_DMA_COHERENT != 0 {
+                    // A contiguous range from wherever its first page is (vmap() records
+                    // no physical address).
+                    leaf_pfn(a.addr).map(|f| Pfn::new(f.as_u64() + i))
                 } else {
                     Some(Pfn::new(a.phys_addr / PAGE_SIZE + i))
                 };

@@ -32,6 +32,8 @@ pub const VM_ALLOC: u32 = 0x0000_0002;
 pub const VM_MAP: u32 = 0x0000_0004;
 /// Suitable for remap_vmalloc_range().
 pub const VM_USERMAP: u32 = 0x0000_0008;
+/// A coherent DMA buffer's kernel mapping (`dma_common_contiguous_remap()`).
+pub const VM_DMA_COHERENT: u32 = 0x0000_0010;
 /// No guard page after the area.
 pub const VM_NO_GUARD: u32 = 0x0000_0040;
 
@@ -207,6 +209,9 @@ impl Vmalloc {
             }
             if a.flags & VM_USERMAP != 0 {
                 s.push_str(" user");
+            }
+            if a.flags & VM_DMA_COHERENT != 0 {
+                s.push_str(" dma-coherent");
             }
             if matches!(a.pages_array, Some((_, true))) {
                 s.push_str(" vpages");
