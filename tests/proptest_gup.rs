@@ -1,12 +1,17 @@
-//! Random sequences of writes, pins, references, forks, exits, MADV_DONTNEED and remaps on
-//! processes sharing anonymous memory by fork, checked after every step:
+//! Random sequences of writes, pins, references, forks, exits, MADV_DONTNEED, remaps and
+//! CMA allocations (which migrate user pages out of the way) on processes sharing anonymous
+//! memory by fork, on a machine whose free memory is mostly a CMA area (so user pages land
+//! in it), checked after every step:
 //!
 //! - the mm validator (refcounts = PTEs + page cache + GUP references and pins, no leak);
 //! - every process reads what it last wrote (or zeros), through its own page tables;
 //! - **pin coherence**: while the mapping a pin was taken on is still there, the process's
 //!   page at that address *is* the pinned page — for write pins and read-only pins, across
 //!   forks and the child's writes (the unshare of a read-only pin, `copy_present_page()` of a
-//!   pinned page at fork) — and the pinned frame holds the process's bytes;
+//!   pinned page at fork), and across `cma_alloc()`, which may not migrate a pinned page —
+//!   and the pinned frame holds the process's bytes;
+//! - a FOLL_LONGTERM pin is never on a CMA page; a range `cma_alloc()` returns holds no
+//!   process's page any more;
 //! - at the end, with every reference given back and every process gone, every page is free.
 //!
 //! The runner is seeded: every run tries the same cases (96; `MMLAB_GUP_CASES=N` runs N).
@@ -25,6 +30,8 @@ const P: u64 = 4096;
 /// Coherence checks made, and forks with a pin outstanding: to show the cases test something.
 static COHERENT_CHECKS: AtomicU64 = AtomicU64::new(0);
 static PINNED_FORKS: AtomicU64 = AtomicU64::new(0);
+static CMA_ALLOCS: AtomicU64 = AtomicU64::new(0);
+static LONGTERM_REFUSED: AtomicU64 = AtomicU64::new(0);
 /// Pages of the shared region.
 const NP: usize = 6;
 const BASE: u64 = 0x4000_0000;
@@ -43,6 +50,8 @@ enum Op {
     Exit { p: u8 },
     Dontneed { p: u8, page: u8 },
     Remap { p: u8, page: u8 },
+    CmaAlloc { pages: u8 },
+    CmaRelease { i: u8 },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -56,6 +65,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<u8>().prop_map(|p| Op::Exit { p }),
         2 => (any::<u8>(), page.clone()).prop_map(|(p, page)| Op::Dontneed { p, page }),
         1 => (any::<u8>(), page).prop_map(|(p, page)| Op::Remap { p, page }),
+        2 => (1..=255u8).prop_map(|pages| Op::CmaAlloc { pages }),
+        1 => any::<u8>().prop_map(|i| Op::CmaRelease { i }),
     ]
 }
 
@@ -78,6 +89,10 @@ struct World {
     k: Kernel,
     procs: Vec<Proc>,
     held: Vec<Held>,
+    /// Ranges cma_alloc() handed out: (first frame, frames).
+    cma: Vec<(Pfn, u64)>,
+    /// The CMA area: [lo, hi) in frames.
+    area: (u64, u64),
 }
 
 fn fail(s: String) -> TestCaseError {
@@ -161,6 +176,45 @@ impl World {
                 self.procs[i].bytes[page as usize] = 0;
                 self.forget(pid, Some(page as usize));
             }
+            Op::CmaAlloc { pages } => {
+                let n = u64::from(pages);
+                match self.k.cma_alloc(n, 0) {
+                    Ok(base) => {
+                        // Every process page that was in the range has moved out.
+                        for i in 0..self.procs.len() {
+                            let pid = self.procs[i].pid;
+                            for pg in 0..NP {
+                                if let Some(f) = self.pfn_at(pid, pg) {
+                                    let inside = f.as_u64() >= base.as_u64()
+                                        && f.as_u64() < base.as_u64() + n;
+                                    prop_assert!(
+                                        !inside,
+                                        "pid {} page {pg} still in the range",
+                                        pid.0
+                                    );
+                                }
+                            }
+                        }
+                        CMA_ALLOCS.fetch_add(1, Ordering::Relaxed);
+                        self.cma.push((base, n));
+                    }
+                    // A pinned page or no room: nothing was taken.
+                    Err(e) => prop_assert!(
+                        matches!(
+                            e,
+                            mmlab::kernel::Errno::EBUSY | mmlab::kernel::Errno::ENOMEM
+                        ),
+                        "cma_alloc: {e:?}"
+                    ),
+                }
+            }
+            Op::CmaRelease { i } => {
+                if self.cma.is_empty() {
+                    return Ok(());
+                }
+                let (base, n) = self.cma.remove(i as usize % self.cma.len());
+                prop_assert_eq!(self.k.cma_release(base, n), Ok(()));
+            }
             Op::Remap { p, page } => {
                 let Some(i) = self.pick(p) else { return Ok(()) };
                 let pid = self.procs[i].pid;
@@ -189,8 +243,29 @@ impl World {
         } else {
             self.k.get_user_pages(pid, addr(page), 1, flags)
         };
+        if write && r == Err(mmlab::kernel::Errno::ENOMEM) {
+            // A FOLL_LONGTERM pin of a CMA page someone else holds: the page cannot migrate,
+            // so the pin fails (migrate_longterm_unpinnable_folios()'s -ENOMEM), as in Linux.
+            let f = self.pfn_at(pid, page).map(|f| f.as_u64());
+            let held = f.is_some_and(|f| {
+                self.k.vm_state().gup.hold(Pfn::new(f)).refs() > 0
+                    && f >= self.area.0
+                    && f < self.area.1
+            });
+            prop_assert!(held, "long-term pin refused without cause: {f:x?}");
+            LONGTERM_REFUSED.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
         let pages = r.map_err(|e| fail(format!("gup: {e:?}")))?;
         prop_assert_eq!(pages.len(), 1);
+        if write {
+            // FOLL_LONGTERM: never a CMA page.
+            let f = pages[0].as_u64();
+            prop_assert!(
+                f < self.area.0 || f >= self.area.1,
+                "long-term pin on CMA pfn {f:#x}"
+            );
+        }
         if pages[0] == self.k.vm_state().zero_pfn {
             // A read of an untouched page: the zero page, not counted, nothing held.
             prop_assert!(!write);
@@ -256,10 +331,13 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     let mut k = Kernel::boot(mmlab::BootOptions {
         ram: 64 << 20,
         cpus: 2,
+        cmdline: "cma=40M".into(),
         ..Default::default()
     })
     .map_err(|e| fail(format!("boot: {e}")))?;
     let free0 = k.page_alloc().nr_free_pages();
+    let a = k.cma_areas().areas[0].clone();
+    let area = (a.base_pfn.as_u64(), a.base_pfn.as_u64() + a.count);
     let first = k.process("gup").map_err(|e| fail(format!("{e:?}")))?;
     let flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
     prop_assert_eq!(
@@ -281,6 +359,8 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
             bytes: [0; NP],
         }],
         held: Vec::new(),
+        cma: Vec::new(),
+        area,
     };
     for (n, op) in ops.iter().enumerate() {
         w.step(op)
@@ -294,6 +374,9 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
             w.k.put_page(h.pfn)
         };
         prop_assert_eq!(r, Ok(()));
+    }
+    for (base, n) in std::mem::take(&mut w.cma) {
+        prop_assert_eq!(w.k.cma_release(base, n), Ok(()));
     }
     for pr in std::mem::take(&mut w.procs) {
         prop_assert_eq!(w.k.exit_group(pr.pid), Ok(()));
@@ -330,6 +413,10 @@ fn pins_stay_coherent_and_nothing_leaks() {
         COHERENT_CHECKS.load(Ordering::Relaxed),
         PINNED_FORKS.load(Ordering::Relaxed),
     );
-    eprintln!("{checks} pin coherence checks, {forks} forks with a pin outstanding");
-    assert!(checks > u64::from(cases) && forks > u64::from(cases) / 8);
+    let cmas = CMA_ALLOCS.load(Ordering::Relaxed);
+    let refused = LONGTERM_REFUSED.load(Ordering::Relaxed);
+    eprintln!(
+        "{checks} pin coherence checks, {forks} forks with a pin outstanding, {cmas} cma_alloc()s, {refused} long-term pins refused"
+    );
+    assert!(checks > u64::from(cases) && forks > u64::from(cases) / 8 && cmas > u64::from(cases));
 }
