@@ -13,7 +13,7 @@
 
 use mmlab::addr::Pfn;
 use mmlab::drivers::{Driver, DriverId, MmapVma, ModuleParams};
-use mmlab::kernel::file::{File, IovIter, KernelBuffer, O_RDWR, fixed_size_llseek};
+use mmlab::kernel::file::{File, IovIter, KernelBuffer, O_RDWR};
 use mmlab::kernel::sys::Cred;
 use mmlab::mm::gfp::Gfp;
 use mmlab::mm::vm_ops::{FaultDone, FaultEnv, FaultError, VmFaultInfo, VmOperations, VmaInfo};
@@ -90,24 +90,10 @@ impl Driver for Scratch {
         k.device_destroy("scratch1");
     }
 
-    fn read(&mut self, k: &mut Kernel, file: &mut File, to: &mut IovIter) -> Result<u64, Errno> {
-        let phys = self.phys()?;
-        k.simple_read_from_buffer(file, to, KernelBuffer::Phys(phys), PAGE)
-    }
-
-    fn write(&mut self, k: &mut Kernel, file: &mut File, from: &mut IovIter) -> Result<u64, Errno> {
-        let phys = self.phys()?;
-        k.simple_write_to_buffer(file, from, KernelBuffer::Phys(phys), PAGE)
-    }
-
-    fn llseek(
-        &mut self,
-        _k: &mut Kernel,
-        file: &mut File,
-        offset: i64,
-        whence: u32,
-    ) -> Result<u64, Errno> {
-        fixed_size_llseek(file, offset, whence, PAGE)
+    /// The page is the file's contents: the default read, write and llseek serve it
+    /// (`simple_read_from_buffer()`, `simple_write_to_buffer()`, `fixed_size_llseek()`).
+    fn buffer(&self, _file: &File) -> Option<(KernelBuffer, u64)> {
+        Some((KernelBuffer::Phys(self.phys().ok()?), PAGE))
     }
 
     fn unlocked_ioctl(

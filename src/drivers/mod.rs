@@ -25,7 +25,7 @@ pub mod uio;
 pub mod vmbuf;
 
 use crate::arch::x86_64::pgtable_types::CacheMode;
-use crate::kernel::file::{File, IovIter};
+use crate::kernel::file::{File, IovIter, KernelBuffer};
 use crate::kernel::{Errno, Kernel, MmId, Pid};
 use crate::mm::vma::{FileRef, VmFlags, VmaOps};
 use std::collections::BTreeMap;
@@ -140,30 +140,37 @@ pub trait Driver: fmt::Debug {
     /// `->release`: the last reference to the open file is gone.
     fn release(&mut self, _k: &mut Kernel, _file: &File) {}
 
-    /// `->read` (none: EINVAL, as `vfs_read()` without FMODE_CAN_READ).
-    fn read(&mut self, _k: &mut Kernel, _file: &mut File, _to: &mut IovIter) -> Result<u64, Errno> {
-        Err(Errno::EINVAL)
+    /// The fixed-size buffer the file reads and writes, if the device is one (a DMA buffer, a
+    /// vmalloc area, a device's store): where it is and its size. The default `read`,
+    /// `write` and `llseek` then serve it as Linux drivers do with `simple_read_from_buffer()`,
+    /// `simple_write_to_buffer()` and `fixed_size_llseek()`.
+    fn buffer(&self, _file: &File) -> Option<(KernelBuffer, u64)> {
+        None
     }
 
-    /// `->write` (none: EINVAL).
-    fn write(
-        &mut self,
-        _k: &mut Kernel,
-        _file: &mut File,
-        _from: &mut IovIter,
-    ) -> Result<u64, Errno> {
-        Err(Errno::EINVAL)
+    /// `->read` (the buffer's bytes from the file position; none: EINVAL, as `vfs_read()`
+    /// without FMODE_CAN_READ).
+    fn read(&mut self, k: &mut Kernel, file: &mut File, to: &mut IovIter) -> Result<u64, Errno> {
+        let (buf, size) = self.buffer(file).ok_or(Errno::EINVAL)?;
+        k.simple_read_from_buffer(file, to, buf, size)
     }
 
-    /// `->llseek` (none: ESPIPE, as a file without FMODE_LSEEK).
+    /// `->write` (into the buffer from the file position, ENOSPC at its end; none: EINVAL).
+    fn write(&mut self, k: &mut Kernel, file: &mut File, from: &mut IovIter) -> Result<u64, Errno> {
+        let (buf, size) = self.buffer(file).ok_or(Errno::EINVAL)?;
+        k.simple_write_to_buffer(file, from, buf, size)
+    }
+
+    /// `->llseek` (within the buffer; none: ESPIPE, as a file without FMODE_LSEEK).
     fn llseek(
         &mut self,
         _k: &mut Kernel,
-        _file: &mut File,
-        _offset: i64,
-        _whence: u32,
+        file: &mut File,
+        offset: i64,
+        whence: u32,
     ) -> Result<u64, Errno> {
-        Err(Errno::ESPIPE)
+        let (_, size) = self.buffer(file).ok_or(Errno::ESPIPE)?;
+        crate::kernel::file::fixed_size_llseek(file, offset, whence, size)
     }
 
     /// `->unlocked_ioctl` (none: ENOTTY).

@@ -30,7 +30,7 @@ use crate::addr::PAGE_SIZE;
 use crate::hw::device::Width;
 use crate::hw::pl_accel::{CTRL_START, STATUS_DONE, STATUS_ERROR, reg};
 use crate::kernel::dma::{Coherent, DmaDev, DmaDirection};
-use crate::kernel::file::{File, IovIter, KernelBuffer, fixed_size_llseek};
+use crate::kernel::file::{File, IovIter, KernelBuffer};
 use crate::kernel::{Errno, Kernel};
 use crate::mm::gfp::Gfp;
 use crate::mm::gup::FOLL_WRITE;
@@ -315,14 +315,8 @@ impl Driver for PlDio {
         self.transfer(k, file, from, Dir::ToDevice)
     }
 
-    fn llseek(
-        &mut self,
-        _k: &mut Kernel,
-        file: &mut File,
-        offset: i64,
-        whence: u32,
-    ) -> Result<u64, Errno> {
-        fixed_size_llseek(file, offset, whence, self.size)
+    fn buffer(&self, _file: &File) -> Option<(KernelBuffer, u64)> {
+        Some((KernelBuffer::Virt(self.store?.cpu), self.size))
     }
 
     fn unlocked_ioctl(

@@ -22,7 +22,7 @@
 use super::{Driver, DriverId, MmapVma, ModuleParams};
 use crate::addr::{PAGE_SHIFT, PAGE_SIZE};
 use crate::kernel::dma::{Coherent, DmaDev};
-use crate::kernel::file::{File, IovIter, KernelBuffer, O_SYNC, fixed_size_llseek};
+use crate::kernel::file::{File, KernelBuffer, O_SYNC};
 use crate::kernel::{Errno, Kernel};
 use crate::mm::gfp::Gfp;
 use crate::mm::vm_ops::VmOperations;
@@ -177,25 +177,9 @@ impl Driver for UDmaBuf {
         self.release_all(k);
     }
 
-    fn read(&mut self, k: &mut Kernel, file: &mut File, to: &mut IovIter) -> Result<u64, Errno> {
-        let b = self.buf(file)?;
-        k.simple_read_from_buffer(file, to, KernelBuffer::Phys(b.phys()), b.size)
-    }
-
-    fn write(&mut self, k: &mut Kernel, file: &mut File, from: &mut IovIter) -> Result<u64, Errno> {
-        let b = self.buf(file)?;
-        k.simple_write_to_buffer(file, from, KernelBuffer::Phys(b.phys()), b.size)
-    }
-
-    fn llseek(
-        &mut self,
-        _k: &mut Kernel,
-        file: &mut File,
-        offset: i64,
-        whence: u32,
-    ) -> Result<u64, Errno> {
-        let size = self.buf(file)?.size;
-        fixed_size_llseek(file, offset, whence, size)
+    fn buffer(&self, file: &File) -> Option<(KernelBuffer, u64)> {
+        let b = self.buf(file).ok()?;
+        Some((KernelBuffer::Phys(b.phys()), b.size))
     }
 
     fn has_mmap(&self, _file: &File) -> bool {

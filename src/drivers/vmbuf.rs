@@ -26,7 +26,7 @@
 
 use super::{Driver, DriverId, MmapVma, ModuleParams};
 use crate::addr::{PAGE_SHIFT, PAGE_SIZE};
-use crate::kernel::file::{File, IovIter, KernelBuffer, fixed_size_llseek};
+use crate::kernel::file::{File, KernelBuffer};
 use crate::kernel::{Errno, Kernel};
 use crate::mm::vm_ops::{FaultDone, FaultEnv, FaultError, VmFaultInfo, VmOperations};
 use crate::mm::vma::VmaOps;
@@ -93,7 +93,7 @@ impl VmOperations for VmBufVmOps {
 pub const DEFAULT_SIZE: u64 = 64 << 10;
 
 impl VmBuf {
-    fn buffer(&self) -> Result<(u64, u64), Errno> {
+    fn vmalloc_area(&self) -> Result<(u64, u64), Errno> {
         Ok((self.vaddr.ok_or(Errno::ENODEV)?, self.size))
     }
 }
@@ -165,24 +165,8 @@ impl Driver for VmBuf {
         }
     }
 
-    fn read(&mut self, k: &mut Kernel, file: &mut File, to: &mut IovIter) -> Result<u64, Errno> {
-        let (va, size) = self.buffer()?;
-        k.simple_read_from_buffer(file, to, KernelBuffer::Virt(va), size)
-    }
-
-    fn write(&mut self, k: &mut Kernel, file: &mut File, from: &mut IovIter) -> Result<u64, Errno> {
-        let (va, size) = self.buffer()?;
-        k.simple_write_to_buffer(file, from, KernelBuffer::Virt(va), size)
-    }
-
-    fn llseek(
-        &mut self,
-        _k: &mut Kernel,
-        file: &mut File,
-        offset: i64,
-        whence: u32,
-    ) -> Result<u64, Errno> {
-        fixed_size_llseek(file, offset, whence, self.size)
+    fn buffer(&self, _file: &File) -> Option<(KernelBuffer, u64)> {
+        Some((KernelBuffer::Virt(self.vaddr?), self.size))
     }
 
     fn has_mmap(&self, _file: &File) -> bool {
@@ -190,7 +174,7 @@ impl Driver for VmBuf {
     }
 
     fn mmap(&mut self, k: &mut Kernel, _file: &File, vma: &mut MmapVma) -> Result<(), Errno> {
-        let (vaddr, size) = self.buffer()?;
+        let (vaddr, size) = self.vmalloc_area()?;
         let pages = size >> PAGE_SHIFT;
         if vma.pgoff >= pages {
             return Err(Errno::EINVAL);

@@ -420,29 +420,12 @@ mod tests {
         assert_eq!(e, Err(Errno::EINVAL));
         assert!(log[0].starts_with("cma: Size (0x0000000040000000) of region at"));
         // A fixed area lands exactly at its base; a second one there is busy.
-        let fixed = Cma::declare_contiguous(
-            &mut m,
-            &env64(),
-            0x200000,
-            2 << 20,
-            0x400000,
-            true,
-            "r",
-            &mut log,
-        )
-        .unwrap();
+        let fixed_at_2m = |m: &mut _, log: &mut _| {
+            Cma::declare_contiguous(m, &env64(), 0x200000, 2 << 20, 0x400000, true, "r", log)
+        };
+        let fixed = fixed_at_2m(&mut m, &mut log).unwrap();
         assert_eq!(fixed.base_pfn, Pfn::new(0x200));
-        let again = Cma::declare_contiguous(
-            &mut m,
-            &env64(),
-            0x200000,
-            2 << 20,
-            0x400000,
-            true,
-            "r",
-            &mut log,
-        );
-        assert_eq!(again, Err(Errno::EBUSY));
+        assert_eq!(fixed_at_2m(&mut m, &mut log), Err(Errno::EBUSY));
     }
 
     #[test]

@@ -60,38 +60,34 @@ pub(crate) fn register(engine: &mut Engine) {
             },
         );
     }
+    // Calls on one page: 0 or -errno.
+    type PageFn = fn(&mut crate::kernel::Kernel, Pfn) -> Result<(), Errno>;
+    let page_calls: [(&'static str, PageFn); 2] = [
+        ("unpin_user_page", crate::kernel::Kernel::unpin_user_page),
+        ("set_page_dirty", crate::kernel::Kernel::set_page_dirty),
+    ];
+    for (name, call) in page_calls {
+        engine.register_fn(
+            name,
+            move |k: &mut KernelRef, p: Dynamic| -> Fallible<i64> {
+                let p = pfn(name, &p)?;
+                Ok(raw(call(&mut k.borrow_mut(), p).map(|()| 0)))
+            },
+        );
+    }
+    // unpin_user_pages(pfns[, make_dirty]): unpin_user_pages_dirty_lock().
+    let unpin = |k: &mut KernelRef, v: Dynamic, dirty: bool| -> Fallible<i64> {
+        let v = pfns("unpin_user_pages", &v)?;
+        Ok(raw(k
+            .borrow_mut()
+            .unpin_user_pages_dirty_lock(&v, dirty)
+            .map(|()| 0)))
+    };
     engine
-        .register_fn(
-            "unpin_user_page",
-            |k: &mut KernelRef, p: Dynamic| -> Fallible<i64> {
-                let p = pfn("unpin_user_page", &p)?;
-                Ok(raw(k.borrow_mut().unpin_user_page(p).map(|()| 0)))
-            },
-        )
-        .register_fn(
-            "unpin_user_pages",
-            |k: &mut KernelRef, v: Dynamic| -> Fallible<i64> {
-                let v = pfns("unpin_user_pages", &v)?;
-                Ok(raw(k.borrow_mut().unpin_user_pages(&v).map(|()| 0)))
-            },
-        )
-        .register_fn(
-            "unpin_user_pages",
-            |k: &mut KernelRef, v: Dynamic, dirty: bool| -> Fallible<i64> {
-                let v = pfns("unpin_user_pages", &v)?;
-                Ok(raw(k
-                    .borrow_mut()
-                    .unpin_user_pages_dirty_lock(&v, dirty)
-                    .map(|()| 0)))
-            },
-        )
-        .register_fn(
-            "set_page_dirty",
-            |k: &mut KernelRef, p: Dynamic| -> Fallible<i64> {
-                let p = pfn("set_page_dirty", &p)?;
-                Ok(raw(k.borrow_mut().set_page_dirty(p).map(|()| 0)))
-            },
-        )
+        .register_fn("unpin_user_pages", move |k: &mut KernelRef, v: Dynamic| {
+            unpin(k, v, false)
+        })
+        .register_fn("unpin_user_pages", unpin)
         .register_fn(
             "gup_held",
             |k: &mut KernelRef, p: Dynamic| -> Fallible<Map> {
